@@ -1,0 +1,53 @@
+# The two commands of the README:
+#   make run   set everything up and serve the API on SQLite with demo accounts
+#   make test  lint, type-check and run the whole test suite (SQLite and PostgreSQL)
+# Everything installs into .venv from the pinned requirements; nothing global.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 5000
+PYTEST_ARGS ?=
+
+.PHONY: run test lint typecheck setup setup-dev clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.runtime: requirements.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.dev: requirements.txt requirements-dev.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $@ $(VENV)/.runtime
+
+setup: $(VENV)/.runtime
+
+setup-dev: $(VENV)/.dev
+
+run: setup
+	$(BIN)/flask --app app db upgrade
+	$(BIN)/flask --app app seed-demo
+	@echo
+	@echo "Outreach API:      http://$(HOST):$(PORT)/api/v1"
+	@echo "API documentation: http://$(HOST):$(PORT)/api/docs"
+	@echo "Log in: curl -s http://$(HOST):$(PORT)/api/v1/auth/login -H 'Content-Type: application/json' \\"
+	@echo "          -d '{\"username\": \"demo-worker\", \"password\": \"<demo password above>\"}'"
+	@echo
+	$(BIN)/flask --app app run --host $(HOST) --port $(PORT)
+
+lint: setup-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: setup-dev
+	$(BIN)/mypy
+
+test: lint typecheck
+	$(BIN)/pytest -n 2 $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) instance .pytest_cache .mypy_cache .ruff_cache test-output

@@ -1,0 +1,5 @@
+"""Entry point found by ``flask`` and gunicorn (``gunicorn 'app:app'``)."""
+
+from outreach import create_app
+
+app = create_app()

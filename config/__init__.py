@@ -1,0 +1,196 @@
+"""Settings read from ``OUTREACH_*`` environment variables.
+
+``load_settings()`` is the single reader of the environment. It returns a frozen
+``Settings`` whose ``flask_config()`` is what ``create_app`` loads. Production refuses
+to start when a secret is missing, too short, a known placeholder, or the generated
+development value, because a guessable JWT key or pepper would let anyone mint tokens
+or re-identify people behind hashed refs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+Environment = Literal["development", "testing", "production"]
+
+ENVIRONMENTS: tuple[Environment, ...] = ("development", "testing", "production")
+SECRET_NAMES = ("OUTREACH_SECRET_KEY", "OUTREACH_JWT_SECRET", "OUTREACH_PEPPER")
+MIN_SECRET_LENGTH = 32
+PLACEHOLDER_SECRETS = frozenset(
+    {"", "changeme", "change-me", "change_me", "secret", "dev", "development", "test", "testing"}
+)
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_INSTANCE_PATH = PROJECT_ROOT / "instance"
+DEV_SECRETS_FILE = "dev-secrets.json"
+
+
+class ConfigError(RuntimeError):
+    """The environment does not describe a configuration the service may run with."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every tunable of the service, with the development defaults of DESIGN.md."""
+
+    env: Environment = "development"
+    database_url: str = f"sqlite:///{DEFAULT_INSTANCE_PATH / 'outreach.db'}"
+    secret_key: str = ""
+    jwt_secret: str = ""
+    pepper: str = ""
+    small_cell_k: int = 11
+    h3_resolution: int = 9
+    retention_days: int = 730
+    audit_retention_days: int = 365
+    ratelimit_storage_url: str = "memory://"
+    demo_password: str | None = None
+    access_token_minutes: int = 15
+    refresh_token_days: int = 14
+    login_max_failures: int = 5
+    login_client_max_failures: int = 20
+    login_lockout_minutes: int = 15
+    max_body_bytes: int = 2 * 1024 * 1024
+    trusted_proxies: int = 0
+    # Argon2id cost. The defaults follow RFC 9106's second recommended option; tests
+    # lower them because hashing dominates a suite that creates many accounts.
+    argon2_time_cost: int = 3
+    argon2_memory_kib: int = 64 * 1024
+    argon2_parallelism: int = 1
+    instance_path: Path = DEFAULT_INSTANCE_PATH
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def with_overrides(self, **changes: Any) -> Settings:
+        """Return a copy with some fields changed (tests use it)."""
+        return replace(self, **changes)
+
+    def flask_config(self) -> dict[str, Any]:
+        """The Flask configuration mapping built from these settings."""
+        return {
+            "OUTREACH_SETTINGS": self,
+            "ENV_NAME": self.env,
+            "TESTING": self.env == "testing",
+            "SECRET_KEY": self.secret_key,
+            "MAX_CONTENT_LENGTH": self.max_body_bytes,
+            "JWT_SECRET_KEY": self.jwt_secret,
+            "JWT_ALGORITHM": "HS256",
+            "JWT_DECODE_ALGORITHMS": ["HS256"],
+            "JWT_TOKEN_LOCATION": ["headers"],
+            "JWT_ACCESS_TOKEN_EXPIRES": timedelta(minutes=self.access_token_minutes),
+            "JWT_REFRESH_TOKEN_EXPIRES": timedelta(days=self.refresh_token_days),
+            "RATELIMIT_STORAGE_URI": self.ratelimit_storage_url,
+            "RATELIMIT_HEADERS_ENABLED": True,
+            "API_TITLE": "Outreach",
+            "API_VERSION": "v1",
+            "OPENAPI_VERSION": "3.0.3",
+            "OPENAPI_URL_PREFIX": "/api",
+            "OPENAPI_JSON_PATH": "openapi.json",
+            **self.extra,
+        }
+
+
+def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from exc
+    if not low <= value <= high:
+        raise ConfigError(f"{name} must be between {low} and {high}, got {value}")
+    return value
+
+
+def _development_secrets(instance_path: Path) -> dict[str, str]:
+    """Secrets generated once per checkout so tokens and ref hashes survive restarts."""
+    path = instance_path / DEV_SECRETS_FILE
+    if path.exists():
+        stored: dict[str, str] = json.loads(path.read_text())
+        if all(stored.get(name) for name in SECRET_NAMES):
+            return stored
+    generated = {name: secrets.token_urlsafe(48) for name in SECRET_NAMES}
+    instance_path.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600)
+    path.write_text(json.dumps(generated, indent=2))
+    return generated
+
+
+def _check_production_secrets(values: Mapping[str, str], instance_path: Path) -> None:
+    dev_file = instance_path / DEV_SECRETS_FILE
+    dev_values = set(json.loads(dev_file.read_text()).values()) if dev_file.exists() else set()
+    problems = []
+    for name in SECRET_NAMES:
+        value = values.get(name, "")
+        if not value:
+            problems.append(f"{name} is not set")
+        elif value.strip().lower() in PLACEHOLDER_SECRETS or value in dev_values:
+            problems.append(f"{name} is a development default")
+        elif len(value) < MIN_SECRET_LENGTH:
+            problems.append(f"{name} is shorter than {MIN_SECRET_LENGTH} characters")
+    if len({values.get(name) for name in SECRET_NAMES}) < len(SECRET_NAMES):
+        problems.append("the three secrets must differ from one another")
+    if problems:
+        raise ConfigError(
+            "refusing to start in production: "
+            + "; ".join(problems)
+            + ". Generate each with: python -c 'import secrets; print(secrets.token_urlsafe(48))'"
+        )
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Build the settings from an environment mapping (``os.environ`` by default)."""
+    env = os.environ if env is None else env
+    name = env.get("OUTREACH_ENV", "development").strip() or "development"
+    if name not in ENVIRONMENTS:
+        raise ConfigError(f"OUTREACH_ENV must be one of {', '.join(ENVIRONMENTS)}, got {name!r}")
+    environment: Environment = name
+    instance_path = Path(env.get("OUTREACH_INSTANCE_PATH") or DEFAULT_INSTANCE_PATH)
+
+    secret_values = {key: env.get(key, "") for key in SECRET_NAMES}
+    if environment == "production":
+        _check_production_secrets(secret_values, instance_path)
+    elif not all(secret_values.values()):
+        generated = _development_secrets(instance_path)
+        secret_values = {key: secret_values[key] or generated[key] for key in SECRET_NAMES}
+
+    defaults = Settings()
+    return Settings(
+        env=environment,
+        database_url=env.get("OUTREACH_DATABASE_URL")
+        or f"sqlite:///{instance_path / 'outreach.db'}",
+        secret_key=secret_values["OUTREACH_SECRET_KEY"],
+        jwt_secret=secret_values["OUTREACH_JWT_SECRET"],
+        pepper=secret_values["OUTREACH_PEPPER"],
+        small_cell_k=_int(env, "OUTREACH_SMALL_CELL_K", defaults.small_cell_k, 2, 1000),
+        h3_resolution=_int(env, "OUTREACH_H3_RESOLUTION", defaults.h3_resolution, 5, 10),
+        retention_days=_int(env, "OUTREACH_RETENTION_DAYS", defaults.retention_days, 1, 36500),
+        audit_retention_days=_int(
+            env, "OUTREACH_AUDIT_RETENTION_DAYS", defaults.audit_retention_days, 1, 36500
+        ),
+        ratelimit_storage_url=env.get("OUTREACH_RATELIMIT_STORAGE_URL")
+        or defaults.ratelimit_storage_url,
+        demo_password=env.get("OUTREACH_DEMO_PASSWORD") or None,
+        access_token_minutes=_int(
+            env, "OUTREACH_ACCESS_TOKEN_MINUTES", defaults.access_token_minutes, 1, 60
+        ),
+        refresh_token_days=_int(
+            env, "OUTREACH_REFRESH_TOKEN_DAYS", defaults.refresh_token_days, 1, 90
+        ),
+        login_max_failures=_int(
+            env, "OUTREACH_LOGIN_MAX_FAILURES", defaults.login_max_failures, 1, 1000
+        ),
+        login_client_max_failures=_int(
+            env, "OUTREACH_LOGIN_CLIENT_MAX_FAILURES", defaults.login_client_max_failures, 1, 10000
+        ),
+        login_lockout_minutes=_int(
+            env, "OUTREACH_LOGIN_LOCKOUT_MINUTES", defaults.login_lockout_minutes, 1, 1440
+        ),
+        trusted_proxies=_int(env, "OUTREACH_TRUSTED_PROXIES", defaults.trusted_proxies, 0, 5),
+        instance_path=instance_path,
+    )

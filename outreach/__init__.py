@@ -1,0 +1,89 @@
+"""Outreach: the application factory, the only place that wires things together."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from config import Settings, load_settings
+from outreach.api import BLUEPRINTS, docs
+from outreach.api.access import SECURITY_KEY
+from outreach.api.errors import register_error_handlers
+from outreach.cli import COMMANDS
+from outreach.extensions import Api, db, jwt, limiter
+from outreach.http import OrjsonProvider, register_http_hooks
+from outreach.services.auth import Security
+from outreach.services.login_guard import LoginGuard
+from outreach.services.passwords import Passwords
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """Build the app from ``settings`` (read from ``OUTREACH_*`` when not given)."""
+    settings = settings or load_settings()
+    app = Flask(__name__, instance_path=str(settings.instance_path))
+    app.config.from_mapping(settings.flask_config())
+    app.json = OrjsonProvider(app)
+    if settings.trusted_proxies:
+        n = settings.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n)  # type: ignore[method-assign]
+    configure_logging(app)
+    register_extensions(app)
+    register_blueprints(app)
+    register_errorhandlers(app)
+    register_request_hooks(app)
+    register_commands(app)
+    return app
+
+
+def configure_logging(app: Flask) -> None:
+    # Request bodies, tokens and coordinates are never logged by this code; the
+    # format only adds time and level to what the libraries emit.
+    if not logging.getLogger().handlers:
+        logging.basicConfig(
+            level=logging.INFO if app.config["ENV_NAME"] != "testing" else logging.WARNING,
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        )
+
+
+def register_extensions(app: Flask) -> None:
+    settings: Settings = app.config["OUTREACH_SETTINGS"]
+    db.init_app(app)
+    jwt.init_app(app)
+    limiter.init_app(app)
+    app.extensions[SECURITY_KEY] = Security(
+        passwords=Passwords(settings),
+        guard=LoginGuard(
+            limiter.storage,
+            max_failures_per_user=settings.login_max_failures,
+            max_failures_per_client=settings.login_client_max_failures,
+            lockout_seconds=settings.login_lockout_minutes * 60,
+        ),
+        pepper=settings.pepper,
+        access_ttl=app.config["JWT_ACCESS_TOKEN_EXPIRES"],
+        refresh_ttl=app.config["JWT_REFRESH_TOKEN_EXPIRES"],
+    )
+
+
+def register_blueprints(app: Flask) -> None:
+    api = Api(app)
+    api.spec.components.security_scheme(
+        "bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+    )
+    for blueprint in BLUEPRINTS:
+        api.register_blueprint(blueprint)
+    app.register_blueprint(docs.blp)
+
+
+def register_errorhandlers(app: Flask) -> None:
+    register_error_handlers(app)
+
+
+def register_request_hooks(app: Flask) -> None:
+    register_http_hooks(app)
+
+
+def register_commands(app: Flask) -> None:
+    for command in COMMANDS:
+        app.cli.add_command(command)

@@ -1,0 +1,118 @@
+"""How a route declares who may call it, and who is calling.
+
+Every view under ``/api`` carries ``__access__``: ``PUBLIC`` or the roles it admits.
+``tests/test_access_matrix.py`` walks the URL map and fails for a route without one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar, cast
+
+import jwt as pyjwt
+from flask import current_app, g, request
+from flask_jwt_extended import get_jwt, verify_jwt_in_request
+from flask_jwt_extended.exceptions import JWTExtendedException
+
+from outreach.extensions import db
+from outreach.models import Role
+from outreach.services import audit
+from outreach.services.access import authorise, load_principal
+from outreach.services.auth import Security
+from outreach.services.context import CallContext, Principal
+from outreach.services.errors import Unauthorized
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+PUBLIC = "public"
+ALL_ROLES = frozenset(Role)
+ACCESS_ATTRIBUTE = "__access__"
+SECURITY_KEY = "outreach.security"
+
+_BEARER_DOC: dict[str, Any] = {
+    "security": [{"bearerAuth": []}],
+}
+
+
+def security() -> Security:
+    """The app's authentication collaborators."""
+    value: Security = current_app.extensions[SECURITY_KEY]
+    return value
+
+
+def call_context() -> CallContext:
+    """The context a use case records in the audit log for this request."""
+    return CallContext(
+        principal=g.get("principal"),
+        request_id=g.get("request_id"),
+        client_hash=g.get("client_hash"),
+    )
+
+
+def current_principal() -> Principal:
+    principal: Principal | None = g.get("principal")
+    assert principal is not None, "only routes behind @requires have a principal"
+    return principal
+
+
+def public(view: F) -> F:
+    """Mark a route as callable without a token."""
+    setattr(view, ACCESS_ATTRIBUTE, PUBLIC)
+    return view
+
+
+def requires(*roles: Role) -> Callable[[F], F]:
+    """Admit callers with a valid access token and one of ``roles`` (all when none given).
+
+    401 without a valid, unrevoked token; 403 with a token of another role. Both
+    refusals are audited.
+    """
+    allowed = frozenset(roles) or ALL_ROLES
+
+    def decorate(view: F) -> F:
+        @wraps(view)
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            session = db.session
+            g.principal = _authenticate()
+            authorise(session, call_context(), allowed, request.endpoint or request.path)
+            return view(*args, **kwargs)
+
+        setattr(guarded, ACCESS_ATTRIBUTE, allowed)
+        apidoc = getattr(guarded, "_apidoc", {})
+        manual = apidoc.setdefault("manual_doc", {})
+        manual.update(_BEARER_DOC)
+        guarded._apidoc = apidoc  # type: ignore[attr-defined]
+        return cast(F, guarded)
+
+    return decorate
+
+
+def _authenticate() -> Principal:
+    session = db.session
+    try:
+        verify_jwt_in_request()
+        claims = get_jwt()
+        if claims.get("type") != "access":
+            raise Unauthorized("An access token is required.")
+        return load_principal(session, claims)
+    except (JWTExtendedException, pyjwt.PyJWTError, Unauthorized) as exc:
+        message = exc.message if isinstance(exc, Unauthorized) else _jwt_message(exc)
+        with session.begin():
+            audit.record(
+                session,
+                call_context(),
+                "auth.unauthorized",
+                outcome=audit.Outcome.DENIED,
+                target=request.endpoint or request.path,
+                params={"reason": type(exc).__name__},
+            )
+        raise Unauthorized(message) from exc
+
+
+def _jwt_message(exc: Exception) -> str:
+    if isinstance(exc, pyjwt.ExpiredSignatureError):
+        return "The access token has expired; refresh it."
+    if isinstance(exc, JWTExtendedException) and "Missing" in str(exc):
+        return "Send an access token: Authorization: Bearer <token>."
+    return "The access token is invalid."

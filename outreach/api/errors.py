@@ -1,0 +1,71 @@
+"""Error handlers: every failure leaves in the one JSON envelope.
+
+``{"code", "status", "message", "errors"?}``, for use-case failures, HTTP errors
+(flask-smorest's handler, extended by ``extensions.Api`` to keep headers), lost
+database connections (503) and anything unexpected (500, logged).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, request
+from sqlalchemy.exc import OperationalError
+from werkzeug.exceptions import UnsupportedMediaType
+from werkzeug.http import HTTP_STATUS_CODES
+
+from outreach.services.errors import ServiceError, TooManyAttempts, Unauthorized
+
+log = logging.getLogger(__name__)
+
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+def envelope(code: int, message: str, errors: dict[str, Any] | None = None) -> dict[str, Any]:
+    payload: dict[str, Any] = {
+        "code": code,
+        "status": HTTP_STATUS_CODES.get(code, "Error"),
+        "message": message,
+    }
+    if errors:
+        payload["errors"] = errors
+    return payload
+
+
+def handle_service_error(error: ServiceError) -> tuple[dict[str, Any], int, dict[str, str]]:
+    headers: dict[str, str] = {}
+    if isinstance(error, TooManyAttempts):
+        headers["Retry-After"] = str(error.retry_after)
+    if isinstance(error, Unauthorized):
+        headers["WWW-Authenticate"] = 'Bearer realm="outreach"'
+    return envelope(error.status, error.message, error.errors), error.status, headers
+
+
+def handle_database_unavailable(
+    error: OperationalError,
+) -> tuple[dict[str, Any], int, dict[str, str]]:
+    # The driver's message may quote SQL or parameters: it goes to the log, never
+    # to the client.
+    log.error("database unavailable: %s", type(error.orig).__name__ if error.orig else error)
+    return (
+        envelope(503, "The database is unavailable; retry shortly."),
+        503,
+        {"Retry-After": "5"},
+    )
+
+
+def require_json_body() -> None:
+    """Refuse a request body that is not JSON with 415 before any view parses it."""
+    if request.method not in BODY_METHODS or not request.path.startswith("/api/"):
+        return
+    has_body = (request.content_length or 0) > 0 or request.headers.get("Transfer-Encoding")
+    if has_body and request.mimetype != "application/json":
+        raise UnsupportedMediaType("Send the body as application/json.")
+
+
+def register_error_handlers(app: Flask) -> None:
+    app.register_error_handler(ServiceError, handle_service_error)
+    app.register_error_handler(OperationalError, handle_database_unavailable)
+
+    app.before_request(require_json_body)

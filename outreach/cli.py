@@ -1,0 +1,240 @@
+"""``flask`` commands for operators: migrations, accounts, demo data, audit."""
+
+from __future__ import annotations
+
+import secrets
+import sys
+
+import click
+from alembic import command as alembic_command
+from flask import current_app
+from flask.cli import AppGroup, with_appcontext
+
+from config import Settings
+from outreach import migrate
+from outreach.api.access import SECURITY_KEY
+from outreach.extensions import db
+from outreach.models import OrgKind, Role
+from outreach.services import accounts, audit, demo
+from outreach.services.auth import Security
+from outreach.services.context import OPERATOR
+from outreach.services.errors import ServiceError
+from outreach.services.passwords import password_problems
+
+DEMO_PASSWORD_FILE = "demo-password"  # noqa: S105 (a file name)
+
+
+def _settings() -> Settings:
+    settings: Settings = current_app.config["OUTREACH_SETTINGS"]
+    return settings
+
+
+def _security() -> Security:
+    value: Security = current_app.extensions[SECURITY_KEY]
+    return value
+
+
+def _fail(error: ServiceError) -> None:
+    details = "".join(
+        f"\n  {field}: {'; '.join(map(str, msgs))}" for field, msgs in (error.errors or {}).items()
+    )
+    raise click.ClickException(f"{error.message}{details}")
+
+
+# Migrations ---------------------------------------------------------------------
+
+db_cli = AppGroup("db", help="Database migrations (Alembic) on OUTREACH_DATABASE_URL.")
+
+
+@db_cli.command("upgrade")
+@click.argument("revision", default="head")
+def db_upgrade(revision: str) -> None:
+    """Apply migrations up to REVISION (default: head)."""
+    migrate.upgrade(_settings().database_url, revision)
+    click.echo(f"Database upgraded to {revision}.")
+
+
+@db_cli.command("downgrade")
+@click.argument("revision", default="-1")
+def db_downgrade(revision: str) -> None:
+    """Revert migrations down to REVISION (default: one step)."""
+    alembic_command.downgrade(migrate.alembic_config(_settings().database_url), revision)
+
+
+@db_cli.command("current")
+def db_current() -> None:
+    """Show the revision the database is at."""
+    alembic_command.current(migrate.alembic_config(_settings().database_url), verbose=True)
+
+
+@db_cli.command("heads")
+def db_heads() -> None:
+    """Show the newest revision(s) of the migration scripts."""
+    alembic_command.heads(migrate.alembic_config(_settings().database_url), verbose=True)
+
+
+@db_cli.command("revision")
+@click.option("-m", "--message", required=True, help="What the migration does.")
+@click.option("--autogenerate", is_flag=True, help="Diff the models against the database.")
+def db_revision(message: str, autogenerate: bool) -> None:
+    """Write a new migration script (review it before committing)."""
+    alembic_command.revision(
+        migrate.alembic_config(_settings().database_url), message=message, autogenerate=autogenerate
+    )
+
+
+# Accounts -----------------------------------------------------------------------
+
+
+@click.command("create-org")
+@click.option("--slug", required=True, help="Short stable name, e.g. gaia-paris.")
+@click.option("--name", required=True, help="Display name.")
+@click.option("--kind", required=True, type=click.Choice([k.value for k in OrgKind]))
+@with_appcontext
+def create_org(slug: str, name: str, kind: str) -> None:
+    """Create an organisation."""
+    try:
+        organisation = accounts.create_organisation(
+            db.session, OPERATOR, slug=slug, name=name, kind=OrgKind(kind)
+        )
+    except ServiceError as error:
+        _fail(error)
+        return
+    click.echo(
+        f"Created organisation {organisation.slug} ({organisation.kind.value}) {organisation.id}"
+    )
+
+
+@click.command("create-user")
+@click.option("--username", required=True)
+@click.option("--role", required=True, type=click.Choice([r.value for r in Role]))
+@click.option("--org", "org_slug", required=True, help="Slug of the user's organisation.")
+@click.option(
+    "--password-stdin",
+    is_flag=True,
+    help="Read the password from the first line of standard input instead of a prompt.",
+)
+@with_appcontext
+def create_user(username: str, role: str, org_slug: str, password_stdin: bool) -> None:
+    """Create a user. The password is prompted for (or read from stdin), never an argument."""
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    session = db.session
+    organisation = accounts.find_organisation(session, org_slug)
+    if organisation is None:
+        raise click.ClickException(
+            f"No organisation {org_slug!r}; create it with flask create-org."
+        )
+    try:
+        user = accounts.create_user(
+            session,
+            OPERATOR,
+            _security().passwords,
+            accounts.NewUser(
+                username=username,
+                password=password,
+                role=Role(role),
+                organisation_id=organisation.id,
+            ),
+        )
+    except ServiceError as error:
+        _fail(error)
+        return
+    click.echo(f"Created user {user.username} ({user.role.value}) in {organisation.slug}")
+
+
+# Demo data ----------------------------------------------------------------------
+
+
+def demo_password(settings: Settings) -> str:
+    """OUTREACH_DEMO_PASSWORD, or in development one generated once and kept in instance/."""
+    if settings.demo_password:
+        return settings.demo_password
+    if settings.env != "development":
+        raise click.ClickException("Set OUTREACH_DEMO_PASSWORD (12 characters or more).")
+    path = settings.instance_path / DEMO_PASSWORD_FILE
+    if path.exists():
+        return path.read_text().strip()
+    password = secrets.token_urlsafe(12)
+    settings.instance_path.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600)
+    path.write_text(password + "\n")
+    return password
+
+
+@click.command("seed-demo")
+@with_appcontext
+def seed_demo() -> None:
+    """Demo organisations and one user per role (safe to run again)."""
+    settings = _settings()
+    if settings.env == "production":
+        raise click.ClickException(
+            "seed-demo creates accounts with a shared password: not in production."
+        )
+    password = demo_password(settings)
+    if problems := password_problems(password):
+        raise click.ClickException("OUTREACH_DEMO_PASSWORD: " + " ".join(problems))
+    steps = len(demo.DEMO_ORGANISATIONS) + len(demo.DEMO_USERS)
+    with click.progressbar(length=steps, label="Seeding demo accounts") as bar:
+        summary = demo.seed_demo_accounts(
+            db.session, _security().passwords, password, progress=lambda _step: bar.update(1)
+        )
+    click.echo(
+        f"Organisations created: {summary.organisations_created}, "
+        f"users created: {summary.users_created}."
+    )
+    click.echo("Demo accounts: " + ", ".join(name for name, _, _ in demo.DEMO_USERS))
+    if settings.env == "development" and not settings.demo_password:
+        click.echo(f"Demo password (development only): {password}")
+
+
+# Audit --------------------------------------------------------------------------
+
+audit_cli = AppGroup("audit", help="Verify the audit chain and print its head.")
+
+
+def _parse_head(value: str | None) -> audit.ChainHead | None:
+    if value is None:
+        return None
+    seq, _, digest = value.partition(":")
+    if not seq.isdigit() or len(digest) != 64:
+        raise click.BadParameter(
+            "expected SEQ:HASH as printed by flask audit head", param_hint="--head"
+        )
+    return audit.ChainHead(seq=int(seq), hash=digest)
+
+
+@audit_cli.command("verify")
+@click.option(
+    "--head", "expected", help="A head printed earlier (SEQ:HASH) that must still be in the chain."
+)
+def audit_verify(expected: str | None) -> None:
+    """Recompute the chain; exit 1 naming the first broken event."""
+    session = db.session
+    with session.begin():
+        result = audit.verify(session, _parse_head(expected))
+    if result.ok:
+        click.echo(
+            f"ok: {result.checked} events verified; head {result.head_seq}:{result.head_hash}"
+        )
+        return
+    click.echo(
+        f"BROKEN at event {result.first_broken_seq}: {result.reason} "
+        f"({result.checked} events verified before it)",
+        err=True,
+    )
+    sys.exit(1)
+
+
+@audit_cli.command("head")
+def audit_head() -> None:
+    """Print SEQ:HASH of the newest event, to keep outside the system."""
+    session = db.session
+    with session.begin():
+        head = audit.read_head(session)
+    click.echo(f"{head.seq}:{head.hash}")
+
+
+COMMANDS = [db_cli, create_org, create_user, seed_demo, audit_cli]

@@ -1,0 +1,86 @@
+"""Extension objects, created unbound and wired to an app by ``create_app``.
+
+``Api`` is the exception: flask-smorest keeps one app's spec on the object, so the
+factory makes one per app.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Flask, current_app, g, request
+from flask_jwt_extended import JWTManager
+from flask_limiter import Limiter
+from flask_smorest import Api as SmorestApi
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+from werkzeug.exceptions import HTTPException
+
+from outreach.models.engine import make_engine
+
+
+class Api(SmorestApi):  # type: ignore[misc]
+    """flask-smorest's Api, keeping the headers an HTTP error carries (``Allow`` on 405)."""
+
+    def handle_http_exception(self, error: HTTPException) -> Any:
+        payload, code, headers = super().handle_http_exception(error)
+        payload.setdefault("message", error.description or payload["status"])
+        merged = dict(error.get_headers())
+        merged.pop("Content-Type", None)
+        merged.update(headers or {})
+        return payload, code, merged
+
+
+@dataclass(frozen=True)
+class _DatabaseState:
+    engine: Engine
+    sessions: sessionmaker[Session]
+
+
+class Database:
+    """Engine and sessions of one app; a session lives for one app context."""
+
+    _key = "outreach.database"
+
+    def init_app(self, app: Flask) -> None:
+        engine = make_engine(app.config["OUTREACH_SETTINGS"].database_url)
+        app.extensions[self._key] = _DatabaseState(
+            engine=engine, sessions=sessionmaker(engine, expire_on_commit=False)
+        )
+        app.teardown_appcontext(self._close_session)
+
+    def _state(self, app: Flask | None = None) -> _DatabaseState:
+        state: _DatabaseState = (app or current_app).extensions[self._key]
+        return state
+
+    def engine_for(self, app: Flask) -> Engine:
+        return self._state(app).engine
+
+    @property
+    def engine(self) -> Engine:
+        return self._state().engine
+
+    @property
+    def session(self) -> Session:
+        """The session of the current app context, created on first use."""
+        if "db_session" not in g:
+            g.db_session = self._state().sessions()
+        session: Session = g.db_session
+        return session
+
+    @staticmethod
+    def _close_session(_exc: BaseException | None) -> None:
+        session = g.pop("db_session", None)
+        if session is not None:
+            session.close()
+
+
+def client_address() -> str:
+    """The caller's address as Flask-Limiter keys it (after ProxyFix, if configured)."""
+    return request.remote_addr or "unknown"
+
+
+db = Database()
+jwt = JWTManager()
+limiter = Limiter(key_func=client_address, default_limits=[], headers_enabled=True)

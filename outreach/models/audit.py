@@ -1,0 +1,37 @@
+"""The append-only, hash-chained audit log."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from outreach.models.base import Base, UTCDateTime
+
+
+class AuditEvent(Base):
+    """One access to data, login, refusal or change; see ``services.audit``.
+
+    Actor columns are copies, not foreign keys: the log must outlive the accounts
+    it mentions and must never be rewritten by a cascade.
+    """
+
+    __tablename__ = "audit_events"
+
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    actor_user_id: Mapped[uuid.UUID | None] = mapped_column(index=True)
+    actor_org_id: Mapped[uuid.UUID | None] = mapped_column(index=True)
+    actor_role: Mapped[str | None] = mapped_column(String(32))
+    action: Mapped[str] = mapped_column(String(64), index=True)
+    target: Mapped[str | None] = mapped_column(String(200))
+    params: Mapped[dict[str, Any]] = mapped_column(JSON)
+    records: Mapped[int] = mapped_column(default=0)
+    outcome: Mapped[str] = mapped_column(String(16))
+    request_id: Mapped[str | None] = mapped_column(String(64))
+    client_hash: Mapped[str | None] = mapped_column(String(64))
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64), unique=True)

@@ -1,0 +1,95 @@
+"""Who may hold which role, how a token becomes a principal, and org scoping.
+
+The role table is DESIGN.md's: each role belongs to one organisation kind. Routes
+declare the roles they admit (``outreach.api.access.requires``); use cases scope
+their queries with ``scope_to_organisation`` so another organisation's object is
+simply not found.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+from sqlalchemy import ColumnElement, Select, select
+from sqlalchemy.orm import InstrumentedAttribute, Session
+
+from outreach.models import Organisation, OrgKind, RefreshFamily, Role, User, utcnow
+from outreach.services import audit
+from outreach.services.context import CallContext, Principal
+from outreach.services.errors import Forbidden, Unauthorized
+
+ROLE_ORG_KIND: Mapping[Role, OrgKind] = {
+    Role.WORKER: OrgKind.ASSOCIATION,
+    Role.ORG_ADMIN: OrgKind.ASSOCIATION,
+    Role.COORDINATOR: OrgKind.CITY,
+    Role.AUDITOR: OrgKind.HEALTH_AUTHORITY,
+    Role.ADMIN: OrgKind.PLATFORM,
+}
+
+SelectT = TypeVar("SelectT", bound=Select[Any])
+
+
+def roles_for_kind(kind: OrgKind) -> list[Role]:
+    """The roles a user of an organisation of ``kind`` may hold."""
+    return [role for role, org_kind in ROLE_ORG_KIND.items() if org_kind == kind]
+
+
+def load_principal(session: Session, claims: Mapping[str, Any]) -> Principal:
+    """Turn verified access-token claims into a principal, or raise ``Unauthorized``.
+
+    The token's family must be live and its user and organisation active: that is
+    what makes logout, deactivation and password changes take effect at once.
+    """
+    try:
+        user_id = uuid.UUID(str(claims["sub"]))
+        family_id = uuid.UUID(str(claims["fam"]))
+    except (KeyError, ValueError) as exc:
+        raise Unauthorized("The token is not an Outreach access token.") from exc
+    with session.begin():
+        row = session.execute(
+            select(User, Organisation, RefreshFamily)
+            .join(Organisation, Organisation.id == User.organisation_id)
+            .join(RefreshFamily, RefreshFamily.user_id == User.id)
+            .where(User.id == user_id, RefreshFamily.id == family_id)
+        ).first()
+    if row is None:
+        raise Unauthorized("The token has been revoked.")
+    user, organisation, family = row
+    if family.revoked_at is not None or family.expires_at <= utcnow():
+        raise Unauthorized("The token has been revoked.")
+    if not user.active or not organisation.active:
+        raise Unauthorized("This account is deactivated.")
+    return Principal(
+        user_id=user.id,
+        username=user.username,
+        role=user.role,
+        organisation_id=organisation.id,
+        organisation_slug=organisation.slug,
+        organisation_kind=organisation.kind,
+        family_id=family.id,
+    )
+
+
+def authorise(session: Session, ctx: CallContext, allowed: frozenset[Role], what: str) -> None:
+    """Raise ``Forbidden`` (and audit the refusal) unless the caller's role is allowed."""
+    principal = ctx.principal
+    if principal is None or principal.role in allowed:
+        return
+    with session.begin():
+        audit.record(session, ctx, "access.denied", outcome=audit.Outcome.DENIED, target=what)
+    raise Forbidden("Your role does not allow this.")
+
+
+def scope_to_organisation(
+    statement: SelectT, column: InstrumentedAttribute[uuid.UUID], principal: Principal | None
+) -> SelectT:
+    """Restrict ``statement`` to the caller's organisation unless its role spans them.
+
+    ``None`` is an operator at the command line, who sees every organisation.
+    """
+    if principal is None or principal.role == Role.ADMIN:
+        return statement
+    condition: ColumnElement[bool] = column == principal.organisation_id
+    return statement.where(condition)

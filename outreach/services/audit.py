@@ -1,0 +1,274 @@
+"""The audit writer and verifier: an append-only, hash-chained log.
+
+Each event's hash is ``sha256(prev_hash || canonical_json(event))`` where the
+canonical JSON has sorted keys and covers every stored field but the hash itself,
+so editing, deleting, reordering or inserting an event breaks the chain at that
+event. Appends are serialised: on PostgreSQL by a transaction-scoped advisory lock,
+on SQLite by the immediate transaction every write takes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import RowMapping, select, text
+from sqlalchemy.orm import Session
+
+from outreach.models import AuditEvent, utcnow
+from outreach.services.context import CallContext
+
+GENESIS_HASH = "0" * 64
+# Any fixed 63-bit number; it names the one lock every audit append takes.
+AUDIT_LOCK_KEY = 0x6F75747265616368
+# Parameters dropped whatever route sends them: secrets, coordinates, raw refs.
+FORBIDDEN_PARAM_KEYS = frozenset(
+    {
+        "password",
+        "current_password",
+        "new_password",
+        "token",
+        "access_token",
+        "refresh_token",
+        "lat",
+        "lon",
+        "lng",
+        "latitude",
+        "longitude",
+        "accuracy_m",
+        "location",
+        "ref",
+        "pepper",
+    }
+)
+MAX_PARAM_TEXT = 200
+VERIFY_BATCH = 20_000
+
+
+class Outcome:
+    """The closed set of outcomes an event records."""
+
+    SUCCESS = "success"
+    DENIED = "denied"
+    FAILED = "failed"
+    INVALID = "invalid"
+
+
+def sanitise_params(params: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Keep what helps an auditor understand a call and nothing that identifies or unlocks."""
+    if not params:
+        return {}
+    clean: dict[str, Any] = {}
+    for key, value in params.items():
+        if key.lower() in FORBIDDEN_PARAM_KEYS:
+            continue
+        clean[key] = _sanitise_value(value)
+    return clean
+
+
+def _sanitise_value(value: Any) -> Any:
+    if value is None or isinstance(value, bool | int):
+        return value
+    if isinstance(value, float):
+        return round(value, 6)
+    if isinstance(value, Mapping):
+        return sanitise_params(value)
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_sanitise_value(item) for item in value][:50]
+    return str(value)[:MAX_PARAM_TEXT]
+
+
+def _iso(at: datetime) -> str:
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _uuid_text(value: uuid.UUID | str | None) -> str | None:
+    return None if value is None else str(value)
+
+
+def canonical_payload(fields: Mapping[Any, Any]) -> bytes:
+    """The canonical JSON of an event's fields, the bytes its hash covers."""
+    return orjson.dumps(
+        {
+            "seq": fields["seq"],
+            "at": _iso(fields["at"]),
+            "actor_user_id": _uuid_text(fields["actor_user_id"]),
+            "actor_org_id": _uuid_text(fields["actor_org_id"]),
+            "actor_role": fields["actor_role"],
+            "action": fields["action"],
+            "target": fields["target"],
+            "params": fields["params"],
+            "records": fields["records"],
+            "outcome": fields["outcome"],
+            "request_id": fields["request_id"],
+            "client_hash": fields["client_hash"],
+            "prev_hash": fields["prev_hash"],
+        },
+        option=orjson.OPT_SORT_KEYS,
+    )
+
+
+def chain_hash(prev_hash: str, payload: bytes) -> str:
+    """``sha256(prev_hash || payload)`` as hex."""
+    return hashlib.sha256(prev_hash.encode("ascii") + payload).hexdigest()
+
+
+def _lock_chain(session: Session) -> None:
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": AUDIT_LOCK_KEY})
+
+
+@dataclass(frozen=True)
+class ChainHead:
+    """The newest event's sequence number and hash (0 and the genesis hash when empty)."""
+
+    seq: int
+    hash: str
+
+
+def read_head(session: Session) -> ChainHead:
+    """The current head of the chain."""
+    row = session.execute(
+        select(AuditEvent.seq, AuditEvent.hash).order_by(AuditEvent.seq.desc()).limit(1)
+    ).first()
+    if row is None:
+        return ChainHead(seq=0, hash=GENESIS_HASH)
+    return ChainHead(seq=row.seq, hash=row.hash)
+
+
+def record(
+    session: Session,
+    ctx: CallContext,
+    action: str,
+    *,
+    outcome: str = Outcome.SUCCESS,
+    target: str | None = None,
+    params: Mapping[str, Any] | None = None,
+    records: int = 0,
+) -> AuditEvent:
+    """Append one event inside the caller's open transaction.
+
+    Call it last in a use case: the chain lock is held until the transaction ends, so
+    taking it late keeps concurrent writers from queueing behind unrelated work.
+    """
+    _lock_chain(session)
+    head = read_head(session)
+    principal = ctx.principal
+    fields: dict[str, Any] = {
+        "seq": head.seq + 1,
+        "at": utcnow(),
+        "actor_user_id": principal.user_id if principal else None,
+        "actor_org_id": principal.organisation_id if principal else None,
+        "actor_role": principal.role.value if principal else ("operator" if ctx.operator else None),
+        "action": action,
+        "target": target[:200] if target else None,
+        "params": sanitise_params(params),
+        "records": records,
+        "outcome": outcome,
+        "request_id": ctx.request_id,
+        "client_hash": ctx.client_hash,
+        "prev_hash": head.hash,
+    }
+    event = AuditEvent(**fields, hash=chain_hash(head.hash, canonical_payload(fields)))
+    session.add(event)
+    session.flush()
+    return event
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    """What ``verify`` found: ``first_broken_seq`` is ``None`` when ``ok``."""
+
+    ok: bool
+    checked: int
+    first_broken_seq: int | None
+    head_hash: str
+    head_seq: int
+    reason: str | None = None
+
+
+_COLUMNS = (
+    AuditEvent.seq,
+    AuditEvent.at,
+    AuditEvent.actor_user_id,
+    AuditEvent.actor_org_id,
+    AuditEvent.actor_role,
+    AuditEvent.action,
+    AuditEvent.target,
+    AuditEvent.params,
+    AuditEvent.records,
+    AuditEvent.outcome,
+    AuditEvent.request_id,
+    AuditEvent.client_hash,
+    AuditEvent.prev_hash,
+    AuditEvent.hash,
+)
+
+
+def _rows(session: Session) -> Iterator[RowMapping]:
+    after = 0
+    while True:
+        batch = (
+            session.execute(
+                select(*_COLUMNS)
+                .where(AuditEvent.seq > after)
+                .order_by(AuditEvent.seq)
+                .limit(VERIFY_BATCH)
+            )
+            .mappings()
+            .all()
+        )
+        if not batch:
+            return
+        yield from batch
+        after = batch[-1]["seq"]
+
+
+def verify(session: Session, expected_head: ChainHead | None = None) -> VerifyResult:
+    """Recompute the chain from its start and report the first event that breaks it.
+
+    ``expected_head`` is a head handed out earlier: the chain must still contain that
+    event with that hash, which catches truncation of the newest events.
+    """
+    prev_hash, expected_seq, checked = GENESIS_HASH, 1, 0
+    expected_found = expected_head is None or expected_head.seq == 0
+    for row in _rows(session):
+        seq = row["seq"]
+        if seq != expected_seq:
+            return _broken(checked, seq, prev_hash, f"expected event {expected_seq}, found {seq}")
+        if row["prev_hash"] != prev_hash:
+            return _broken(checked, seq, prev_hash, "prev_hash does not match the event before")
+        if chain_hash(prev_hash, canonical_payload(row)) != row["hash"]:
+            return _broken(checked, seq, prev_hash, "content does not match its hash")
+        if expected_head is not None and seq == expected_head.seq:
+            if row["hash"] != expected_head.hash:
+                return _broken(checked, seq, prev_hash, "differs from the head handed out")
+            expected_found = True
+        prev_hash, expected_seq, checked = row["hash"], seq + 1, checked + 1
+    if not expected_found and expected_head is not None:
+        return _broken(
+            checked, expected_head.seq, prev_hash, "the chain ends before the head handed out"
+        )
+    return VerifyResult(
+        ok=True,
+        checked=checked,
+        first_broken_seq=None,
+        head_hash=prev_hash,
+        head_seq=expected_seq - 1,
+    )
+
+
+def _broken(checked: int, seq: int, prev_hash: str, reason: str) -> VerifyResult:
+    return VerifyResult(
+        ok=False,
+        checked=checked,
+        first_broken_seq=seq,
+        head_hash=prev_hash,
+        head_seq=seq - 1,
+        reason=reason,
+    )

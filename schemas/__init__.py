@@ -1,0 +1,1 @@
+"""Marshmallow schemas: the API contract, pure (no database, no Flask)."""

@@ -1,0 +1,55 @@
+"""Building blocks shared by every resource's schemas."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import marshmallow as ma
+from marshmallow import fields, validate
+
+MAX_PER_PAGE = 500
+
+
+class StrictBoolean(fields.Boolean):
+    """A JSON boolean only: ``"yes"``, ``1`` and ``"true"`` are type errors in a body."""
+
+    truthy = {True}
+    falsy = {False}
+
+
+class PaginationQuery(ma.Schema):
+    """``?page=&per_page=``; a page size above the maximum is capped to it."""
+
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=1_000_000))
+    per_page = fields.Integer(load_default=50, validate=validate.Range(min=1))
+
+    @ma.post_load
+    def cap_page_size(self, data: dict[str, Any], **_kwargs: Any) -> dict[str, Any]:
+        data["per_page"] = min(data["per_page"], MAX_PER_PAGE)
+        return data
+
+
+class PageSchema(ma.Schema):
+    """Every list answers ``{items, page, per_page, total}``."""
+
+    page = fields.Integer(required=True)
+    per_page = fields.Integer(required=True)
+    total = fields.Integer(required=True)
+
+
+def page_of(item_schema: type[ma.Schema], name: str) -> type[ma.Schema]:
+    """A page schema whose ``items`` are dumped with ``item_schema``."""
+    return type(
+        name,
+        (PageSchema,),
+        {"items": fields.List(fields.Nested(item_schema), required=True)},
+    )
+
+
+class ErrorSchema(ma.Schema):
+    """The one error envelope, for every status."""
+
+    code = fields.Integer(required=True, metadata={"description": "HTTP status code"})
+    status = fields.String(required=True, metadata={"description": "HTTP status name"})
+    message = fields.String(metadata={"description": "What went wrong, for a person"})
+    errors = fields.Dict(metadata={"description": "Field paths and their messages"})

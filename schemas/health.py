@@ -1,0 +1,15 @@
+"""Probe answers."""
+
+from __future__ import annotations
+
+import marshmallow as ma
+from marshmallow import fields
+
+
+class HealthSchema(ma.Schema):
+    status = fields.String(required=True)
+
+
+class ReadySchema(ma.Schema):
+    status = fields.String(required=True)
+    database = fields.String(required=True)
