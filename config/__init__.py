@@ -55,6 +55,8 @@ class Settings:
     login_max_failures: int = 5
     login_client_max_failures: int = 20
     login_lockout_minutes: int = 15
+    # Requests per client address to the login and refresh routes, all usernames together.
+    login_rate: str = "30 per minute"
     max_body_bytes: int = 2 * 1024 * 1024
     trusted_proxies: int = 0
     # Argon2id cost. The defaults follow RFC 9106's second recommended option; tests
@@ -85,6 +87,7 @@ class Settings:
             "JWT_REFRESH_TOKEN_EXPIRES": timedelta(days=self.refresh_token_days),
             "RATELIMIT_STORAGE_URI": self.ratelimit_storage_url,
             "RATELIMIT_HEADERS_ENABLED": True,
+            "OUTREACH_LOGIN_RATE": self.login_rate,
             "API_TITLE": "Outreach",
             "API_VERSION": "v1",
             "OPENAPI_VERSION": "3.0.3",
@@ -191,6 +194,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         login_lockout_minutes=_int(
             env, "OUTREACH_LOGIN_LOCKOUT_MINUTES", defaults.login_lockout_minutes, 1, 1440
         ),
+        login_rate=env.get("OUTREACH_LOGIN_RATE") or defaults.login_rate,
         trusted_proxies=_int(env, "OUTREACH_TRUSTED_PROXIES", defaults.trusted_proxies, 0, 5),
         instance_path=instance_path,
     )

@@ -100,6 +100,7 @@ def make_settings(database_url: str, instance_path: Path, **overrides: Any) -> S
         argon2_time_cost=1,
         argon2_memory_kib=8,
         argon2_parallelism=1,
+        login_rate="10000 per minute",
         instance_path=instance_path,
     ).with_overrides(**overrides)
 

@@ -11,7 +11,7 @@ from functools import wraps
 from typing import Any, TypeVar, cast
 
 import jwt as pyjwt
-from flask import current_app, g, request
+from flask import Flask, current_app, g, request
 from flask_jwt_extended import get_jwt, verify_jwt_in_request
 from flask_jwt_extended.exceptions import JWTExtendedException
 
@@ -54,6 +54,20 @@ def current_principal() -> Principal:
     principal: Principal | None = g.get("principal")
     assert principal is not None, "only routes behind @requires have a principal"
     return principal
+
+
+# Routes the libraries add (the OpenAPI document, static files): public by nature.
+LIBRARY_PUBLIC_ENDPOINTS = frozenset({"api-docs.openapi_json", "static"})
+
+
+def access_of(app: Flask, endpoint: str) -> frozenset[Role] | str | None:
+    """What the route of ``endpoint`` admits: ``PUBLIC``, roles, or ``None`` if undeclared."""
+    if endpoint in LIBRARY_PUBLIC_ENDPOINTS:
+        return PUBLIC
+    declared: frozenset[Role] | str | None = getattr(
+        app.view_functions[endpoint], ACCESS_ATTRIBUTE, None
+    )
+    return declared
 
 
 def public(view: F) -> F:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask import current_app
+
 from outreach.api.access import call_context, public, requires, security
 from outreach.api.blueprint import Blueprint
 from outreach.extensions import db, limiter
@@ -21,9 +23,15 @@ from schemas.auth import (
 
 blp = Blueprint("auth", __name__, url_prefix="/api/v1/auth", description="Accounts and tokens")
 
-# Per client address, across usernames: slows password spraying. The per-username
-# lock-out after repeated failures is ``services.login_guard``.
-LOGIN_RATE = "30 per minute"
+
+def _login_rate() -> str:
+    # Per client address, across usernames: slows password spraying. The
+    # per-username lock-out after repeated failures is ``services.login_guard``.
+    rate: str = current_app.config["OUTREACH_LOGIN_RATE"]
+    return rate
+
+
+RATE_MESSAGE = "Too many requests from this address; slow down."
 
 
 def _organisation_ref(organisation: Organisation) -> dict[str, Any]:
@@ -43,7 +51,7 @@ def _token_response(result: LoginResult) -> dict[str, Any]:
 
 @blp.route("/login", methods=["POST"])
 @public
-@limiter.limit(LOGIN_RATE)
+@limiter.limit(_login_rate, error_message=RATE_MESSAGE)
 @blp.arguments(LoginSchema)
 @blp.response(200, TokenResponseSchema)
 @blp.alt_response(401, description="Unknown username or wrong password")
@@ -56,7 +64,7 @@ def login(body: dict[str, Any]) -> dict[str, Any]:
 
 @blp.route("/refresh", methods=["POST"])
 @public
-@limiter.limit(LOGIN_RATE)
+@limiter.limit(_login_rate, error_message=RATE_MESSAGE)
 @blp.arguments(RefreshSchema)
 @blp.response(200, TokenResponseSchema)
 @blp.alt_response(401, description="Invalid, expired, revoked or already used refresh token")

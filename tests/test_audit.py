@@ -1,0 +1,186 @@
+"""The audit writer: events for logins, refusals and account changes, a valid chain,
+tampering detected, and no secret or address in clear."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+from flask import Flask
+from flask.testing import FlaskClient, FlaskCliRunner
+from sqlalchemy import delete, select, update
+
+from outreach.extensions import db
+from outreach.models import AuditEvent, Role
+from outreach.services import audit
+from tests.conftest import PASSWORD, Account, bearer, login
+
+
+def _events(app: Flask) -> list[AuditEvent]:
+    with app.app_context():
+        session = db.session
+        with session.begin():
+            return list(session.scalars(select(AuditEvent).order_by(AuditEvent.seq)))
+
+
+def _verify(app: Flask, expected: audit.ChainHead | None = None) -> audit.VerifyResult:
+    with app.app_context():
+        session = db.session
+        with session.begin():
+            return audit.verify(session, expected)
+
+
+def _scenario(client: FlaskClient, make_account: Callable[..., Account]) -> dict[str, Any]:
+    worker = make_account(Role.WORKER, "maraude-nord")
+    admin = make_account(Role.ADMIN)
+    client.post(
+        "/api/v1/auth/login", json={"username": worker.username, "password": "wrong password!"}
+    )
+    client.post("/api/v1/auth/login", json={"username": "ghost-user", "password": "nope nope nope"})
+    tokens = login(client, worker.username)
+    refreshed = client.post("/api/v1/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
+    client.post("/api/v1/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
+    admin_headers = bearer(login(client, admin.username)["access_token"])
+    client.get("/api/v1/orgs", headers=bearer(refreshed.get_json()["access_token"]))
+    client.patch(
+        f"/api/v1/users/{worker.user_id}",
+        json={"password": "a fresh password"},
+        headers=admin_headers,
+    )
+    second = login(client, worker.username, "a fresh password")
+    client.post("/api/v1/auth/logout", headers=bearer(second["access_token"]), json={})
+    return {"worker": worker, "tokens": [tokens, refreshed.get_json(), second]}
+
+
+def test_logins_refusals_and_changes_are_recorded(
+    app: Flask, client: FlaskClient, make_account: Callable[..., Account]
+) -> None:
+    scenario = _scenario(client, make_account)
+    worker: Account = scenario["worker"]
+    events = _events(app)
+    actions = [(e.action, e.outcome) for e in events]
+    for expected in [
+        ("users.create", "success"),
+        ("auth.login_failed", "denied"),
+        ("auth.login", "success"),
+        ("auth.refresh", "success"),
+        ("auth.refresh_reuse", "denied"),
+        ("auth.unauthorized", "denied"),
+        ("users.update", "success"),
+        ("auth.logout", "success"),
+    ]:
+        assert expected in actions, f"missing {expected}"
+    login_event = next(e for e in events if e.action == "auth.login")
+    assert login_event.actor_user_id == worker.user_id
+    assert login_event.actor_org_id == worker.organisation_id
+    assert login_event.actor_role == "worker"
+    assert login_event.request_id
+    update_event = next(e for e in events if e.action == "users.update")
+    assert update_event.params["changed"] == ["password"]
+    assert update_event.target == str(worker.user_id)
+    assert [e.seq for e in events] == list(range(1, len(events) + 1))
+
+
+def test_forbidden_calls_are_recorded(
+    app: Flask, client: FlaskClient, auth_headers: Callable[..., dict[str, str]]
+) -> None:
+    assert client.get("/api/v1/orgs", headers=auth_headers(Role.AUDITOR)).status_code == 403
+    denied = [e for e in _events(app) if e.action == "access.denied"]
+    assert len(denied) == 1
+    assert denied[0].actor_role == "auditor"
+    assert denied[0].target == "orgs.list_organisations"
+
+
+def test_no_secret_token_or_address_in_any_event(
+    app: Flask, client: FlaskClient, make_account: Callable[..., Account]
+) -> None:
+    scenario = _scenario(client, make_account)
+    dumped = orjson.dumps(
+        [{c.name: getattr(e, c.key) for c in AuditEvent.__table__.columns} for e in _events(app)],
+        default=str,
+    ).decode()
+    forbidden = [PASSWORD, "a fresh password", "wrong password!", "nope nope nope", "127.0.0.1"]
+    forbidden.append("ghost-user")  # a mistyped username may be someone's password
+    for pair in scenario["tokens"]:
+        forbidden += [pair["access_token"], pair["refresh_token"]]
+        forbidden += [part for part in pair["access_token"].split(".") if len(part) > 20]
+    for secret in forbidden:
+        assert secret not in dumped
+
+
+def test_chain_verifies_and_head_is_reported(
+    app: Flask, client: FlaskClient, make_account: Callable[..., Account]
+) -> None:
+    _scenario(client, make_account)
+    events = _events(app)
+    result = _verify(app)
+    assert result.ok
+    assert result.checked == len(events)
+    assert result.first_broken_seq is None
+    assert result.head_hash == events[-1].hash
+    assert events[0].prev_hash == audit.GENESIS_HASH
+    assert all(b.prev_hash == a.hash for a, b in itertools.pairwise(events))
+
+
+def _tamper(app: Flask, statement: Any) -> None:
+    with app.app_context():
+        session = db.session
+        with session.begin():
+            session.execute(statement)
+
+
+def test_edited_event_is_found(
+    app: Flask, client: FlaskClient, make_account: Callable[..., Account]
+) -> None:
+    _scenario(client, make_account)
+    _tamper(app, update(AuditEvent).where(AuditEvent.seq == 3).values(action="auth.tampered"))
+    result = _verify(app)
+    assert not result.ok
+    assert result.first_broken_seq == 3
+    assert result.checked == 2
+
+
+def test_deleted_event_is_found(
+    app: Flask, client: FlaskClient, make_account: Callable[..., Account]
+) -> None:
+    _scenario(client, make_account)
+    _tamper(app, delete(AuditEvent).where(AuditEvent.seq == 4))
+    result = _verify(app)
+    assert (result.ok, result.first_broken_seq) == (False, 5)
+
+
+def test_truncated_tail_is_found_against_a_head_handed_out(
+    app: Flask, client: FlaskClient, make_account: Callable[..., Account]
+) -> None:
+    _scenario(client, make_account)
+    with app.app_context():
+        session = db.session
+        with session.begin():
+            head = audit.read_head(session)
+    assert _verify(app, head).ok
+    _tamper(app, delete(AuditEvent).where(AuditEvent.seq == head.seq))
+    assert _verify(app).ok  # without the head, a cut tail looks like a shorter log
+    result = _verify(app, head)
+    assert (result.ok, result.first_broken_seq) == (False, head.seq)
+
+
+def test_cli_verify_and_head(
+    app: Flask, runner: FlaskCliRunner, client: FlaskClient, make_account: Callable[..., Account]
+) -> None:
+    _scenario(client, make_account)
+    head = runner.invoke(args=["audit", "head"])
+    assert head.exit_code == 0
+    seq, _digest = head.output.strip().split(":")
+    assert int(seq) == len(_events(app))
+    ok = runner.invoke(args=["audit", "verify", "--head", head.output.strip()])
+    assert ok.exit_code == 0, ok.output
+    assert f"ok: {seq} events verified" in ok.output
+
+    _tamper(app, update(AuditEvent).where(AuditEvent.seq == 2).values(records=99))
+    broken = runner.invoke(args=["audit", "verify"])
+    assert broken.exit_code == 1
+    assert "BROKEN at event 2" in broken.output
+    bad_head = runner.invoke(args=["audit", "verify", "--head", "12:abc"])
+    assert bad_head.exit_code == 2

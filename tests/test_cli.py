@@ -1,0 +1,145 @@
+"""Operator commands: accounts, demo seeding, migrations."""
+
+from __future__ import annotations
+
+from flask import Flask
+from flask.testing import FlaskClient, FlaskCliRunner
+from sqlalchemy import func, select
+
+from outreach.extensions import db
+from outreach.models import AuditEvent, Organisation, User
+from outreach.services.demo import DEMO_ORGANISATIONS, DEMO_USERS
+from tests.conftest import login
+
+
+def _count(app: Flask, model: type) -> int:
+    with app.app_context():
+        session = db.session
+        with session.begin():
+            return int(session.scalar(select(func.count()).select_from(model)) or 0)
+
+
+def test_create_org_and_user_with_password_from_stdin(
+    app: Flask, runner: FlaskCliRunner, client: FlaskClient
+) -> None:
+    org = runner.invoke(
+        args=["create-org", "--slug", "gaia-paris", "--name", "Gaïa Paris", "--kind", "association"]
+    )
+    assert org.exit_code == 0, org.output
+    assert "Created organisation gaia-paris (association)" in org.output
+    user = runner.invoke(
+        args=[
+            "create-user",
+            "--username",
+            "night-team",
+            "--role",
+            "worker",
+            "--org",
+            "gaia-paris",
+            "--password-stdin",
+        ],
+        input="a password from stdin\n",
+    )
+    assert user.exit_code == 0, user.output
+    assert "a password from stdin" not in user.output
+    assert login(client, "night-team", "a password from stdin")["role"] == "worker"
+    operator_events = [e for e in _all_events(app) if e.action in {"orgs.create", "users.create"}]
+    assert [e.actor_role for e in operator_events] == ["operator", "operator"]
+
+
+def _all_events(app: Flask) -> list[AuditEvent]:
+    with app.app_context():
+        session = db.session
+        with session.begin():
+            return list(session.scalars(select(AuditEvent).order_by(AuditEvent.seq)))
+
+
+def test_create_user_prompts_and_validates(app: Flask, runner: FlaskCliRunner) -> None:
+    runner.invoke(args=["create-org", "--slug", "ville", "--name", "Ville", "--kind", "city"])
+    short = runner.invoke(
+        args=["create-user", "--username", "coord", "--role", "coordinator", "--org", "ville"],
+        input="short\nshort\n",
+    )
+    assert short.exit_code == 1
+    assert "at least 12 characters" in short.output
+    wrong_kind = runner.invoke(
+        args=[
+            "create-user",
+            "--username",
+            "coord",
+            "--role",
+            "worker",
+            "--org",
+            "ville",
+            "--password-stdin",
+        ],
+        input="long enough password\n",
+    )
+    assert wrong_kind.exit_code == 1
+    assert "may only have: coordinator" in wrong_kind.output
+    no_org = runner.invoke(
+        args=[
+            "create-user",
+            "--username",
+            "x-user",
+            "--role",
+            "worker",
+            "--org",
+            "nowhere",
+            "--password-stdin",
+        ],
+        input="long enough password\n",
+    )
+    assert no_org.exit_code == 1
+    assert "No organisation 'nowhere'" in no_org.output
+    assert "--password" not in runner.invoke(args=["create-user", "--help"]).output.replace(
+        "--password-stdin", ""
+    )
+
+
+def test_seed_demo_creates_one_user_per_role_and_is_idempotent(
+    app: Flask, runner: FlaskCliRunner, client: FlaskClient
+) -> None:
+    first = runner.invoke(args=["seed-demo"])
+    assert first.exit_code == 0, first.output
+    assert f"users created: {len(DEMO_USERS)}" in first.output
+    counts = (_count(app, Organisation), _count(app, User))
+    assert counts == (len(DEMO_ORGANISATIONS), len(DEMO_USERS))
+    second = runner.invoke(args=["seed-demo"])
+    assert second.exit_code == 0
+    assert "Organisations created: 0, users created: 0." in second.output
+    assert (_count(app, Organisation), _count(app, User)) == counts
+    password = app.config["OUTREACH_SETTINGS"].demo_password
+    roles = {name: login(client, name, password)["role"] for name, _, _ in DEMO_USERS}
+    assert roles == {
+        "demo-worker": "worker",
+        "demo-worker-2": "worker",
+        "demo-orgadmin": "org_admin",
+        "demo-coordinator": "coordinator",
+        "demo-auditor": "auditor",
+        "demo-admin": "admin",
+    }
+    worker_org = login(client, "demo-worker", password)["organisation"]["slug"]
+    other_org = login(client, "demo-worker-2", password)["organisation"]["slug"]
+    assert worker_org != other_org
+
+
+def test_seed_demo_refuses_production(app: Flask) -> None:
+    settings = app.config["OUTREACH_SETTINGS"].with_overrides(env="production")
+    app.config["OUTREACH_SETTINGS"] = settings
+    result = app.test_cli_runner().invoke(args=["seed-demo"])
+    assert result.exit_code == 1
+    assert "not in production" in result.output
+
+
+def test_seed_demo_generates_and_keeps_a_development_password(app: Flask) -> None:
+    settings = app.config["OUTREACH_SETTINGS"].with_overrides(env="development", demo_password=None)
+    app.config["OUTREACH_SETTINGS"] = settings
+    runner = app.test_cli_runner()
+    first = runner.invoke(args=["seed-demo"])
+    second = runner.invoke(args=["seed-demo"])
+    assert first.exit_code == second.exit_code == 0
+    line = next(x for x in first.output.splitlines() if x.startswith("Demo password"))
+    assert line in second.output
+    password = line.split(": ", 1)[1]
+    assert login(app.test_client(), "demo-admin", password)["role"] == "admin"

@@ -1,0 +1,80 @@
+"""Probes, API documentation with no CDN, security headers, request ids."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from flask import Flask
+from flask.testing import FlaskClient
+
+from outreach import create_app
+from tests.conftest import make_settings
+
+
+def test_healthz_and_readyz(client: FlaskClient) -> None:
+    assert client.get("/api/v1/healthz").get_json() == {"status": "ok"}
+    ready = client.get("/api/v1/readyz")
+    assert ready.status_code == 200
+    assert ready.get_json() == {"status": "ready", "database": "ok"}
+
+
+def test_readyz_reports_an_unreachable_database(tmp_path: Path) -> None:
+    # A PostgreSQL URL on a port where nothing listens: the process lives, it is not ready.
+    url = "postgresql+psycopg://postgres@127.0.0.1:9/none?connect_timeout=1"
+    app = create_app(make_settings(url, tmp_path))
+    client = app.test_client()
+    assert client.get("/api/v1/healthz").status_code == 200
+    response = client.get("/api/v1/readyz")
+    assert response.status_code == 503
+    assert response.get_json() == {"status": "not ready", "database": "unreachable"}
+    login = client.post("/api/v1/auth/login", json={"username": "a", "password": "b"})
+    assert login.status_code == 503
+    assert login.get_json()["code"] == 503
+    assert "postgres" not in login.get_data(as_text=True)
+
+
+def test_openapi_document(client: FlaskClient) -> None:
+    spec = client.get("/api/openapi.json").get_json()
+    assert spec["openapi"].startswith("3.")
+    assert spec["info"]["title"] == "Outreach"
+    assert "/api/v1/auth/login" in spec["paths"]
+    assert spec["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
+    assert spec["paths"]["/api/v1/auth/me"]["get"]["security"] == [{"bearerAuth": []}]
+
+
+def test_docs_page_loads_everything_from_this_server(client: FlaskClient) -> None:
+    page = client.get("/api/docs")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert not re.search(r"(src|href)=\"(https?:)?//", html), "docs page must not use a CDN"
+    assets = re.findall(r"(?:src|href)=\"(/static/[^\"]+)\"", html)
+    assert len(assets) == 3
+    for asset in assets:
+        response = client.get(asset)
+        assert response.status_code == 200, asset
+        response.close()
+    assert "script-src 'self'" in page.headers["Content-Security-Policy"]
+
+
+def test_security_headers_on_every_response(app: Flask, client: FlaskClient) -> None:
+    for response in (
+        client.get("/api/v1/healthz"),
+        client.get("/api/v1/auth/me"),
+        client.get("/api/v1/missing"),
+        client.get("/api/docs"),
+    ):
+        headers = response.headers
+        assert headers["X-Content-Type-Options"] == "nosniff"
+        assert headers["X-Frame-Options"] == "DENY"
+        assert headers["Referrer-Policy"] == "no-referrer"
+        assert "frame-ancestors 'none'" in headers["Content-Security-Policy"]
+        assert "Access-Control-Allow-Origin" not in headers
+    assert client.get("/api/v1/healthz").headers["Cache-Control"] == "no-store"
+
+
+def test_request_id_is_echoed_or_made(client: FlaskClient) -> None:
+    given = client.get("/api/v1/healthz", headers={"X-Request-ID": "phone-1234-abcd"})
+    assert given.headers["X-Request-ID"] == "phone-1234-abcd"
+    made = client.get("/api/v1/healthz", headers={"X-Request-ID": "bad id with spaces"})
+    assert re.fullmatch(r"[0-9a-f]{32}", made.headers["X-Request-ID"])
