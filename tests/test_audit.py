@@ -184,3 +184,34 @@ def test_cli_verify_and_head(
     assert "BROKEN at event 2" in broken.output
     bad_head = runner.invoke(args=["audit", "verify", "--head", "12:abc"])
     assert bad_head.exit_code == 2
+
+
+def test_chain_stays_valid_under_concurrent_writers(
+    app: Flask, make_account: Callable[..., Account], engine_name: str
+) -> None:
+    """Eight clients log in, read and fail at once; the chain has no fork or gap."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    accounts = [make_account(Role.WORKER) for _ in range(8)]
+
+    def work(account: Account) -> list[int]:
+        client = app.test_client()
+        statuses = []
+        for _ in range(3):
+            tokens = login(client, account.username)
+            me = client.get("/api/v1/auth/me", headers=bearer(tokens["access_token"]))
+            statuses.append(me.status_code)
+        # One failure each: below the per-client lock-out, which would otherwise answer 429.
+        wrong = {"username": account.username, "password": "not it at all"}
+        statuses.append(client.post("/api/v1/auth/login", json=wrong).status_code)
+        return statuses
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(work, accounts))
+    assert all(statuses == [200, 200, 200, 401] for statuses in results), results
+    result = _verify(app)
+    assert result.ok, result
+    events = _events(app)
+    assert sum(e.action == "auth.login" for e in events) == 8 * 3
+    assert sum(e.action == "auth.me" for e in events) == 8 * 3
+    assert [e.seq for e in events] == list(range(1, len(events) + 1))
