@@ -15,7 +15,7 @@ from outreach import migrate
 from outreach.api.access import SECURITY_KEY
 from outreach.extensions import db
 from outreach.models import OrgKind, Role
-from outreach.services import accounts, audit, demo
+from outreach.services import accounts, audit, demo, directory, rollups
 from outreach.services.auth import Security
 from outreach.services.context import OPERATOR
 from outreach.services.errors import ServiceError
@@ -165,9 +165,16 @@ def demo_password(settings: Settings) -> str:
 
 
 @click.command("seed-demo")
+@click.option(
+    "--days",
+    default=30,
+    show_default=True,
+    type=click.IntRange(0, 3650),
+    help="Days of synthetic activity, ending yesterday.",
+)
 @with_appcontext
-def seed_demo() -> None:
-    """Demo organisations and one user per role (safe to run again)."""
+def seed_demo(days: int) -> None:
+    """Demo organisations, one user per role, structures and activity (safe to run again)."""
     settings = _settings()
     if settings.env == "production":
         raise click.ClickException(
@@ -185,6 +192,14 @@ def seed_demo() -> None:
         f"Organisations created: {summary.organisations_created}, "
         f"users created: {summary.users_created}."
     )
+    structures = directory.seed_structures(db.session, OPERATOR)
+    click.echo(f"Structures added to the directory: {structures}.")
+    days = min(days, settings.retention_days - 1)
+    with click.progressbar(length=2 * days, label=f"Syncing {days} days of demo activity") as bar:
+        created = demo.seed_demo_activity(
+            db.session, settings, days, progress=lambda _step: bar.update(1)
+        )
+    click.echo(f"Encounters created: {created}.")
     click.echo("Demo accounts: " + ", ".join(name for name, _, _ in demo.DEMO_USERS))
     if settings.env == "development" and not settings.demo_password:
         click.echo(f"Demo password (development only): {password}")
@@ -237,4 +252,34 @@ def audit_head() -> None:
     click.echo(f"{head.seq}:{head.hash}")
 
 
-COMMANDS = [db_cli, create_org, create_user, seed_demo, audit_cli]
+# Rollups -------------------------------------------------------------------------
+
+rollups_cli = AppGroup("rollups", help="The aggregates statistics are answered from.")
+
+
+@rollups_cli.command("rebuild")
+def rollups_rebuild() -> None:
+    """Recompute every aggregate from the raw encounters; report what differed."""
+    session = db.session
+    with session.begin():
+        before = rollups.snapshot(session)
+        with click.progressbar(length=0, label="Rebuilding rollups") as bar:
+            summary = rollups.rebuild(session, progress=bar.update)
+        after = rollups.snapshot(session)
+        differing = sum(
+            len(set(before[name].items()) ^ set(after[name].items())) for name in before
+        )
+        audit.record(
+            session,
+            OPERATOR,
+            "rollups.rebuild",
+            params={"differing": differing},
+            records=summary.encounters,
+        )
+    click.echo(
+        f"Rebuilt from {summary.encounters} encounters: {summary.counters} counters; "
+        f"{differing} differed from the incremental rollups."
+    )
+
+
+COMMANDS = [db_cli, create_org, create_user, seed_demo, audit_cli, rollups_cli]

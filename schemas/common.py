@@ -53,3 +53,29 @@ class ErrorSchema(ma.Schema):
     status = fields.String(required=True, metadata={"description": "HTTP status name"})
     message = fields.String(metadata={"description": "What went wrong, for a person"})
     errors = fields.Dict(metadata={"description": "Field paths and their messages"})
+
+
+class StrictInteger(fields.Integer):
+    """A JSON integer only: ``"3"``, ``3.5`` and ``true`` are type errors."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(strict=True, **kwargs)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int:
+        if isinstance(value, bool):
+            raise self.make_error("invalid")
+        result: int = super()._deserialize(value, attr, data, **kwargs)
+        return result
+
+
+class StrictFloat(fields.Float):
+    """A JSON number only (no string, boolean, NaN or infinity)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(allow_nan=False, **kwargs)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.make_error("invalid")
+        result: float = super()._deserialize(value, attr, data, **kwargs)
+        return result

@@ -21,16 +21,17 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, insert, text
 from sqlalchemy.engine import make_url
 
 from config import Settings
 from outreach import create_app, migrate
 from outreach.extensions import db
-from outreach.models import Base, OrgKind, Role
+from outreach.models import Base, Kit, OrgKind, Role
 from outreach.services import accounts
 from outreach.services.access import ROLE_ORG_KIND
 from outreach.services.context import OPERATOR
+from schemas.vocabulary import vocabularies
 
 DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 PASSWORD = "correct horse battery staple"
@@ -111,6 +112,7 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
 
 
 def empty_database(flask_app: Flask) -> None:
+    """Every table empty but for the kit catalogue the migrations seed."""
     engine = db.engine_for(flask_app)
     tables = list(reversed(Base.metadata.sorted_tables))
     with engine.begin() as connection:
@@ -120,6 +122,10 @@ def empty_database(flask_app: Flask) -> None:
         else:
             for table in tables:
                 connection.execute(table.delete())
+        connection.execute(
+            insert(Kit),
+            [{"code": k["code"], "label": k["label"]} for k in vocabularies()["kits"]],
+        )
 
 
 @pytest.fixture

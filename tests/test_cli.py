@@ -7,7 +7,7 @@ from flask.testing import FlaskClient, FlaskCliRunner
 from sqlalchemy import func, select
 
 from outreach.extensions import db
-from outreach.models import AuditEvent, Organisation, User
+from outreach.models import AuditEvent, Encounter, Organisation, Structure, User
 from outreach.services.demo import DEMO_ORGANISATIONS, DEMO_USERS
 from tests.conftest import login
 
@@ -100,15 +100,24 @@ def test_create_user_prompts_and_validates(app: Flask, runner: FlaskCliRunner) -
 def test_seed_demo_creates_one_user_per_role_and_is_idempotent(
     app: Flask, runner: FlaskCliRunner, client: FlaskClient
 ) -> None:
-    first = runner.invoke(args=["seed-demo"])
+    first = runner.invoke(args=["seed-demo", "--days", "3"])
     assert first.exit_code == 0, first.output
     assert f"users created: {len(DEMO_USERS)}" in first.output
+    created = int(first.output.split("Encounters created: ")[1].split(".")[0])
+    assert created > 20
+    assert _count(app, Encounter) == created
+    assert _count(app, Structure) >= 10
     counts = (_count(app, Organisation), _count(app, User))
     assert counts == (len(DEMO_ORGANISATIONS), len(DEMO_USERS))
-    second = runner.invoke(args=["seed-demo"])
+    second = runner.invoke(args=["seed-demo", "--days", "3"])
     assert second.exit_code == 0
     assert "Organisations created: 0, users created: 0." in second.output
+    assert "Structures added to the directory: 0." in second.output
+    assert "Encounters created: 0." in second.output
     assert (_count(app, Organisation), _count(app, User)) == counts
+    assert _count(app, Encounter) == created
+    rebuilt = runner.invoke(args=["rollups", "rebuild"])
+    assert "0 differed" in rebuilt.output
     password = app.config["OUTREACH_SETTINGS"].demo_password
     roles = {name: login(client, name, password)["role"] for name, _, _ in DEMO_USERS}
     assert roles == {
@@ -127,7 +136,7 @@ def test_seed_demo_creates_one_user_per_role_and_is_idempotent(
 def test_seed_demo_refuses_production(app: Flask) -> None:
     settings = app.config["OUTREACH_SETTINGS"].with_overrides(env="production")
     app.config["OUTREACH_SETTINGS"] = settings
-    result = app.test_cli_runner().invoke(args=["seed-demo"])
+    result = app.test_cli_runner().invoke(args=["seed-demo", "--days", "0"])
     assert result.exit_code == 1
     assert "not in production" in result.output
 
@@ -136,8 +145,8 @@ def test_seed_demo_generates_and_keeps_a_development_password(app: Flask) -> Non
     settings = app.config["OUTREACH_SETTINGS"].with_overrides(env="development", demo_password=None)
     app.config["OUTREACH_SETTINGS"] = settings
     runner = app.test_cli_runner()
-    first = runner.invoke(args=["seed-demo"])
-    second = runner.invoke(args=["seed-demo"])
+    first = runner.invoke(args=["seed-demo", "--days", "0"])
+    second = runner.invoke(args=["seed-demo", "--days", "0"])
     assert first.exit_code == second.exit_code == 0
     line = next(x for x in first.output.splitlines() if x.startswith("Demo password"))
     assert line in second.output

@@ -7,10 +7,10 @@ from typing import Any
 
 from outreach.api.access import call_context, requires, security
 from outreach.api.blueprint import Blueprint
+from outreach.api.pages import page_body
 from outreach.extensions import db
 from outreach.models import Organisation, OrgKind, Role, User
 from outreach.services import accounts
-from outreach.services.pagination import Page
 from schemas.accounts import (
     OrganisationCreateSchema,
     OrganisationPageSchema,
@@ -28,15 +28,6 @@ orgs = Blueprint("orgs", __name__, url_prefix="/api/v1/orgs", description="Organ
 users = Blueprint("users", __name__, url_prefix="/api/v1/users", description="User accounts")
 
 
-def _page(result: Page[Any]) -> dict[str, Any]:
-    return {
-        "items": result.items,
-        "page": result.page,
-        "per_page": result.per_page,
-        "total": result.total,
-    }
-
-
 @orgs.route("", methods=["GET"])
 @requires(Role.ADMIN)
 @orgs.arguments(OrganisationQuerySchema, location="query")
@@ -47,7 +38,7 @@ def list_organisations(query: dict[str, Any]) -> dict[str, Any]:
     result = accounts.list_organisations(
         db.session, call_context(), page=query["page"], per_page=query["per_page"], kind=kind
     )
-    return _page(result)
+    return page_body(result)
 
 
 @orgs.route("", methods=["POST"])
@@ -100,7 +91,7 @@ def list_users(query: dict[str, Any]) -> dict[str, Any]:
         role=Role(query["role"]) if "role" in query else None,
         active=query.get("active"),
     )
-    return _page(result)
+    return page_body(result)
 
 
 @users.route("", methods=["POST"])

@@ -3,14 +3,26 @@
 from outreach.models.accounts import Organisation, OrgKind, RefreshFamily, Role, User
 from outreach.models.audit import AuditEvent
 from outreach.models.base import Base, UTCDateTime, utcnow
+from outreach.models.directory import Kit, Structure
+from outreach.models.field import Encounter, EncounterVersion, Shift
+from outreach.models.rollups import NO_SHIFT, RollupCount, RollupPerson, ShiftSector
 
 __all__ = [
+    "NO_SHIFT",
     "AuditEvent",
     "Base",
+    "Encounter",
+    "EncounterVersion",
+    "Kit",
     "OrgKind",
     "Organisation",
     "RefreshFamily",
     "Role",
+    "RollupCount",
+    "RollupPerson",
+    "Shift",
+    "ShiftSector",
+    "Structure",
     "UTCDateTime",
     "User",
     "utcnow",

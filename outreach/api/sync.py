@@ -1,0 +1,80 @@
+"""``POST /api/v1/sync``: phones send shifts and encounters in batches."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from flask import current_app
+from marshmallow import ValidationError
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from outreach.api.access import call_context, requires
+from outreach.api.blueprint import Blueprint
+from outreach.extensions import db
+from outreach.models import Role
+from outreach.services import sync as sync_service
+from outreach.services.sync import ItemResult, SyncBatch
+from schemas.sync import (
+    MAX_ITEMS,
+    EncounterSchema,
+    ShiftSchema,
+    SyncBodySchema,
+    SyncQuerySchema,
+    SyncResponseSchema,
+)
+
+blp = Blueprint("sync", __name__, url_prefix="/api/v1", description="Offline-first sync")
+
+_SCHEMAS = {"shift": ShiftSchema(), "encounter": EncounterSchema()}
+
+
+def _load(batch: SyncBatch, kind: str, raw_items: list[Any]) -> None:
+    loaded = batch.shifts if kind == "shift" else batch.encounters
+    for index, raw in enumerate(raw_items):
+        try:
+            loaded.append((index, _SCHEMAS[kind].load(raw)))
+        except ValidationError as error:
+            batch.rejected[(kind, index)] = ItemResult(
+                sync_service.item_id(raw), kind, "invalid", _as_dict(error.messages)
+            )
+
+
+def _as_dict(messages: Any) -> dict[str, Any]:
+    return messages if isinstance(messages, dict) else {"_schema": messages}
+
+
+@blp.route("/sync", methods=["POST"])
+@requires(Role.WORKER, Role.ORG_ADMIN)
+@blp.arguments(SyncQuerySchema, location="query")
+@blp.arguments(SyncBodySchema)
+@blp.response(200, SyncResponseSchema)
+@blp.alt_response(413, description="More than 500 items, or a body over 2 MiB")
+@blp.alt_response(422, description="With ?atomic=true: some item is invalid, nothing stored")
+def sync(query: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
+    """Store new shifts and encounters; answer what became of each item.
+
+    Statuses: ``created``; ``duplicate`` (same id, same content: nothing written);
+    ``conflict`` (same id, other content: nothing written, amend with PATCH);
+    ``invalid`` (with field-path errors). Valid items are committed together.
+    """
+    total = len(body["shifts"]) + len(body["encounters"])
+    if total > MAX_ITEMS:
+        raise RequestEntityTooLarge(f"At most {MAX_ITEMS} items a request; this one has {total}.")
+    batch = SyncBatch()
+    _load(batch, "shift", body["shifts"])
+    _load(batch, "encounter", body["encounters"])
+    outcome = sync_service.sync(
+        db.session,
+        call_context(),
+        current_app.config["OUTREACH_SETTINGS"],
+        batch,
+        atomic=query["atomic"],
+    )
+    return {
+        "results": [
+            {k: v for k, v in asdict(result).items() if v is not None or k == "id"}
+            for result in outcome.results
+        ],
+        "counts": outcome.counts,
+    }

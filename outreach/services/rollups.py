@@ -1,0 +1,175 @@
+"""Keep the aggregates exact: deltas of every encounter write, applied in its transaction.
+
+``encounter_deltas`` turns one stored encounter into the counter increments it
+contributes; a write adds them, a deletion subtracts them, an amendment does both.
+``rebuild`` recomputes everything from the raw rows and must agree with the
+increments (a property test checks it).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+from sqlalchemy import Table, delete, select, tuple_
+from sqlalchemy.orm import Session
+
+from outreach.models import Encounter, RollupCount, RollupPerson, ShiftSector
+from outreach.models.dml import add_to_counters
+
+COUNT_KEY = ("day", "organisation_id", "sector", "cell", "shift_kind", "metric")
+PERSON_KEY = ("day", "organisation_id", "sector", "cell", "shift_kind", "ref_hash")
+SHIFT_SECTOR_KEY = ("shift_id", "sector")
+REBUILD_BATCH = 5_000
+
+
+def metrics(row: Mapping[str, Any]) -> Counter[str]:
+    """The counters one encounter adds to, by metric name."""
+    counts: Counter[str] = Counter({"encounters": 1, "people": row["people"]})
+    if row["people"] == 1:
+        counts[f"age:{row['age_band'] or 'unknown'}"] += 1
+        if row["first_contact"]:
+            counts["first_contacts"] += 1
+        if row["gender"] == "f":
+            counts["women"] += 1
+    for code, quantity in row["kits"].items():
+        if quantity:
+            counts[f"kit:{code}"] += quantity
+    for code in row["services"]:
+        counts[f"service:{code}"] += 1
+    for referral in row["referrals"]:
+        counts[f"referral:{referral['to']}:{referral['status']}"] += 1
+    return counts
+
+
+@dataclass
+class Deltas:
+    """Counter increments gathered over a batch, applied in one go."""
+
+    counts: Counter[tuple[Any, ...]] = field(default_factory=Counter)
+    people: Counter[tuple[Any, ...]] = field(default_factory=Counter)
+    shift_sectors: Counter[tuple[Any, ...]] = field(default_factory=Counter)
+
+    def add(self, row: Mapping[str, Any], sign: int = 1) -> None:
+        base = (
+            row["local_day"],
+            row["organisation_id"],
+            row["sector"],
+            row["cell"],
+            row["shift_kind"],
+        )
+        for metric, value in metrics(row).items():
+            self.counts[(*base, metric)] += sign * value
+        if row["ref_hash"]:
+            self.people[(*base, row["ref_hash"])] += sign
+        if row["shift_id"] is not None:
+            self.shift_sectors[(row["shift_id"], row["sector"])] += sign
+
+    def apply(self, session: Session) -> None:
+        _apply(session, RollupCount, COUNT_KEY, "value", self.counts)
+        _apply(session, RollupPerson, PERSON_KEY, "encounters", self.people)
+        _apply(session, ShiftSector, SHIFT_SECTOR_KEY, "encounters", self.shift_sectors)
+
+
+def _apply(
+    session: Session,
+    model: type[RollupCount] | type[RollupPerson] | type[ShiftSector],
+    key: tuple[str, ...],
+    value_column: str,
+    deltas: Counter[tuple[Any, ...]],
+) -> None:
+    changes = sorted((k, v) for k, v in deltas.items() if v != 0)
+    if not changes:
+        return
+    table = cast(Table, model.__table__)
+    # Sorted keys: concurrent transactions lock counter rows in the same order, so
+    # they queue instead of deadlocking.
+    rows = [{**dict(zip(key, k, strict=True)), value_column: v} for k, v in changes]
+    add_to_counters(session, table, key, value_column, rows)
+    emptied = [k for k, v in changes if v < 0]
+    if emptied:
+        columns = tuple_(*(table.c[name] for name in key))
+        session.execute(delete(table).where(columns.in_(emptied), table.c[value_column] <= 0))
+
+
+# What an encounter write decides; an amendment replaces exactly these columns.
+STORED_FIELDS = (
+    "shift_id",
+    "shift_kind",
+    "occurred_at",
+    "local_day",
+    "cell",
+    "sector",
+    "setting",
+    "people",
+    "age_band",
+    "gender",
+    "first_contact",
+    "ref_hash",
+    "kits",
+    "services",
+    "referrals",
+    "content_hash",
+)
+
+
+def stored_row(encounter: Encounter) -> dict[str, Any]:
+    """A stored encounter as the plain row rollups and content hashes read."""
+    row = {name: getattr(encounter, name) for name in STORED_FIELDS}
+    row["organisation_id"] = encounter.organisation_id
+    return row
+
+
+@dataclass(frozen=True)
+class RebuildSummary:
+    encounters: int
+    counters: int
+
+
+def rebuild(session: Session, progress: Callable[[int], None] = lambda _n: None) -> RebuildSummary:
+    """Recompute every aggregate from the live raw encounters, inside the caller's transaction."""
+    for model in (RollupCount, RollupPerson, ShiftSector):
+        session.execute(delete(model))
+    seen = 0
+    deltas = Deltas()
+    for batch in _live_encounters(session):
+        for encounter in batch:
+            deltas.add(stored_row(encounter))
+        seen += len(batch)
+        progress(len(batch))
+    deltas.apply(session)
+    return RebuildSummary(encounters=seen, counters=len(deltas.counts))
+
+
+def _live_encounters(session: Session) -> Iterable[list[Encounter]]:
+    after: uuid.UUID | None = None
+    while True:
+        statement = select(Encounter).where(Encounter.deleted_at.is_(None)).order_by(Encounter.id)
+        if after is not None:
+            statement = statement.where(Encounter.id > after)
+        batch = list(session.scalars(statement.limit(REBUILD_BATCH)))
+        if not batch:
+            return
+        yield batch
+        after = batch[-1].id
+        session.expunge_all()
+
+
+def snapshot(session: Session) -> dict[str, dict[tuple[Any, ...], int]]:
+    """Every stored counter, for comparing incremental rollups with a rebuild."""
+
+    def read(model: Any, key: tuple[str, ...], value: str) -> dict[tuple[Any, ...], int]:
+        table = model.__table__
+        return {
+            tuple(row[:-1]): row[-1]
+            for row in session.execute(select(*(table.c[k] for k in key), table.c[value]))
+        }
+
+    return {
+        "counts": read(RollupCount, COUNT_KEY, "value"),
+        "people": read(RollupPerson, PERSON_KEY, "encounters"),
+        "shift_sectors": read(ShiftSector, SHIFT_SECTOR_KEY, "encounters"),
+    }

@@ -1,0 +1,434 @@
+"""Offline-first sync: store each new shift and encounter once, report every item.
+
+An item's identity is its client UUID. Its content hash covers what is stored
+(after anonymisation), so a resend of the same item is a ``duplicate`` and a resend
+with other content a ``conflict``: nothing is overwritten, amendments go through
+``PATCH``. Inserts use ON CONFLICT DO NOTHING, never read-then-write, so concurrent
+resends store one row. Every valid item of a batch, its rollup increments and the
+audit event commit together; with ``atomic`` one invalid item stores nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import orjson
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from config import Settings
+from outreach.models import NO_SHIFT, Encounter, Kit, Shift, Structure, utcnow
+from outreach.models.dml import insert_new
+from outreach.services import audit
+from outreach.services.context import CallContext
+from outreach.services.crypto import keyed_hash
+from outreach.services.errors import Invalid
+from outreach.services.geo import OutsideServiceArea, Snapped, geography
+from outreach.services.rollups import Deltas
+
+PARIS = ZoneInfo("Europe/Paris")
+CLOCK_SKEW = timedelta(minutes=5)
+STATUSES = ("created", "duplicate", "conflict", "invalid")
+
+
+@dataclass(frozen=True)
+class ItemResult:
+    id: str | None
+    kind: str
+    status: str
+    errors: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class SyncOutcome:
+    results: list[ItemResult]
+
+    @property
+    def counts(self) -> dict[str, int]:
+        counts = dict.fromkeys(STATUSES, 0)
+        for result in self.results:
+            counts[result.status] += 1
+        return counts
+
+
+@dataclass
+class SyncBatch:
+    """Items as the schemas loaded them, by position; ``rejected`` failed the schemas."""
+
+    shifts: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    encounters: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    rejected: dict[tuple[str, int], ItemResult] = field(default_factory=dict)
+
+
+class SyncRejected(Invalid):
+    """``atomic`` was asked and some item is invalid: nothing was stored."""
+
+
+def content_hash(content: dict[str, Any]) -> str:
+    """SHA-256 of the canonical JSON (sorted keys) of what is stored."""
+    return hashlib.sha256(orjson.dumps(content, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(PARIS).isoformat()
+
+
+def shift_content(item: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "kind": item["kind"],
+        "started_at": _iso(item["started_at"]),
+        "ended_at": _iso(item["ended_at"]),
+        "planned_sectors": sorted(item["planned_sectors"]),
+    }
+
+
+def encounter_content(row: dict[str, Any]) -> dict[str, Any]:
+    """The part of a stored encounter its hash covers (what a phone decides)."""
+    return {
+        "occurred_at": _iso(row["occurred_at"]),
+        "shift_id": str(row["shift_id"]) if row["shift_id"] else None,
+        "cell": row["cell"],
+        "sector": row["sector"],
+        "setting": row["setting"],
+        "people": row["people"],
+        "age_band": row["age_band"],
+        "gender": row["gender"],
+        "first_contact": row["first_contact"],
+        "ref_hash": row["ref_hash"],
+        "kits": row["kits"],
+        "services": row["services"],
+        "referrals": row["referrals"],
+    }
+
+
+@dataclass
+class _Checks:
+    """What validating a batch needs from the database, read once."""
+
+    kits: set[str]
+    structures: dict[str, str]
+    stored_shifts: dict[uuid.UUID, Shift]
+
+
+class EncounterBuilder:
+    """Turns a loaded encounter into the row stored: snapped, hashed, checked."""
+
+    def __init__(self, settings: Settings, now: datetime) -> None:
+        self._geography = geography(settings.h3_resolution)
+        self._pepper = settings.pepper
+        self._earliest = now - timedelta(days=settings.retention_days)
+        self._latest = now + CLOCK_SKEW
+
+    def check_time(self, field_name: str, moment: datetime, errors: dict[str, Any]) -> None:
+        if moment > self._latest:
+            errors[field_name] = ["This time is in the future; check the phone's clock."]
+        elif moment < self._earliest:
+            errors[field_name] = ["This is older than the retention period and cannot be stored."]
+
+    def build(
+        self,
+        item: dict[str, Any],
+        organisation_id: uuid.UUID,
+        user_id: uuid.UUID,
+        shift_kind: str,
+        kits: set[str],
+        structures: dict[str, str],
+        kept: dict[str, Any] | None = None,
+    ) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+        """The stored row, or ``None`` and the field errors.
+
+        ``kept`` holds what an amendment without a new location or ref keeps from the
+        stored row (``cell``, ``sector``, ``ref_hash``).
+        """
+        errors: dict[str, Any] = {}
+        if kept is None or item["occurred_at"] != kept["occurred_at"]:
+            self.check_time("occurred_at", item["occurred_at"], errors)
+        location = item.pop("location", None)
+        if location is not None:
+            try:
+                snapped = self._geography.snap(location["lat"], location["lon"])
+            except OutsideServiceArea as exc:
+                errors["location"] = [str(exc)]
+            del location
+        elif kept is not None:
+            snapped = Snapped(cell=kept["cell"], sector=kept["sector"])
+        else:
+            errors["location"] = ["Missing data for required field."]
+        unknown_kits = sorted(set(item["kits"]) - kits)
+        if unknown_kits:
+            errors["kits"] = {code: ["Unknown kit code."] for code in unknown_kits}
+        referral_errors = {}
+        for index, referral in enumerate(item["referrals"]):
+            code = referral.get("structure")
+            if code is not None and structures.get(code) != referral["to"]:
+                referral_errors[str(index)] = {
+                    "structure": [f"No structure {code!r} of type {referral['to']!r}."]
+                }
+        if referral_errors:
+            errors["referrals"] = referral_errors
+        if errors:
+            return None, errors
+
+        person = item.get("person") or {}
+        alone = item["people"] == 1
+        occurred_at: datetime = item["occurred_at"]
+        row: dict[str, Any] = {
+            "id": item["id"],
+            "organisation_id": organisation_id,
+            "created_by": user_id,
+            "shift_id": item.get("shift_id"),
+            "shift_kind": shift_kind,
+            "occurred_at": occurred_at,
+            "local_day": occurred_at.astimezone(PARIS).date(),
+            "cell": snapped.cell,
+            "sector": snapped.sector,
+            "setting": item["setting"],
+            "people": item["people"],
+            "age_band": person.get("age_band", "unknown") if alone else None,
+            "gender": person.get("gender", "unknown") if alone else None,
+            "first_contact": person.get("first_contact", False) if alone else None,
+            "ref_hash": self._ref_hash(person, alone, kept),
+            "kits": {code: n for code, n in sorted(item["kits"].items()) if n > 0},
+            "services": sorted(item["services"]),
+            "referrals": sorted(
+                (
+                    {"to": r["to"], "structure": r.get("structure"), "status": r["status"]}
+                    for r in item["referrals"]
+                ),
+                key=lambda r: (r["to"], r["structure"] or "", r["status"]),
+            ),
+        }
+        row["content_hash"] = content_hash(encounter_content(row))
+        return row, {}
+
+    def _ref_hash(
+        self, person: dict[str, Any], alone: bool, kept: dict[str, Any] | None
+    ) -> str | None:
+        if not alone:
+            return None
+        if person.get("ref"):
+            return keyed_hash(self._pepper, "person-ref", person["ref"])
+        return kept.get("ref_hash") if kept is not None else None
+
+
+def active_kits(session: Session) -> set[str]:
+    return set(session.scalars(select(Kit.code).where(Kit.active.is_(True))))
+
+
+def structure_types(session: Session, items: list[dict[str, Any]]) -> dict[str, str]:
+    """Destination type of each active structure the items' referrals name."""
+    codes = {r["structure"] for item in items for r in item["referrals"] if r.get("structure")}
+    if not codes:
+        return {}
+    rows = session.execute(
+        select(Structure.code, Structure.destination).where(
+            Structure.code.in_(codes), Structure.active.is_(True)
+        )
+    )
+    return dict(rows.all())
+
+
+def _load_checks(session: Session, batch: SyncBatch) -> _Checks:
+    wanted = {item["id"] for _, item in batch.shifts} | {
+        item["shift_id"] for _, item in batch.encounters if item.get("shift_id")
+    }
+    stored_shifts = (
+        {s.id: s for s in session.scalars(select(Shift).where(Shift.id.in_(wanted)))}
+        if wanted
+        else {}
+    )
+    return _Checks(
+        kits=active_kits(session),
+        structures=structure_types(session, [item for _, item in batch.encounters]),
+        stored_shifts=stored_shifts,
+    )
+
+
+def sync(
+    session: Session, ctx: CallContext, settings: Settings, batch: SyncBatch, *, atomic: bool
+) -> SyncOutcome:
+    """Store what is new in ``batch`` and say what became of each item."""
+    principal = ctx.principal
+    assert principal is not None
+    org, user = principal.organisation_id, principal.user_id
+    results: dict[tuple[str, int], ItemResult] = dict(batch.rejected)
+    builder = EncounterBuilder(settings, utcnow())
+    outcome: SyncOutcome | None = None
+
+    with session.begin():
+        checks = _load_checks(session, batch)
+        shift_rows, shift_kinds = _prepare_shifts(batch, checks, builder, org, user, results)
+        encounter_rows = _prepare_encounters(
+            batch, checks, builder, org, user, shift_kinds, results
+        )
+        invalid = [key for key, result in results.items() if result.status == "invalid"]
+        if atomic and invalid:
+            audit.record(
+                session,
+                ctx,
+                "sync",
+                outcome=audit.Outcome.INVALID,
+                params={
+                    "atomic": True,
+                    "items": len(results) + len(shift_rows) + len(encounter_rows),
+                },
+            )
+        else:
+            _store(session, Shift, shift_rows, "shift", org, results)
+            created = _store(session, Encounter, encounter_rows, "encounter", org, results)
+            deltas = Deltas()
+            for row in created:
+                deltas.add(row)
+            deltas.apply(session)
+            outcome = SyncOutcome(_ordered(results))
+            audit.record(
+                session,
+                ctx,
+                "sync",
+                params={"atomic": atomic, **outcome.counts},
+                records=outcome.counts["created"],
+            )
+    if outcome is None:
+        errors: dict[str, Any] = {}
+        for kind, index in invalid:
+            errors.setdefault(f"{kind}s", {})[str(index)] = results[(kind, index)].errors
+        raise SyncRejected(f"{len(invalid)} item(s) are invalid; nothing was stored.", errors)
+    return outcome
+
+
+def _prepare_shifts(
+    batch: SyncBatch,
+    checks: _Checks,
+    builder: EncounterBuilder,
+    org: uuid.UUID,
+    user: uuid.UUID,
+    results: dict[tuple[str, int], ItemResult],
+) -> tuple[list[tuple[int, dict[str, Any]]], dict[uuid.UUID, str]]:
+    rows: list[tuple[int, dict[str, Any]]] = []
+    # Shift kinds an encounter may refer to: this organisation's stored shifts, then
+    # the valid shifts of the batch.
+    kinds = {sid: s.kind for sid, s in checks.stored_shifts.items() if s.organisation_id == org}
+    for index, item in batch.shifts:
+        errors: dict[str, Any] = {}
+        builder.check_time("started_at", item["started_at"], errors)
+        builder.check_time("ended_at", item["ended_at"], errors)
+        if errors:
+            results[("shift", index)] = ItemResult(str(item["id"]), "shift", "invalid", errors)
+            continue
+        content = shift_content(item)
+        rows.append(
+            (
+                index,
+                {
+                    "id": item["id"],
+                    "organisation_id": org,
+                    "created_by": user,
+                    "kind": item["kind"],
+                    "started_at": item["started_at"],
+                    "ended_at": item["ended_at"],
+                    "planned_sectors": content["planned_sectors"],
+                    "content_hash": content_hash(content),
+                },
+            )
+        )
+        stored = checks.stored_shifts.get(item["id"])
+        if stored is None:
+            kinds.setdefault(item["id"], item["kind"])
+    return rows, kinds
+
+
+def _prepare_encounters(
+    batch: SyncBatch,
+    checks: _Checks,
+    builder: EncounterBuilder,
+    org: uuid.UUID,
+    user: uuid.UUID,
+    shift_kinds: dict[uuid.UUID, str],
+    results: dict[tuple[str, int], ItemResult],
+) -> list[tuple[int, dict[str, Any]]]:
+    rows = []
+    for index, item in batch.encounters:
+        shift_id = item.get("shift_id")
+        shift_kind = NO_SHIFT
+        errors: dict[str, Any] = {}
+        if shift_id is not None:
+            if shift_id in shift_kinds:
+                shift_kind = shift_kinds[shift_id]
+            else:
+                errors["shift_id"] = ["Unknown shift: send the shift first or in the same batch."]
+        row, build_errors = builder.build(
+            item, org, user, shift_kind, checks.kits, checks.structures
+        )
+        errors.update(build_errors)
+        if errors or row is None:
+            results[("encounter", index)] = ItemResult(
+                str(item["id"]), "encounter", "invalid", errors
+            )
+            continue
+        rows.append((index, row))
+    return rows
+
+
+def _store(
+    session: Session,
+    model: type[Shift] | type[Encounter],
+    indexed_rows: list[tuple[int, dict[str, Any]]],
+    kind: str,
+    org: uuid.UUID,
+    results: dict[tuple[str, int], ItemResult],
+) -> list[dict[str, Any]]:
+    """Insert the new rows; classify the rest as duplicates or conflicts."""
+    first: dict[uuid.UUID, dict[str, Any]] = {}
+    for _, row in indexed_rows:
+        first.setdefault(row["id"], row)
+    # Sorted ids: concurrent batches take row locks in one order and cannot deadlock.
+    unique_rows = [first[key] for key in sorted(first)]
+    inserted = insert_new(session, model.__table__, unique_rows)  # type: ignore[arg-type]
+    others = set(first) - inserted
+    stored: dict[uuid.UUID, tuple[uuid.UUID, str]] = {}
+    if others:
+        stored = {
+            row.id: (row.organisation_id, row.content_hash)
+            for row in session.execute(
+                select(model.id, model.organisation_id, model.content_hash).where(
+                    model.id.in_(others)
+                )
+            )
+        }
+    created_ids: set[uuid.UUID] = set()
+    for index, row in indexed_rows:
+        key = row["id"]
+        if key in inserted and key not in created_ids:
+            created_ids.add(key)
+            results[(kind, index)] = ItemResult(str(key), kind, "created")
+            continue
+        owner, existing_hash = stored.get(key, (org, first[key]["content_hash"]))
+        if owner == org and existing_hash == row["content_hash"]:
+            results[(kind, index)] = ItemResult(str(key), kind, "duplicate")
+        else:
+            results[(kind, index)] = ItemResult(
+                str(key),
+                kind,
+                "conflict",
+                {"id": ["Already stored with other content; amend it instead of resending."]},
+            )
+    return [first[key] for key in sorted(created_ids)]
+
+
+def _ordered(results: dict[tuple[str, int], ItemResult]) -> list[ItemResult]:
+    order = {"shift": 0, "encounter": 1}
+    return [results[key] for key in sorted(results, key=lambda k: (order[k[0]], k[1]))]
+
+
+def item_id(raw: Any) -> str | None:
+    """The id of a raw item, for reporting on an item that failed its schema."""
+    if isinstance(raw, dict):
+        value = raw.get("id")
+        if isinstance(value, str) and len(value) <= 64:
+            return value
+    return None
