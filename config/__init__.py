@@ -13,7 +13,7 @@ import json
 import os
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -65,7 +65,6 @@ class Settings:
     argon2_memory_kib: int = 64 * 1024
     argon2_parallelism: int = 1
     instance_path: Path = DEFAULT_INSTANCE_PATH
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
     def with_overrides(self, **changes: Any) -> Settings:
         """Return a copy with some fields changed (tests use it)."""
@@ -93,7 +92,6 @@ class Settings:
             "OPENAPI_VERSION": "3.0.3",
             "OPENAPI_URL_PREFIX": "/api",
             "OPENAPI_JSON_PATH": "openapi.json",
-            **self.extra,
         }
 
 

@@ -17,7 +17,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from outreach.models import Organisation, OrgKind, RefreshFamily, Role, User, utcnow
 from outreach.services import audit
-from outreach.services.context import CallContext, Principal
+from outreach.services.context import CallContext, Principal, principal_of
 from outreach.services.errors import Forbidden, Unauthorized
 
 ROLE_ORG_KIND: Mapping[Role, OrgKind] = {
@@ -61,15 +61,7 @@ def load_principal(session: Session, claims: Mapping[str, Any]) -> Principal:
         raise Unauthorized("The token has been revoked.")
     if not user.active or not organisation.active:
         raise Unauthorized("This account is deactivated.")
-    return Principal(
-        user_id=user.id,
-        username=user.username,
-        role=user.role,
-        organisation_id=organisation.id,
-        organisation_slug=organisation.slug,
-        organisation_kind=organisation.kind,
-        family_id=family.id,
-    )
+    return principal_of(user, organisation, family.id)
 
 
 def authorise(session: Session, ctx: CallContext, allowed: frozenset[Role], what: str) -> None:

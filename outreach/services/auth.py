@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from outreach.models import Organisation, RefreshFamily, User, utcnow
 from outreach.services import audit
-from outreach.services.context import CallContext, Principal
+from outreach.services.context import CallContext, Principal, principal_of
 from outreach.services.crypto import keyed_hash
 from outreach.services.errors import Invalid, TooManyAttempts, Unauthorized
 from outreach.services.login_guard import LoginGuard
@@ -120,7 +120,7 @@ def login(
         )
         session.add(family)
         session.flush()
-        principal = _principal(user, organisation, family)
+        principal = principal_of(user, organisation, family.id)
         audit.record(session, _as(ctx, principal), "auth.login", target=str(user.id))
     return LoginResult(
         tokens=_issue(security, user, organisation, family), user=user, organisation=organisation
@@ -134,18 +134,6 @@ def _refuse_login(
     with session.begin():
         audit.record(session, ctx, "auth.login_failed", outcome=audit.Outcome.DENIED, target=target)
     raise Unauthorized(BAD_CREDENTIALS)
-
-
-def _principal(user: User, organisation: Organisation, family: RefreshFamily) -> Principal:
-    return Principal(
-        user_id=user.id,
-        username=user.username,
-        role=user.role,
-        organisation_id=organisation.id,
-        organisation_slug=organisation.slug,
-        organisation_kind=organisation.kind,
-        family_id=family.id,
-    )
 
 
 def _as(ctx: CallContext, principal: Principal) -> CallContext:
@@ -189,7 +177,7 @@ def refresh(session: Session, ctx: CallContext, security: Security, token: str) 
             audit.record(session, ctx, "auth.refresh_failed", outcome=audit.Outcome.DENIED)
         else:
             family, user, organisation = row
-            principal = _principal(user, organisation, family)
+            principal = principal_of(user, organisation, family.id)
             rotated = None
             if family.revoked_at is None and user.active and organisation.active:
                 new_jti = secrets.token_urlsafe(24)

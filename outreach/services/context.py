@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from outreach.models import OrgKind, Role
+from outreach.models import Organisation, OrgKind, Role, User
 
 
 @dataclass(frozen=True)
@@ -19,6 +19,19 @@ class Principal:
     organisation_slug: str
     organisation_kind: OrgKind
     family_id: uuid.UUID
+
+
+def principal_of(user: User, organisation: Organisation, family_id: uuid.UUID) -> Principal:
+    """The principal of ``user`` acting through the login (refresh family) ``family_id``."""
+    return Principal(
+        user_id=user.id,
+        username=user.username,
+        role=user.role,
+        organisation_id=organisation.id,
+        organisation_slug=organisation.slug,
+        organisation_kind=organisation.kind,
+        family_id=family_id,
+    )
 
 
 @dataclass(frozen=True)

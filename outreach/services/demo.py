@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from config import Settings
 from outreach.models import Organisation, OrgKind, Role, User
 from outreach.services import accounts, sync
-from outreach.services.context import OPERATOR, CallContext, Principal
+from outreach.services.context import OPERATOR, CallContext, Principal, principal_of
 from outreach.services.geo import sector_centres
 from outreach.services.passwords import Passwords
 from outreach.services.sync import PARIS, SyncBatch
@@ -244,12 +244,5 @@ def _demo_principal(session: Session, username: str) -> Principal:
             .join(Organisation, Organisation.id == User.organisation_id)
             .where(User.username == username)
         ).one()
-    return Principal(
-        user_id=user.id,
-        username=user.username,
-        role=user.role,
-        organisation_id=organisation.id,
-        organisation_slug=organisation.slug,
-        organisation_kind=organisation.kind,
-        family_id=uuid.UUID(int=0),
-    )
+    # Demo activity is synced in process, not through a login: no refresh family.
+    return principal_of(user, organisation, uuid.UUID(int=0))

@@ -9,10 +9,9 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
-T = TypeVar("T")
+from schemas.common import MAX_PER_PAGE
 
-MAX_PER_PAGE = 500
-DEFAULT_PER_PAGE = 50
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
