@@ -20,26 +20,26 @@ from outreach.models.base import Base
 NO_SHIFT = "none"
 
 
-class RollupCount(Base):
-    __tablename__ = "rollup_counts"
+class RollupGrain:
+    """The key every daily rollup shares: a day of one organisation in one hexagon."""
 
     day: Mapped[date] = mapped_column(primary_key=True)
     organisation_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     sector: Mapped[str] = mapped_column(String(32), primary_key=True)
     cell: Mapped[str] = mapped_column(String(16), primary_key=True)
     shift_kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+
+
+class RollupCount(RollupGrain, Base):
+    __tablename__ = "rollup_counts"
+
     metric: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[int] = mapped_column(BigInteger)
 
 
-class RollupPerson(Base):
+class RollupPerson(RollupGrain, Base):
     __tablename__ = "rollup_people"
 
-    day: Mapped[date] = mapped_column(primary_key=True)
-    organisation_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
-    sector: Mapped[str] = mapped_column(String(32), primary_key=True)
-    cell: Mapped[str] = mapped_column(String(16), primary_key=True)
-    shift_kind: Mapped[str] = mapped_column(String(16), primary_key=True)
     ref_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     encounters: Mapped[int]
 
