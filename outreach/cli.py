@@ -7,31 +7,20 @@ import sys
 
 import click
 from alembic import command as alembic_command
-from flask import current_app
 from flask.cli import AppGroup, with_appcontext
 
 from config import Settings
 from outreach import migrate
-from outreach.api.access import SECURITY_KEY
+from outreach.api.access import security
+from outreach.api.access import settings as app_settings
 from outreach.extensions import db
 from outreach.models import OrgKind, Role
 from outreach.services import accounts, audit, demo, directory, rollups
-from outreach.services.auth import Security
 from outreach.services.context import OPERATOR
 from outreach.services.errors import ServiceError
 from outreach.services.passwords import password_problems
 
 DEMO_PASSWORD_FILE = "demo-password"  # noqa: S105 (a file name)
-
-
-def _settings() -> Settings:
-    settings: Settings = current_app.config["OUTREACH_SETTINGS"]
-    return settings
-
-
-def _security() -> Security:
-    value: Security = current_app.extensions[SECURITY_KEY]
-    return value
 
 
 def _fail(error: ServiceError) -> None:
@@ -50,7 +39,7 @@ db_cli = AppGroup("db", help="Database migrations (Alembic) on OUTREACH_DATABASE
 @click.argument("revision", default="head")
 def db_upgrade(revision: str) -> None:
     """Apply migrations up to REVISION (default: head)."""
-    migrate.upgrade(_settings().database_url, revision)
+    migrate.upgrade(app_settings().database_url, revision)
     click.echo(f"Database upgraded to {revision}.")
 
 
@@ -58,19 +47,19 @@ def db_upgrade(revision: str) -> None:
 @click.argument("revision", default="-1")
 def db_downgrade(revision: str) -> None:
     """Revert migrations down to REVISION (default: one step)."""
-    alembic_command.downgrade(migrate.alembic_config(_settings().database_url), revision)
+    alembic_command.downgrade(migrate.alembic_config(app_settings().database_url), revision)
 
 
 @db_cli.command("current")
 def db_current() -> None:
     """Show the revision the database is at."""
-    alembic_command.current(migrate.alembic_config(_settings().database_url), verbose=True)
+    alembic_command.current(migrate.alembic_config(app_settings().database_url), verbose=True)
 
 
 @db_cli.command("heads")
 def db_heads() -> None:
     """Show the newest revision(s) of the migration scripts."""
-    alembic_command.heads(migrate.alembic_config(_settings().database_url), verbose=True)
+    alembic_command.heads(migrate.alembic_config(app_settings().database_url), verbose=True)
 
 
 @db_cli.command("revision")
@@ -79,7 +68,9 @@ def db_heads() -> None:
 def db_revision(message: str, autogenerate: bool) -> None:
     """Write a new migration script (review it before committing)."""
     alembic_command.revision(
-        migrate.alembic_config(_settings().database_url), message=message, autogenerate=autogenerate
+        migrate.alembic_config(app_settings().database_url),
+        message=message,
+        autogenerate=autogenerate,
     )
 
 
@@ -131,7 +122,7 @@ def create_user(username: str, role: str, org_slug: str, password_stdin: bool) -
         user = accounts.create_user(
             session,
             OPERATOR,
-            _security().passwords,
+            security().passwords,
             accounts.NewUser(
                 username=username,
                 password=password,
@@ -175,7 +166,7 @@ def demo_password(settings: Settings) -> str:
 @with_appcontext
 def seed_demo(days: int) -> None:
     """Demo organisations, one user per role, structures and activity (safe to run again)."""
-    settings = _settings()
+    settings = app_settings()
     if settings.env == "production":
         raise click.ClickException(
             "seed-demo creates accounts with a shared password: not in production."
@@ -186,7 +177,7 @@ def seed_demo(days: int) -> None:
     steps = len(demo.DEMO_ORGANISATIONS) + len(demo.DEMO_USERS)
     with click.progressbar(length=steps, label="Seeding demo accounts") as bar:
         summary = demo.seed_demo_accounts(
-            db.session, _security().passwords, password, progress=lambda _step: bar.update(1)
+            db.session, security().passwords, password, progress=lambda _step: bar.update(1)
         )
     click.echo(
         f"Organisations created: {summary.organisations_created}, "

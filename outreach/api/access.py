@@ -15,6 +15,7 @@ from flask import Flask, current_app, g, request
 from flask_jwt_extended import get_jwt, verify_jwt_in_request
 from flask_jwt_extended.exceptions import JWTExtendedException
 
+from config import Settings
 from outreach.extensions import db
 from outreach.models import Role
 from outreach.services import audit
@@ -38,6 +39,12 @@ _BEARER_DOC: dict[str, Any] = {
 def security() -> Security:
     """The app's authentication collaborators."""
     value: Security = current_app.extensions[SECURITY_KEY]
+    return value
+
+
+def settings() -> Settings:
+    """The running app's settings."""
+    value: Settings = current_app.config["OUTREACH_SETTINGS"]
     return value
 
 

@@ -5,9 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from flask import current_app
-
-from outreach.api.access import call_context, requires
+from outreach.api.access import call_context, requires, settings
 from outreach.api.blueprint import Blueprint
 from outreach.api.pages import page_body
 from outreach.extensions import db
@@ -27,14 +25,9 @@ blp = Blueprint(
 
 
 def _out(encounter: Encounter) -> dict[str, Any]:
-    person = None
-    if encounter.people == 1:
-        person = {
-            "age_band": encounter.age_band,
-            "gender": encounter.gender,
-            "first_contact": encounter.first_contact,
-            "ref_known": encounter.ref_hash is not None,
-        }
+    person = encounters.person_of(encounter)
+    if person is not None:
+        person["ref_known"] = encounter.ref_hash is not None
     return {
         "id": encounter.id,
         "occurred_at": encounter.occurred_at,
@@ -91,7 +84,7 @@ def amend_encounter(changes: dict[str, Any], encounter_id: uuid.UUID) -> dict[st
     encounter = encounters.amend_encounter(
         db.session,
         call_context(),
-        current_app.config["OUTREACH_SETTINGS"],
+        settings(),
         encounter_id,
         changes,
     )

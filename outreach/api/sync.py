@@ -5,11 +5,10 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from flask import current_app
 from marshmallow import ValidationError
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from outreach.api.access import call_context, requires
+from outreach.api.access import call_context, requires, settings
 from outreach.api.blueprint import Blueprint
 from outreach.extensions import db
 from outreach.models import Role
@@ -67,7 +66,7 @@ def sync(query: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
     outcome = sync_service.sync(
         db.session,
         call_context(),
-        current_app.config["OUTREACH_SETTINGS"],
+        settings(),
         batch,
         atomic=query["atomic"],
     )

@@ -101,22 +101,26 @@ def get_encounter(session: Session, ctx: CallContext, encounter_id: uuid.UUID) -
     return encounter
 
 
+def person_of(encounter: Encounter) -> dict[str, Any] | None:
+    """The person details of a one-person contact (never the ref), ``None`` for a group."""
+    if encounter.people != 1:
+        return None
+    return {
+        "age_band": encounter.age_band,
+        "gender": encounter.gender,
+        "first_contact": encounter.first_contact,
+    }
+
+
 def _as_input(encounter: Encounter) -> dict[str, Any]:
     """The stored encounter in the shape the sync schema loads (without location or ref)."""
-    person = None
-    if encounter.people == 1:
-        person = {
-            "age_band": encounter.age_band,
-            "gender": encounter.gender,
-            "first_contact": encounter.first_contact,
-        }
     return {
         "id": encounter.id,
         "occurred_at": encounter.occurred_at,
         "shift_id": encounter.shift_id,
         "setting": encounter.setting,
         "people": encounter.people,
-        "person": person,
+        "person": person_of(encounter),
         "kits": dict(encounter.kits),
         "services": list(encounter.services),
         "referrals": [dict(r) for r in encounter.referrals],
