@@ -48,6 +48,10 @@ class Settings:
     h3_resolution: int = 9
     retention_days: int = 730
     audit_retention_days: int = 365
+    # Days a week each sector should see a shift; coverage lists the weeks below it.
+    coverage_target_days: int = 7
+    # A hexagon is a hotspot when its last week is this improbable under its baseline.
+    hotspot_p_value: float = 0.01
     ratelimit_storage_url: str = "memory://"
     demo_password: str | None = None
     access_token_minutes: int = 15
@@ -105,6 +109,19 @@ def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -
         raise ConfigError(f"{name} must be a whole number, got {raw!r}") from exc
     if not low <= value <= high:
         raise ConfigError(f"{name} must be between {low} and {high}, got {value}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from exc
+    if not low < value <= high:
+        raise ConfigError(f"{name} must be above {low} and at most {high}, got {value}")
     return value
 
 
@@ -174,6 +191,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         audit_retention_days=_int(
             env, "OUTREACH_AUDIT_RETENTION_DAYS", defaults.audit_retention_days, 1, 36500
         ),
+        coverage_target_days=_int(
+            env, "OUTREACH_COVERAGE_TARGET_DAYS", defaults.coverage_target_days, 1, 7
+        ),
+        hotspot_p_value=_float(env, "OUTREACH_HOTSPOT_P_VALUE", defaults.hotspot_p_value, 0, 0.5),
         ratelimit_storage_url=env.get("OUTREACH_RATELIMIT_STORAGE_URL")
         or defaults.ratelimit_storage_url,
         demo_password=env.get("OUTREACH_DEMO_PASSWORD") or None,

@@ -11,7 +11,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
 from outreach.extensions import db
-from outreach.models import AuditEvent, Encounter, EncounterVersion, Role, RollupCount
+from outreach.models import AuditEvent, Encounter, EncounterVersion, Role, RollupSector
 from tests.conftest import Account, bearer, login
 from tests.payloads import encounter, group, shift
 
@@ -28,7 +28,7 @@ def _sum(app: Flask, metric: str) -> int:
         session = db.session
         with session.begin():
             total = session.scalar(
-                select(func.sum(RollupCount.value)).where(RollupCount.metric == metric)
+                select(func.sum(RollupSector.value)).where(RollupSector.metric == metric)
             )
     return int(total or 0)
 
@@ -201,7 +201,7 @@ def test_delete_is_soft_with_a_reason_and_leaves_the_aggregates(
         == 204
     )
     assert _sum(app, "encounters") == 2
-    assert _sum(app, "women") == 1
+    assert _sum(app, "gender:f") == 1
     assert client.get(f"{ENCOUNTERS}/{target}", headers=headers).status_code == 404
     assert (
         client.delete(

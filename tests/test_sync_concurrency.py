@@ -10,7 +10,7 @@ from flask import Flask
 from sqlalchemy import func, select
 
 from outreach.extensions import db
-from outreach.models import Encounter, Role, RollupCount, Shift
+from outreach.models import Encounter, Role, RollupSector, Shift
 from outreach.services import audit, rollups
 from tests.conftest import Account, bearer, login
 from tests.payloads import encounter, group, shift
@@ -56,7 +56,7 @@ def test_same_batch_from_twenty_threads_is_stored_once(
     assert _scalar(app, select(func.count()).select_from(Shift)) == 1
     # Rollups counted each encounter once.
     encounters_counted = _scalar(
-        app, select(func.sum(RollupCount.value)).where(RollupCount.metric == "encounters")
+        app, select(func.sum(RollupSector.value)).where(RollupSector.metric == "encounters")
     )
     assert encounters_counted == 50
 
@@ -93,7 +93,7 @@ def test_eight_writers_hundred_batches_exact_counts(
     assert [status for status, _ in results] == [200] * 100, {s for s, _ in results}
     assert _scalar(app, select(func.count()).select_from(Encounter)) == 300
     assert (
-        _scalar(app, select(func.sum(RollupCount.value)).where(RollupCount.metric == "people"))
+        _scalar(app, select(func.sum(RollupSector.value)).where(RollupSector.metric == "people"))
         == 600
     )
     with app.app_context():

@@ -1,6 +1,6 @@
 """HTTP views, one blueprint per resource: parse with a schema, call a service, dump."""
 
-from outreach.api import accounts, auth, directory, encounters, health, sync
+from outreach.api import accounts, auth, directory, encounters, health, reports, stats, sync
 
 BLUEPRINTS = [
     auth.blp,
@@ -9,5 +9,7 @@ BLUEPRINTS = [
     directory.blp,
     sync.blp,
     encounters.blp,
+    stats.blp,
+    reports.blp,
     health.blp,
 ]

@@ -5,7 +5,7 @@ from outreach.models.audit import AuditEvent
 from outreach.models.base import Base, UTCDateTime, utcnow
 from outreach.models.directory import Kit, Structure
 from outreach.models.field import Encounter, EncounterVersion, Shift
-from outreach.models.rollups import NO_SHIFT, RollupCount, RollupPerson, ShiftSector
+from outreach.models.rollups import NO_SHIFT, RollupCell, RollupPerson, RollupSector, ShiftSector
 
 __all__ = [
     "NO_SHIFT",
@@ -18,8 +18,9 @@ __all__ = [
     "Organisation",
     "RefreshFamily",
     "Role",
-    "RollupCount",
+    "RollupCell",
     "RollupPerson",
+    "RollupSector",
     "Shift",
     "ShiftSector",
     "Structure",

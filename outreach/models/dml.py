@@ -42,15 +42,15 @@ def add_to_counters(
     session: Session,
     table: Table,
     key_columns: Sequence[str],
-    value_column: str,
+    value_columns: Sequence[str],
     rows: Sequence[Mapping[str, Any]],
 ) -> None:
-    """Add each row's value to the stored counter with the same key (insert when new)."""
+    """Add each row's values to the stored counter with the same key (insert when new)."""
     if not rows:
         return
     statement = _insert(session, table).values(list(rows))
     statement = statement.on_conflict_do_update(
         index_elements=list(key_columns),
-        set_={value_column: table.c[value_column] + statement.excluded[value_column]},
+        set_={name: table.c[name] + statement.excluded[name] for name in value_columns},
     )
     session.execute(statement)

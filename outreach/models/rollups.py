@@ -1,10 +1,16 @@
 """Aggregates maintained in the same transaction as every encounter write.
 
-Statistics read these, never the raw encounters. ``RollupCount`` is long and narrow:
-one row per day, organisation, sector, hexagon, shift kind and metric (``encounters``,
-``kit:pipe``, ``referral:assore:accepted``, ...), so a new kit code needs no migration.
-``RollupPerson`` is the exact person-day table behind distinct-people counts.
-``ShiftSector`` records in which sectors each shift met people, for coverage.
+Statistics read these, never the raw encounters. Two long, narrow counter tables
+share one shape: a row per day, organisation, sector, shift kind and metric
+(``encounters``, ``kit:pipe``, ``referral:assore:accepted``, ...), so a new kit code
+needs no migration. ``RollupSector`` holds every metric; ``RollupCell`` adds the
+hexagon but holds only the few measures a map draws, which keeps it small.
+
+Each counter carries its ``basis``, the number of encounters it is made of: a count
+of 40 syringes may come from two encounters, and small-cell suppression masks on
+the basis, not on the value. ``RollupPerson`` is the exact person-day table behind
+distinct-people counts. ``ShiftSector`` records where each shift met people, for
+coverage.
 """
 
 from __future__ import annotations
@@ -20,27 +26,38 @@ from outreach.models.base import Base
 NO_SHIFT = "none"
 
 
-class RollupGrain:
-    """The key every daily rollup shares: a day of one organisation in one hexagon."""
+class SectorGrain:
+    """The key every daily rollup shares: a day of one organisation in one sector."""
 
-    day: Mapped[date] = mapped_column(primary_key=True)
-    organisation_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
-    sector: Mapped[str] = mapped_column(String(32), primary_key=True)
-    cell: Mapped[str] = mapped_column(String(16), primary_key=True)
-    shift_kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    day: Mapped[date] = mapped_column(primary_key=True, sort_order=-6)
+    organisation_id: Mapped[uuid.UUID] = mapped_column(primary_key=True, sort_order=-5)
+    sector: Mapped[str] = mapped_column(String(32), primary_key=True, sort_order=-4)
+    shift_kind: Mapped[str] = mapped_column(String(16), primary_key=True, sort_order=-3)
 
 
-class RollupCount(RollupGrain, Base):
-    __tablename__ = "rollup_counts"
+class Counter:
+    """A summed measure and the number of encounters it sums over."""
 
-    metric: Mapped[str] = mapped_column(String(64), primary_key=True)
+    metric: Mapped[str] = mapped_column(String(64), primary_key=True, sort_order=-1)
     value: Mapped[int] = mapped_column(BigInteger)
+    basis: Mapped[int] = mapped_column(BigInteger)
 
 
-class RollupPerson(RollupGrain, Base):
+class RollupSector(SectorGrain, Counter, Base):
+    __tablename__ = "rollup_sectors"
+
+
+class RollupCell(SectorGrain, Counter, Base):
+    __tablename__ = "rollup_cells"
+
+    # Before the metric in the key: a map reads a few metrics of many cells.
+    cell: Mapped[str] = mapped_column(String(16), primary_key=True, sort_order=-2)
+
+
+class RollupPerson(SectorGrain, Base):
     __tablename__ = "rollup_people"
 
-    ref_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    ref_hash: Mapped[str] = mapped_column(String(64), primary_key=True, sort_order=-1)
     encounters: Mapped[int]
 
 

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache
+from typing import Any
 
 import h3
-from shapely import Point, prepare
-from shapely.geometry import shape
+from shapely import MultiPolygon, Point, Polygon, prepare
+from shapely.geometry import mapping, shape
 from shapely.geometry.base import BaseGeometry
+from shapely.geometry.polygon import orient
 
 from schemas.vocabulary import OUTSIDE_SECTORS, sector_features
 
@@ -77,3 +79,46 @@ def sector_centres() -> dict[str, tuple[float, float]]:
             point = shape(feature["geometry"]).representative_point()
             centres[feature["properties"]["code"]] = (point.y, point.x)
     return centres
+
+
+# About 10 cm: more digits would only suggest a precision the hexagons do not have.
+COORDINATE_DIGITS = 6
+
+
+def rfc7946(geometry: BaseGeometry) -> dict[str, Any]:
+    """A polygon as RFC 7946 GeoJSON: longitude first, closed, counter-clockwise exterior."""
+    if isinstance(geometry, Polygon):
+        geometry = orient(geometry, sign=1.0)
+    elif isinstance(geometry, MultiPolygon):
+        geometry = MultiPolygon([orient(part, sign=1.0) for part in geometry.geoms])
+    else:
+        raise TypeError(f"not a polygon: {geometry.geom_type}")
+    rounded: dict[str, Any] = _rounded(mapping(geometry))
+    return rounded
+
+
+def _rounded(value: Any) -> Any:
+    if isinstance(value, float):
+        return round(value, COORDINATE_DIGITS)
+    if isinstance(value, tuple | list):
+        return [_rounded(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _rounded(item) for key, item in value.items()}
+    return value
+
+
+def cell_geometry(cell: str) -> dict[str, Any]:
+    """The hexagon of an H3 cell as an RFC 7946 polygon."""
+    # h3 answers (lat, lng) pairs; GeoJSON wants (lng, lat).
+    ring = [(lng, lat) for lat, lng in h3.cell_to_boundary(cell)]
+    return rfc7946(Polygon(ring))
+
+
+@cache
+def sector_geometries() -> dict[str, dict[str, Any]]:
+    """Each named sector's outline as an RFC 7946 geometry, in the sectors file's order."""
+    return {
+        feature["properties"]["code"]: rfc7946(shape(feature["geometry"]))
+        for feature in sector_features()
+        if feature["properties"]["kind"] == "sector"
+    }

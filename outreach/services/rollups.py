@@ -1,6 +1,6 @@
 """Keep the aggregates exact: deltas of every encounter write, applied in its transaction.
 
-``encounter_deltas`` turns one stored encounter into the counter increments it
+``Deltas.add`` turns one stored encounter into the counter increments it
 contributes; a write adds them, a deletion subtracts them, an amendment does both.
 ``rebuild`` recomputes everything from the raw rows and must agree with the
 increments (a property test checks it).
@@ -17,82 +17,106 @@ from typing import Any, cast
 from sqlalchemy import Table, delete, select, tuple_
 from sqlalchemy.orm import Session
 
-from outreach.models import Encounter, RollupCount, RollupPerson, ShiftSector
+from outreach.models import Encounter, RollupCell, RollupPerson, RollupSector, ShiftSector
 from outreach.models.dml import add_to_counters
 
-COUNT_KEY = ("day", "organisation_id", "sector", "cell", "shift_kind", "metric")
-PERSON_KEY = ("day", "organisation_id", "sector", "cell", "shift_kind", "ref_hash")
+SECTOR_KEY = ("day", "organisation_id", "sector", "shift_kind")
+COUNTER_KEY = (*SECTOR_KEY, "metric")
+CELL_KEY = (*SECTOR_KEY, "cell", "metric")
+PERSON_KEY = (*SECTOR_KEY, "ref_hash")
 SHIFT_SECTOR_KEY = ("shift_id", "sector")
+COUNTER_VALUES = ("value", "basis")
+# The measures a map draws; the hexagon table keeps only these.
+MAP_METRICS = ("encounters", "people", "kits", "referrals")
 REBUILD_BATCH = 5_000
 
 
-def metrics(row: Mapping[str, Any]) -> Counter[str]:
-    """The counters one encounter adds to, by metric name."""
+def metrics(row: Mapping[str, Any]) -> dict[str, int]:
+    """The counters one encounter adds to, by metric name, with the amount it adds.
+
+    Each counter's basis grows by one for every encounter that adds to it.
+    """
     counts: Counter[str] = Counter({"encounters": 1, "people": row["people"]})
     if row["people"] == 1:
+        counts["single"] += 1
         counts[f"age:{row['age_band'] or 'unknown'}"] += 1
+        counts[f"gender:{row['gender'] or 'unknown'}"] += 1
         if row["first_contact"]:
             counts["first_contacts"] += 1
-        if row["gender"] == "f":
-            counts["women"] += 1
     for code, quantity in row["kits"].items():
         if quantity:
             counts[f"kit:{code}"] += quantity
+            counts["kits"] += quantity
     for code in row["services"]:
         counts[f"service:{code}"] += 1
     for referral in row["referrals"]:
         counts[f"referral:{referral['to']}:{referral['status']}"] += 1
-    return counts
+        counts["referrals"] += 1
+    return dict(counts)
 
 
 @dataclass
 class Deltas:
     """Counter increments gathered over a batch, applied in one go."""
 
-    counts: Counter[tuple[Any, ...]] = field(default_factory=Counter)
+    sectors: dict[tuple[Any, ...], list[int]] = field(default_factory=dict)
+    cells: dict[tuple[Any, ...], list[int]] = field(default_factory=dict)
     people: Counter[tuple[Any, ...]] = field(default_factory=Counter)
     shift_sectors: Counter[tuple[Any, ...]] = field(default_factory=Counter)
 
     def add(self, row: Mapping[str, Any], sign: int = 1) -> None:
-        base = (
-            row["local_day"],
-            row["organisation_id"],
-            row["sector"],
-            row["cell"],
-            row["shift_kind"],
-        )
+        grain = (row["local_day"], row["organisation_id"], row["sector"], row["shift_kind"])
         for metric, value in metrics(row).items():
-            self.counts[(*base, metric)] += sign * value
+            _bump(self.sectors, (*grain, metric), sign * value, sign)
+            if metric in MAP_METRICS:
+                _bump(self.cells, (*grain, row["cell"], metric), sign * value, sign)
         if row["ref_hash"]:
-            self.people[(*base, row["ref_hash"])] += sign
+            self.people[(*grain, row["ref_hash"])] += sign
         if row["shift_id"] is not None:
             self.shift_sectors[(row["shift_id"], row["sector"])] += sign
 
     def apply(self, session: Session) -> None:
-        _apply(session, RollupCount, COUNT_KEY, "value", self.counts)
-        _apply(session, RollupPerson, PERSON_KEY, "encounters", self.people)
-        _apply(session, ShiftSector, SHIFT_SECTOR_KEY, "encounters", self.shift_sectors)
+        _apply(session, RollupSector, COUNTER_KEY, COUNTER_VALUES, self.sectors)
+        _apply(session, RollupCell, CELL_KEY, COUNTER_VALUES, self.cells)
+        _apply(session, RollupPerson, PERSON_KEY, ("encounters",), _single(self.people))
+        _apply(session, ShiftSector, SHIFT_SECTOR_KEY, ("encounters",), _single(self.shift_sectors))
+
+
+def _bump(
+    into: dict[tuple[Any, ...], list[int]], key: tuple[Any, ...], value: int, basis: int
+) -> None:
+    amounts = into.setdefault(key, [0, 0])
+    amounts[0] += value
+    amounts[1] += basis
+
+
+def _single(counter: Counter[tuple[Any, ...]]) -> dict[tuple[Any, ...], list[int]]:
+    return {key: [amount] for key, amount in counter.items()}
 
 
 def _apply(
     session: Session,
-    model: type[RollupCount] | type[RollupPerson] | type[ShiftSector],
+    model: type[RollupSector] | type[RollupCell] | type[RollupPerson] | type[ShiftSector],
     key: tuple[str, ...],
-    value_column: str,
-    deltas: Counter[tuple[Any, ...]],
+    value_columns: tuple[str, ...],
+    deltas: Mapping[tuple[Any, ...], list[int]],
 ) -> None:
-    changes = sorted((k, v) for k, v in deltas.items() if v != 0)
+    # The last value column counts encounters: a counter whose count reaches zero is empty.
+    changes = sorted((k, v) for k, v in deltas.items() if any(v))
     if not changes:
         return
     table = cast(Table, model.__table__)
     # Sorted keys: concurrent transactions lock counter rows in the same order, so
     # they queue instead of deadlocking.
-    rows = [{**dict(zip(key, k, strict=True)), value_column: v} for k, v in changes]
-    add_to_counters(session, table, key, value_column, rows)
-    emptied = [k for k, v in changes if v < 0]
+    rows = [
+        {**dict(zip(key, k, strict=True)), **dict(zip(value_columns, v, strict=True))}
+        for k, v in changes
+    ]
+    add_to_counters(session, table, key, value_columns, rows)
+    emptied = [k for k, v in changes if v[-1] < 0]
     if emptied:
         columns = tuple_(*(table.c[name] for name in key))
-        session.execute(delete(table).where(columns.in_(emptied), table.c[value_column] <= 0))
+        session.execute(delete(table).where(columns.in_(emptied), table.c[value_columns[-1]] <= 0))
 
 
 # What an encounter write decides; an amendment replaces exactly these columns.
@@ -131,7 +155,7 @@ class RebuildSummary:
 
 def rebuild(session: Session, progress: Callable[[int], None] = lambda _n: None) -> RebuildSummary:
     """Recompute every aggregate from the live raw encounters, inside the caller's transaction."""
-    for model in (RollupCount, RollupPerson, ShiftSector):
+    for model in (RollupSector, RollupCell, RollupPerson, ShiftSector):
         session.execute(delete(model))
     seen = 0
     deltas = Deltas()
@@ -141,7 +165,7 @@ def rebuild(session: Session, progress: Callable[[int], None] = lambda _n: None)
         seen += len(batch)
         progress(len(batch))
     deltas.apply(session)
-    return RebuildSummary(encounters=seen, counters=len(deltas.counts))
+    return RebuildSummary(encounters=seen, counters=len(deltas.sectors) + len(deltas.cells))
 
 
 def _live_encounters(session: Session) -> Iterable[list[Encounter]]:
@@ -158,18 +182,22 @@ def _live_encounters(session: Session) -> Iterable[list[Encounter]]:
         session.expunge_all()
 
 
-def snapshot(session: Session) -> dict[str, dict[tuple[Any, ...], int]]:
+def snapshot(session: Session) -> dict[str, dict[tuple[Any, ...], Any]]:
     """Every stored counter, for comparing incremental rollups with a rebuild."""
 
-    def read(model: Any, key: tuple[str, ...], value: str) -> dict[tuple[Any, ...], int]:
+    def read(
+        model: Any, key: tuple[str, ...], values: tuple[str, ...]
+    ) -> dict[tuple[Any, ...], Any]:
         table = model.__table__
+        columns = (*(table.c[k] for k in key), *(table.c[v] for v in values))
         return {
-            tuple(row[:-1]): row[-1]
-            for row in session.execute(select(*(table.c[k] for k in key), table.c[value]))
+            tuple(row[: len(key)]): tuple(row[len(key) :])
+            for row in session.execute(select(*columns))
         }
 
     return {
-        "counts": read(RollupCount, COUNT_KEY, "value"),
-        "people": read(RollupPerson, PERSON_KEY, "encounters"),
-        "shift_sectors": read(ShiftSector, SHIFT_SECTOR_KEY, "encounters"),
+        "sectors": read(RollupSector, COUNTER_KEY, COUNTER_VALUES),
+        "cells": read(RollupCell, CELL_KEY, COUNTER_VALUES),
+        "people": read(RollupPerson, PERSON_KEY, ("encounters",)),
+        "shift_sectors": read(ShiftSector, SHIFT_SECTOR_KEY, ("encounters",)),
     }

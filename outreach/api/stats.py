@@ -1,0 +1,100 @@
+"""``/api/v1/stats``: anonymised aggregates for the plan's coordination."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from outreach.api.access import call_context, requires, settings
+from outreach.api.blueprint import Blueprint
+from outreach.extensions import db
+from outreach.models import Role
+from outreach.services import coverage, hotspots, stats
+from schemas.stats import (
+    CoverageSchema,
+    HexagonMapSchema,
+    HotspotQuerySchema,
+    HotspotsSchema,
+    MapQuerySchema,
+    PeriodQuerySchema,
+    SectorMapSchema,
+    SummarySchema,
+    TimeseriesQuerySchema,
+    TimeseriesSchema,
+)
+
+blp = Blueprint(
+    "stats",
+    __name__,
+    url_prefix="/api/v1/stats",
+    description="Aggregates with small-cell suppression; every request is audited",
+)
+
+READERS = (Role.COORDINATOR, Role.AUDITOR, Role.ORG_ADMIN)
+
+
+def _query(args: dict[str, Any]) -> stats.StatsQuery:
+    return stats.StatsQuery(
+        start=args.get("from_"),
+        end=args.get("to"),
+        sector=args.get("sector"),
+        organisation=args.get("organisation"),
+        shift_kind=args.get("shift_kind"),
+    )
+
+
+@blp.route("/summary", methods=["GET"])
+@requires(*READERS)
+@blp.arguments(PeriodQuerySchema, location="query")
+@blp.response(200, SummarySchema)
+def summary(args: dict[str, Any]) -> dict[str, Any]:
+    """Totals for a period (default: the last 30 days) and filters."""
+    return stats.summary(db.session, call_context(), settings(), _query(args))
+
+
+@blp.route("/timeseries", methods=["GET"])
+@requires(*READERS)
+@blp.arguments(TimeseriesQuerySchema, location="query")
+@blp.response(200, TimeseriesSchema)
+def timeseries(args: dict[str, Any]) -> dict[str, Any]:
+    """The summary's headline counts per day, week (from Monday) or calendar month."""
+    return stats.timeseries(db.session, call_context(), settings(), _query(args), args["bucket"])
+
+
+@blp.route("/map", methods=["GET"])
+@requires(*READERS)
+@blp.arguments(MapQuerySchema, location="query")
+@blp.response(200, HexagonMapSchema)
+def hexagon_map(args: dict[str, Any]) -> dict[str, Any]:
+    """A GeoJSON FeatureCollection of the H3 hexagons with activity, with their counts."""
+    return stats.hexagon_map(
+        db.session, call_context(), settings(), _query(args), args["resolution"]
+    )
+
+
+@blp.route("/sectors", methods=["GET"])
+@requires(*READERS)
+@blp.arguments(PeriodQuerySchema, location="query")
+@blp.response(200, SectorMapSchema)
+def sector_map(args: dict[str, Any]) -> dict[str, Any]:
+    """A GeoJSON FeatureCollection of the sectors with their counts."""
+    return stats.sector_map(db.session, call_context(), settings(), _query(args))
+
+
+@blp.route("/coverage", methods=["GET"])
+@requires(Role.COORDINATOR, Role.AUDITOR)
+@blp.arguments(PeriodQuerySchema, location="query")
+@blp.response(200, CoverageSchema)
+def sector_coverage(args: dict[str, Any]) -> dict[str, Any]:
+    """Shift presence per sector, day and time slot (at most 92 days), and the gaps."""
+    return coverage.coverage(db.session, call_context(), settings(), _query(args))
+
+
+@blp.route("/hotspots", methods=["GET"])
+@requires(Role.COORDINATOR)
+@blp.arguments(HotspotQuerySchema, location="query")
+@blp.response(200, HotspotsSchema)
+def hotspot_cells(args: dict[str, Any]) -> dict[str, Any]:
+    """Hexagons whose last 7 days clearly exceed their previous 28 (scene moving)."""
+    return hotspots.hotspots(
+        db.session, call_context(), settings(), _query(args), args["resolution"]
+    )

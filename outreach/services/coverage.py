@@ -1,0 +1,156 @@
+"""Which sectors a team covered, per Paris day and time slot, and which nobody did.
+
+A shift covers a sector during each slot its time span overlaps when the sector was
+planned for it or it met people there. This reads shifts and the shift-sector
+rollup, never encounters. It counts shifts, not people, so nothing here is subject
+to small-cell suppression: team presence in a public place is not about anyone met.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from config import Settings
+from outreach.models import Shift, ShiftSector
+from outreach.services import audit
+from outreach.services.context import CallContext
+from outreach.services.stats import Scope, StatsQuery, resolve_scope
+from outreach.services.sync import PARIS
+from schemas.vocabulary import OUTSIDE_SECTORS, SECTORS
+
+
+@dataclass(frozen=True)
+class Slot:
+    code: str
+    start_hour: int
+    end_hour: int
+
+
+SLOTS = (
+    Slot("night", 0, 6),
+    Slot("morning", 6, 12),
+    Slot("afternoon", 12, 18),
+    Slot("evening", 18, 24),
+)
+MAX_COVERAGE_DAYS = 92
+NAMED_SECTORS = tuple(s for s in SECTORS if s != OUTSIDE_SECTORS)
+
+
+def _slot_bounds(day: date, slot: Slot) -> tuple[datetime, datetime]:
+    start = datetime.combine(day, time(slot.start_hour), PARIS)
+    end_day = day + timedelta(days=1) if slot.end_hour == 24 else day
+    end = datetime.combine(end_day, time(slot.end_hour % 24), PARIS)
+    return start, end
+
+
+def slots_overlapped(started_at: datetime, ended_at: datetime) -> list[tuple[date, str]]:
+    """The Paris (day, slot) pairs a time span overlaps, DST changes included."""
+    found = []
+    day = started_at.astimezone(PARIS).date()
+    last_day = ended_at.astimezone(PARIS).date()
+    while day <= last_day:
+        for slot in SLOTS:
+            start, end = _slot_bounds(day, slot)
+            if started_at < end and ended_at > start:
+                found.append((day, slot.code))
+        day += timedelta(days=1)
+    return found
+
+
+def _shifts(session: Session, scope: Scope) -> list[tuple[uuid.UUID, datetime, datetime, set[str]]]:
+    window_start = datetime.combine(scope.start, time(0), PARIS)
+    window_end = datetime.combine(scope.end + timedelta(days=1), time(0), PARIS)
+    conditions = [Shift.started_at < window_end, Shift.ended_at > window_start]
+    if scope.organisation_id is not None:
+        conditions.append(Shift.organisation_id == scope.organisation_id)
+    if scope.shift_kind is not None:
+        conditions.append(Shift.kind == scope.shift_kind)
+    met: dict[uuid.UUID, set[str]] = defaultdict(set)
+    for shift_id, sector in session.execute(
+        select(ShiftSector.shift_id, ShiftSector.sector)
+        .join(Shift, Shift.id == ShiftSector.shift_id)
+        .where(*conditions)
+    ):
+        met[shift_id].add(sector)
+    rows = session.execute(
+        select(Shift.id, Shift.started_at, Shift.ended_at, Shift.planned_sectors).where(*conditions)
+    )
+    return [(sid, start, end, set(planned) | met[sid]) for sid, start, end, planned in rows]
+
+
+def coverage(
+    session: Session, ctx: CallContext, settings: Settings, query: StatsQuery
+) -> dict[str, Any]:
+    assert ctx.principal is not None
+    with session.begin():
+        scope = resolve_scope(session, ctx.principal, query, max_days=MAX_COVERAGE_DAYS)
+        sectors = [scope.sector] if scope.sector in NAMED_SECTORS else list(NAMED_SECTORS)
+        if scope.sector == OUTSIDE_SECTORS:
+            sectors = []
+        presence: dict[tuple[str, date, str], set[uuid.UUID]] = defaultdict(set)
+        for shift_id, started_at, ended_at, shift_sectors in _shifts(session, scope):
+            for day, slot in slots_overlapped(started_at, ended_at):
+                for sector in shift_sectors.intersection(sectors):
+                    presence[(sector, day, slot)].add(shift_id)
+        days = scope.days()
+        grid = [
+            _sector_row(sector, days, presence, settings.coverage_target_days) for sector in sectors
+        ]
+        audit.record(
+            session,
+            ctx,
+            "stats.coverage",
+            params=scope.params(),
+            records=len(sectors) * len(days),
+        )
+    return {
+        "filters": scope.params(),
+        "slots": [
+            {"code": s.code, "from": f"{s.start_hour:02d}:00", "to": f"{s.end_hour:02d}:00"}
+            for s in SLOTS
+        ],
+        "target_days_per_week": settings.coverage_target_days,
+        "sectors": grid,
+        "uncovered": [
+            {"sector": row["sector"], "day": cell["day"]}
+            for row in grid
+            for cell in row["days"]
+            if not cell["covered"]
+        ],
+    }
+
+
+def _sector_row(
+    sector: str,
+    days: list[date],
+    presence: dict[tuple[str, date, str], set[uuid.UUID]],
+    target: int,
+) -> dict[str, Any]:
+    cells: list[dict[str, Any]] = []
+    for day in days:
+        slots = {slot.code: len(presence.get((sector, day, slot.code), ())) for slot in SLOTS}
+        shifts = set().union(*(presence.get((sector, day, s.code), set()) for s in SLOTS))
+        cells.append({"day": day, "covered": bool(shifts), "shifts": len(shifts), "slots": slots})
+    covered_by_week: dict[str, list[bool]] = defaultdict(list)
+    for cell in cells:
+        year, week, _weekday = cell["day"].isocalendar()
+        covered_by_week[f"{year}-W{week:02d}"].append(cell["covered"])
+    below = []
+    for week, covered in covered_by_week.items():
+        # A week cut by the period's edges asks for no more days than it has.
+        required = min(target, len(covered))
+        if sum(covered) < required:
+            below.append({"week": week, "covered_days": sum(covered), "required_days": required})
+    return {
+        "sector": sector,
+        "covered_days": sum(cell["covered"] for cell in cells),
+        "days": cells,
+        "weeks_below_target": below,
+    }

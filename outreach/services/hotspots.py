@@ -1,0 +1,143 @@
+"""Where the scene is moving: hexagons whose last week clearly exceeds their own past.
+
+For each hexagon, the encounters of the last 7 days (ending at ``to``) are compared
+with the 28 days before, scaled to a week (rate-adjusted: 7/28 of the baseline
+count). Under a Poisson model with that expected count, a week at least as busy as
+the one observed has probability ``p``; a cell is flagged when ``p`` is below the
+configured level and its week counts at least k encounters.
+
+Baselines below k count as k, for two reasons: a near-empty past should not make a
+handful of encounters look like an outbreak, and the published score must not let
+anyone recompute a masked baseline.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import replace
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import case, func, select
+from sqlalchemy.orm import Session
+
+from config import Settings
+from outreach.models import RollupCell
+from outreach.services import audit
+from outreach.services.context import CallContext
+from outreach.services.geo import cell_geometry
+from outreach.services.stats import StatsQuery, check_resolution, resolve_scope, to_resolution
+from outreach.services.suppression import Release
+
+RECENT_DAYS = 7
+BASELINE_DAYS = 28
+# Scores are -log10(p); beyond this p is below what floating point represents.
+MAX_SCORE = 300.0
+
+
+def poisson_upper_tail(observed: int, expected: float) -> float:
+    """P(X >= observed) for X ~ Poisson(expected), accurate far into the tail."""
+    if observed <= 0:
+        return 1.0
+
+    def log_pmf(i: int) -> float:
+        return -expected + i * math.log(expected) - math.lgamma(i + 1)
+
+    if observed <= expected:
+        below = sum(math.exp(log_pmf(i)) for i in range(observed))
+        return max(0.0, 1.0 - below)
+    # Past the mode the terms shrink geometrically: sum from the observed count up.
+    total, i = 0.0, observed
+    while True:
+        term = math.exp(log_pmf(i))
+        total += term
+        if term < total * 1e-16 or term == 0.0:
+            return min(1.0, total)
+        i += 1
+
+
+def hotspots(
+    session: Session,
+    ctx: CallContext,
+    settings: Settings,
+    query: StatsQuery,
+    resolution: int,
+) -> dict[str, Any]:
+    check_resolution(settings, resolution)
+    assert ctx.principal is not None
+    k = settings.small_cell_k
+    with session.begin():
+        scope = resolve_scope(session, ctx.principal, query)
+        end = scope.end
+        recent_start = end - timedelta(days=RECENT_DAYS - 1)
+        window = replace(scope, start=recent_start - timedelta(days=BASELINE_DAYS))
+        is_recent = RollupCell.day >= recent_start
+        rows = session.execute(
+            select(
+                RollupCell.cell,
+                func.sum(case((is_recent, RollupCell.value), else_=0)),
+                func.sum(case((is_recent, 0), else_=RollupCell.value)),
+            )
+            .where(*window.where(RollupCell), RollupCell.metric == "encounters")
+            .group_by(RollupCell.cell)
+        )
+        counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+        for cell, recent, baseline in rows:
+            parent = to_resolution(settings, cell, resolution)
+            counts[parent][0] += int(recent)
+            counts[parent][1] += int(baseline)
+        flagged = []
+        for cell, (recent, baseline) in counts.items():
+            expected = max(baseline, k) * RECENT_DAYS / BASELINE_DAYS
+            p_value = poisson_upper_tail(recent, expected)
+            if recent >= k and p_value < settings.hotspot_p_value:
+                flagged.append((cell, recent, baseline, expected, p_value))
+        release = Release(k=k)
+        for cell, recent, baseline, _expected, _p in flagged:
+            release.count(f"{cell}.recent", recent)
+            release.count(f"{cell}.baseline", baseline)
+        published = release.publish()
+        params = {
+            "to": end.isoformat(),
+            "sector": scope.sector,
+            "organisation": scope.organisation,
+            "shift_kind": scope.shift_kind,
+        }
+        audit.record(
+            session,
+            ctx,
+            "stats.hotspots",
+            params={**params, "resolution": resolution},
+            records=len(published.values),
+        )
+    flagged.sort(key=lambda item: (item[4], item[0]))
+    return {
+        "type": "FeatureCollection",
+        "filters": {**params, "resolution": resolution},
+        "k": k,
+        "recent": {"from": recent_start, "to": end},
+        "baseline": {"from": window.start, "to": recent_start - timedelta(days=1)},
+        "p_value_threshold": settings.hotspot_p_value,
+        "features": [
+            {
+                "type": "Feature",
+                "id": cell,
+                "geometry": cell_geometry(cell),
+                "properties": {
+                    "cell": cell,
+                    "recent": published[f"{cell}.recent"],
+                    "baseline": published[f"{cell}.baseline"],
+                    "expected": round(expected, 2),
+                    "p_value": p_value,
+                    "score": _score(p_value),
+                },
+            }
+            for cell, _recent, _baseline, expected, p_value in flagged
+        ],
+    }
+
+
+def _score(p_value: float) -> float:
+    """-log10(p), rounded: 2 means one chance in a hundred, 5 one in a hundred thousand."""
+    return round(min(MAX_SCORE, -math.log10(p_value)) if p_value > 0 else MAX_SCORE, 2)

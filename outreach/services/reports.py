@@ -1,0 +1,215 @@
+"""The annual activity report, in the shape of the CAARUD standard report.
+
+One association (an org_admin's own) or all of them together (coordinator,
+auditor): contacts, people, distinct people, women, first contacts, age bands,
+material handed out, services, referrals by destination and status, and the
+shifts with their hours in the field. Counts come from the rollups and go through
+the same suppression as the summary; shifts are team activity, not people, and are
+published as they are. ``render_csv`` writes the French spreadsheet version.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date, datetime, time
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from config import Settings
+from outreach.models import Kit, Shift
+from outreach.services import audit
+from outreach.services.context import CallContext
+from outreach.services.stats import (
+    Scope,
+    StatsQuery,
+    paris_today,
+    query_error,
+    resolve_scope,
+    summary_counts,
+    summary_release,
+    totals,
+)
+from outreach.services.suppression import Published
+from outreach.services.sync import PARIS
+from schemas.vocabulary import (
+    AGE_BANDS,
+    GENDERS,
+    REFERRAL_DESTINATIONS,
+    REFERRAL_STATUSES,
+    SERVICES,
+    SHIFT_KINDS,
+    vocabularies,
+)
+
+DISTINCT_PEOPLE_METHOD = (
+    "Exact count of distinct person refs (keyed hashes) among contacts that carried one; "
+    "contacts without a ref are not counted, and a person given two refs counts twice. "
+    "The counting itself has no error."
+)
+WOMEN_SHARE_METHOD = "Women among one-person contacts whose gender was recorded."
+
+
+@dataclass(frozen=True)
+class ActivityReport:
+    body: dict[str, Any]
+    kit_labels: dict[str, str]
+
+
+def activity_report(
+    session: Session,
+    ctx: CallContext,
+    settings: Settings,
+    year: int,
+    organisation: str | None,
+    output: str,
+) -> ActivityReport:
+    assert ctx.principal is not None
+    if year > paris_today().year:
+        raise query_error("year", "That year has not begun.")
+    query = StatsQuery(start=date(year, 1, 1), end=date(year, 12, 31), organisation=organisation)
+    with session.begin():
+        scope = resolve_scope(session, ctx.principal, query)
+        data = totals(session, scope)
+        published = summary_release(settings.small_cell_k, data).publish()
+        shifts = _shifts(session, scope, year)
+        kit_labels = dict(session.execute(select(Kit.code, Kit.label)))
+        audit.record(
+            session,
+            ctx,
+            "reports.activity",
+            params={"year": year, "organisation": scope.organisation, "format": output},
+            records=len(published.values),
+        )
+    counts = summary_counts(published, data.kit_codes)
+    counts["women_share"] = _women_share(published)
+    body = {
+        "year": year,
+        "organisation": scope.organisation,
+        "period": {"from": scope.start, "to": scope.end},
+        "k": settings.small_cell_k,
+        "counts": counts,
+        "shifts": shifts,
+        "suppressed": ["women" if path == "genders.f" else path for path in published.suppressed],
+        "method": {
+            "distinct_people": DISTINCT_PEOPLE_METHOD,
+            "distinct_people_error": 0,
+            "women_share": WOMEN_SHARE_METHOD,
+            "suppression": (
+                f"Counts based on fewer than {settings.small_cell_k} encounters are masked "
+                "(null), with the smallest others needed so none can be recomputed."
+            ),
+        },
+    }
+    return ActivityReport(body=body, kit_labels=kit_labels)
+
+
+def _women_share(published: Published) -> float | None:
+    women = published["genders.f"]
+    recorded = published["single_contacts"]
+    unknown = published["genders.unknown"]
+    if women is None or recorded is None or unknown is None or recorded - unknown <= 0:
+        return None
+    return round(women / (recorded - unknown), 3)
+
+
+def _shifts(session: Session, scope: Scope, year: int) -> dict[str, Any]:
+    conditions = [
+        Shift.started_at >= datetime.combine(date(year, 1, 1), time(0), PARIS),
+        Shift.started_at < datetime.combine(date(year + 1, 1, 1), time(0), PARIS),
+    ]
+    if scope.organisation_id is not None:
+        conditions.append(Shift.organisation_id == scope.organisation_id)
+    by_kind: dict[str, dict[str, float]] = defaultdict(lambda: {"shifts": 0, "hours": 0.0})
+    for kind, started_at, ended_at in session.execute(
+        select(Shift.kind, Shift.started_at, Shift.ended_at).where(*conditions)
+    ):
+        by_kind[kind]["shifts"] += 1
+        by_kind[kind]["hours"] += (ended_at - started_at).total_seconds() / 3600
+    kinds = {
+        kind: {"shifts": int(by_kind[kind]["shifts"]), "hours": round(by_kind[kind]["hours"], 1)}
+        for kind in SHIFT_KINDS
+    }
+    return {
+        "by_kind": kinds,
+        "shifts": sum(entry["shifts"] for entry in kinds.values()),
+        "hours": round(sum(entry["hours"] for entry in kinds.values()), 1),
+    }
+
+
+# CSV -------------------------------------------------------------------------------
+
+CSV_HEADER = ("Rubrique", "Indicateur", "Code", "Valeur", "Secret statistique")
+
+
+def _labels(name: str) -> dict[str, str]:
+    return {entry["code"]: entry["label"] for entry in vocabularies()[name]}
+
+
+def render_csv(report: ActivityReport) -> str:
+    """The report as a French spreadsheet: UTF-8 with a BOM, ``;``-separated."""
+    counts = report.body["counts"]
+    rows: list[tuple[str, str, str, Any]] = [
+        ("File active", "Contacts", "encounters", counts["encounters"]),
+        ("File active", "Personnes rencontrées", "people", counts["people"]),
+        ("File active", "Personnes distinctes", "distinct_people", counts["distinct_people"]),
+        ("File active", "Premiers contacts", "first_contacts", counts["first_contacts"]),
+        ("File active", "Contacts individuels", "single_contacts", counts["single_contacts"]),
+        ("File active", "Part des femmes", "women_share", counts["women_share"]),
+    ]
+    ages, genders = _labels("age_bands"), _labels("genders")
+    rows += [("Âge", ages[code], code, counts["age_bands"][code]) for code in AGE_BANDS]
+    rows += [("Genre", genders[code], code, counts["genders"][code]) for code in GENDERS]
+    rows.append(("Matériel distribué", "Total", "kits_total", counts["kits_total"]))
+    rows += [
+        ("Matériel distribué", report.kit_labels.get(code, code), code, value)
+        for code, value in counts["kits"].items()
+    ]
+    services = _labels("services")
+    rows += [("Prestations", services[code], code, counts["services"][code]) for code in SERVICES]
+    destinations, statuses = _labels("referral_destinations"), _labels("referral_statuses")
+    rows.append(("Orientations", "Total", "referrals_total", counts["referrals_total"]))
+    rows += [
+        (
+            "Orientations",
+            f"{destinations[to]} — {statuses[status]}",
+            f"{to}:{status}",
+            counts["referrals"][to][status],
+        )
+        for to in REFERRAL_DESTINATIONS
+        for status in REFERRAL_STATUSES
+    ]
+    kinds = _labels("shift_kinds")
+    shifts = report.body["shifts"]
+    for code in SHIFT_KINDS:
+        entry = shifts["by_kind"][code]
+        rows.append(("Maraudes", f"{kinds[code]} — nombre", code, entry["shifts"]))
+        rows.append(("Maraudes", f"{kinds[code]} — heures sur le terrain", code, entry["hours"]))
+    rows.append(("Maraudes", "Total — nombre", "shifts", shifts["shifts"]))
+    rows.append(("Maraudes", "Total — heures sur le terrain", "hours", shifts["hours"]))
+
+    buffer = io.StringIO()
+    # The BOM and the semicolon are what a French spreadsheet opens without an import dialog.
+    buffer.write("\ufeff")
+    writer = csv.writer(buffer, delimiter=";", lineterminator="\r\n")
+    writer.writerow(CSV_HEADER)
+    for section, label, code, value in rows:
+        writer.writerow(
+            (
+                section,
+                label,
+                code,
+                "" if value is None else _french_number(value),
+                "oui" if value is None else "",
+            )
+        )
+    return buffer.getvalue()
+
+
+def _french_number(value: int | float) -> str:
+    # A French spreadsheet reads "0,25" as a number and "0.25" as text.
+    return str(value).replace(".", ",")

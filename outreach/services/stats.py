@@ -1,0 +1,513 @@
+"""Aggregates for the plan's coordination: totals, time series, hexagon and sector maps.
+
+Every figure here is read from the rollup tables, never from raw encounters, so a
+request costs the number of rollup rows in its period. Every figure leaves through
+``suppression.Release``; every request is audited (action, filters, number of counts
+returned) in the transaction that reads, so the event is committed before the
+response exists.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import h3
+from sqlalchemy import ColumnElement, func, select
+from sqlalchemy.orm import Session
+
+from config import Settings
+from outreach.models import Kit, Organisation, OrgKind, Role, RollupCell, RollupPerson, RollupSector
+from outreach.services import audit
+from outreach.services.context import CallContext, Principal
+from outreach.services.errors import Invalid
+from outreach.services.geo import cell_geometry, sector_geometries
+from outreach.services.rollups import MAP_METRICS
+from outreach.services.suppression import Published, Release
+from outreach.services.sync import PARIS
+from schemas.vocabulary import (
+    AGE_BANDS,
+    GENDERS,
+    OUTSIDE_SECTORS,
+    REFERRAL_DESTINATIONS,
+    REFERRAL_STATUSES,
+    SECTORS,
+    SERVICES,
+)
+
+DEFAULT_PERIOD_DAYS = 30
+MAX_PERIOD_DAYS = 3 * 366
+BUCKETS = ("day", "week", "month")
+# The counts a time series carries per bucket: the summary's headline figures.
+SERIES_MEASURES = {
+    "encounters": "encounters",
+    "people": "people",
+    "first_contacts": "first_contacts",
+    "women": "gender:f",
+    "kits": "kits",
+    "referrals": "referrals",
+}
+
+
+def paris_today() -> date:
+    return datetime.now(PARIS).date()
+
+
+@dataclass(frozen=True)
+class StatsQuery:
+    """Filters as the caller gave them; ``None`` means not given."""
+
+    start: date | None = None
+    end: date | None = None
+    sector: str | None = None
+    organisation: str | None = None
+    shift_kind: str | None = None
+
+
+@dataclass(frozen=True)
+class Scope:
+    """The filters a stats request runs with, checked against what the caller may see."""
+
+    start: date
+    end: date
+    sector: str | None
+    organisation: str | None
+    organisation_id: uuid.UUID | None
+    shift_kind: str | None
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "from": self.start.isoformat(),
+            "to": self.end.isoformat(),
+            "sector": self.sector,
+            "organisation": self.organisation,
+            "shift_kind": self.shift_kind,
+        }
+
+    def where(
+        self, table: type[RollupSector] | type[RollupCell] | type[RollupPerson]
+    ) -> list[ColumnElement[bool]]:
+        clauses = [table.day >= self.start, table.day <= self.end]
+        if self.sector is not None:
+            clauses.append(table.sector == self.sector)
+        if self.organisation_id is not None:
+            clauses.append(table.organisation_id == self.organisation_id)
+        if self.shift_kind is not None:
+            clauses.append(table.shift_kind == self.shift_kind)
+        return clauses
+
+    def days(self) -> list[date]:
+        return [self.start + timedelta(days=i) for i in range((self.end - self.start).days + 1)]
+
+
+def query_error(parameter: str, message: str) -> Invalid:
+    """A 422 naming the query parameter at fault, shaped like schema errors."""
+    return Invalid(message, {"query": {parameter: [message]}})
+
+
+def resolve_scope(
+    session: Session,
+    principal: Principal,
+    query: StatsQuery,
+    *,
+    max_days: int = MAX_PERIOD_DAYS,
+    today: date | None = None,
+) -> Scope:
+    """Default the period to the last 30 days and bind the organisation filter.
+
+    An org_admin sees its own organisation only: naming another one answers the same
+    422 as naming one that does not exist, so the filter is no existence oracle.
+    """
+    today = today or paris_today()
+    end = query.end or (max(query.start, today) if query.start else today)
+    start = query.start or end - timedelta(days=DEFAULT_PERIOD_DAYS - 1)
+    if start > end:
+        raise query_error("from", "'from' must not be after 'to'.")
+    if (end - start).days + 1 > max_days:
+        raise query_error("from", f"A period spans at most {max_days} days.")
+    return Scope(
+        start=start,
+        end=end,
+        sector=query.sector,
+        shift_kind=query.shift_kind,
+        **_organisation_filter(session, principal, query.organisation),
+    )
+
+
+def _organisation_filter(
+    session: Session, principal: Principal, slug: str | None
+) -> dict[str, Any]:
+    if principal.role == Role.ORG_ADMIN:
+        if slug is not None and slug != principal.organisation_slug:
+            raise query_error("organisation", "No such organisation.")
+        return {
+            "organisation": principal.organisation_slug,
+            "organisation_id": principal.organisation_id,
+        }
+    if slug is None:
+        return {"organisation": None, "organisation_id": None}
+    organisation_id = session.scalar(
+        select(Organisation.id).where(
+            Organisation.slug == slug, Organisation.kind == OrgKind.ASSOCIATION
+        )
+    )
+    if organisation_id is None:
+        raise query_error("organisation", "No such organisation.")
+    return {"organisation": slug, "organisation_id": organisation_id}
+
+
+def check_resolution(settings: Settings, resolution: int) -> None:
+    if resolution > settings.h3_resolution:
+        raise query_error(
+            "resolution",
+            f"Locations are stored at resolution {settings.h3_resolution}: ask for it or coarser.",
+        )
+
+
+def to_resolution(settings: Settings, cell: str, resolution: int) -> str:
+    """The cell, or its parent at a coarser ``resolution``."""
+    if resolution == settings.h3_resolution:
+        return cell
+    return str(h3.cell_to_parent(cell, resolution))
+
+
+# Reading the rollups ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Sum:
+    value: int
+    basis: int
+
+
+def counter_sums(
+    session: Session,
+    table: type[RollupSector] | type[RollupCell],
+    scope: Scope,
+    *,
+    by: Sequence[Any] = (),
+    metrics: Iterable[str] | None = None,
+) -> dict[tuple[Any, ...], Sum]:
+    """Summed counters keyed by ``(*by, metric)``."""
+    statement = (
+        select(*by, table.metric, func.sum(table.value), func.sum(table.basis))
+        .where(*scope.where(table))
+        .group_by(*by, table.metric)
+    )
+    if metrics is not None:
+        statement = statement.where(table.metric.in_(list(metrics)))
+    return {tuple(row[:-2]): Sum(int(row[-2]), int(row[-1])) for row in session.execute(statement)}
+
+
+def distinct_people(session: Session, scope: Scope) -> Sum:
+    """Distinct person refs met in the scope, and the encounters that carried one."""
+    row = session.execute(
+        select(
+            func.count(func.distinct(RollupPerson.ref_hash)),
+            func.coalesce(func.sum(RollupPerson.encounters), 0),
+        ).where(*scope.where(RollupPerson))
+    ).one()
+    return Sum(int(row[0]), int(row[1]))
+
+
+def kit_codes(session: Session, seen: Iterable[str]) -> list[str]:
+    """The catalogue's kit codes, plus any retired code still found in the counts."""
+    catalogue = list(session.scalars(select(Kit.code).order_by(Kit.code)))
+    return catalogue + sorted(set(seen) - set(catalogue))
+
+
+# Summary ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Totals:
+    """Every counter of a scope, summed, plus the distinct-people count."""
+
+    sums: dict[str, Sum]
+    people: Sum
+    kit_codes: list[str]
+
+    def get(self, metric: str) -> Sum:
+        return self.sums.get(metric, Sum(0, 0))
+
+
+def totals(session: Session, scope: Scope) -> Totals:
+    sums = {key[0]: value for key, value in counter_sums(session, RollupSector, scope).items()}
+    seen_kits = [m.removeprefix("kit:") for m in sums if m.startswith("kit:")]
+    return Totals(sums, distinct_people(session, scope), kit_codes(session, seen_kits))
+
+
+def summary_release(k: int, data: Totals) -> Release:
+    """The summary's counts and the sums that tie them together."""
+    release = Release(k=k)
+    for name, metric in (
+        ("encounters", "encounters"),
+        ("people", "people"),
+        ("first_contacts", "first_contacts"),
+        ("single_contacts", "single"),
+        ("kits_total", "kits"),
+        ("referrals_total", "referrals"),
+    ):
+        total = data.get(metric)
+        release.count(name, total.value, total.basis)
+    release.count("distinct_people", data.people.value, data.people.basis)
+
+    def table(prefix: str, metric_prefix: str, codes: Sequence[str]) -> list[str]:
+        return [
+            release.count(f"{prefix}.{code}", *_pair(data.get(f"{metric_prefix}:{code}")))
+            for code in codes
+        ]
+
+    release.adds_up(table("age_bands", "age", AGE_BANDS), "single_contacts")
+    release.adds_up(table("genders", "gender", GENDERS), "single_contacts")
+    release.adds_up(table("kits", "kit", data.kit_codes), "kits_total")
+    # What services add up to is not published, but an outsider may know it.
+    release.adds_up(table("services", "service", SERVICES))
+    grid = {
+        (to, status): release.count(
+            f"referrals.{to}.{status}", *_pair(data.get(f"referral:{to}:{status}"))
+        )
+        for to in REFERRAL_DESTINATIONS
+        for status in REFERRAL_STATUSES
+    }
+    release.adds_up(grid.values(), "referrals_total")
+    for to in REFERRAL_DESTINATIONS:
+        release.adds_up(grid[(to, status)] for status in REFERRAL_STATUSES)
+    for status in REFERRAL_STATUSES:
+        release.adds_up(grid[(to, status)] for to in REFERRAL_DESTINATIONS)
+    return release
+
+
+def _pair(total: Sum) -> tuple[int, int]:
+    return total.value, total.basis
+
+
+def summary_counts(published: Published, kit_codes: Sequence[str]) -> dict[str, Any]:
+    """The published summary counts, nested the way DESIGN.md shapes them."""
+    values = published.values
+
+    def group(prefix: str, codes: Sequence[str]) -> dict[str, int | None]:
+        return {code: values[f"{prefix}.{code}"] for code in codes}
+
+    return {
+        "encounters": values["encounters"],
+        "people": values["people"],
+        "distinct_people": values["distinct_people"],
+        "first_contacts": values["first_contacts"],
+        "single_contacts": values["single_contacts"],
+        "women": values["genders.f"],
+        "genders": group("genders", GENDERS),
+        "age_bands": group("age_bands", AGE_BANDS),
+        "kits_total": values["kits_total"],
+        "kits": group("kits", kit_codes),
+        "services": group("services", SERVICES),
+        "referrals_total": values["referrals_total"],
+        "referrals": {
+            to: {status: values[f"referrals.{to}.{status}"] for status in REFERRAL_STATUSES}
+            for to in REFERRAL_DESTINATIONS
+        },
+    }
+
+
+def _suppressed(published: Published) -> list[str]:
+    # The summary publishes women once, under genders.f: name it as the reader sees it.
+    return ["women" if path == "genders.f" else path for path in published.suppressed]
+
+
+def summary(
+    session: Session, ctx: CallContext, settings: Settings, query: StatsQuery
+) -> dict[str, Any]:
+    principal = _caller(ctx)
+    with session.begin():
+        scope = resolve_scope(session, principal, query)
+        data = totals(session, scope)
+        published = summary_release(settings.small_cell_k, data).publish()
+        audit.record(
+            session, ctx, "stats.summary", params=scope.params(), records=len(published.values)
+        )
+    return {
+        "filters": scope.params(),
+        "k": settings.small_cell_k,
+        "counts": summary_counts(published, data.kit_codes),
+        "suppressed": _suppressed(published),
+    }
+
+
+def _caller(ctx: CallContext) -> Principal:
+    assert ctx.principal is not None
+    return ctx.principal
+
+
+# Time series -----------------------------------------------------------------------
+
+
+def bucket_start(day: date, bucket: str) -> date:
+    if bucket == "week":
+        return day - timedelta(days=day.weekday())
+    if bucket == "month":
+        return day.replace(day=1)
+    return day
+
+
+def timeseries(
+    session: Session, ctx: CallContext, settings: Settings, query: StatsQuery, bucket: str
+) -> dict[str, Any]:
+    principal = _caller(ctx)
+    with session.begin():
+        scope = resolve_scope(session, principal, query)
+        sums = counter_sums(
+            session,
+            RollupSector,
+            scope,
+            by=(RollupSector.day,),
+            metrics=SERIES_MEASURES.values(),
+        )
+        starts = sorted({bucket_start(day, bucket) for day in scope.days()})
+        per_bucket: dict[tuple[date, str], list[int]] = defaultdict(lambda: [0, 0])
+        for (day, metric), amount in sums.items():
+            slot = per_bucket[(bucket_start(day, bucket), metric)]
+            slot[0] += amount.value
+            slot[1] += amount.basis
+        release = Release(k=settings.small_cell_k)
+        for start in starts:
+            for name, metric in SERIES_MEASURES.items():
+                value, basis = per_bucket.get((start, metric), [0, 0])
+                release.count(f"{start.isoformat()}.{name}", value, basis)
+        for name in SERIES_MEASURES:
+            release.adds_up(f"{start.isoformat()}.{name}" for start in starts)
+        published = release.publish()
+        audit.record(
+            session,
+            ctx,
+            "stats.timeseries",
+            params={**scope.params(), "bucket": bucket},
+            records=len(published.values),
+        )
+    return {
+        "filters": {**scope.params(), "bucket": bucket},
+        "k": settings.small_cell_k,
+        "series": [
+            {
+                "start": max(start, scope.start),
+                "end": min(_bucket_end(start, bucket), scope.end),
+                "counts": {
+                    name: published[f"{start.isoformat()}.{name}"] for name in SERIES_MEASURES
+                },
+            }
+            for start in starts
+        ],
+        "suppressed": list(published.suppressed),
+    }
+
+
+def _bucket_end(start: date, bucket: str) -> date:
+    if bucket == "week":
+        return start + timedelta(days=6)
+    if bucket == "month":
+        following = (start.replace(day=28) + timedelta(days=4)).replace(day=1)
+        return following - timedelta(days=1)
+    return start
+
+
+# Maps ------------------------------------------------------------------------------
+
+
+def area_release(k: int, areas: Sequence[str], sums: dict[tuple[Any, ...], Sum]) -> Release:
+    """A map's counts: each area's measures, hidden with its encounters, summing to totals."""
+    release = Release(k=k)
+    for area in areas:
+        for measure in MAP_METRICS:
+            amount = sums.get((area, measure), Sum(0, 0))
+            release.count(f"{area}.{measure}", amount.value, amount.basis)
+        release.masked_with(
+            f"{area}.encounters", [f"{area}.{m}" for m in MAP_METRICS if m != "encounters"]
+        )
+    # Every map's areas add up to the summary totals of the same filters.
+    for measure in MAP_METRICS:
+        release.adds_up(f"{area}.{measure}" for area in areas)
+    return release
+
+
+def area_properties(published: Published, area: str) -> dict[str, Any]:
+    counts = {measure: published[f"{area}.{measure}"] for measure in MAP_METRICS}
+    return {
+        **counts,
+        "suppressed": published.is_masked(f"{area}.encounters"),
+        "suppressed_counts": [m for m, v in counts.items() if v is None],
+    }
+
+
+def hexagon_map(
+    session: Session, ctx: CallContext, settings: Settings, query: StatsQuery, resolution: int
+) -> dict[str, Any]:
+    check_resolution(settings, resolution)
+    principal = _caller(ctx)
+    with session.begin():
+        scope = resolve_scope(session, principal, query)
+        rows = counter_sums(session, RollupCell, scope, by=(RollupCell.cell,), metrics=MAP_METRICS)
+        sums: dict[tuple[Any, ...], Sum] = {}
+        for (cell, metric), amount in rows.items():
+            parent = to_resolution(settings, cell, resolution)
+            known = sums.get((parent, metric), Sum(0, 0))
+            sums[(parent, metric)] = Sum(known.value + amount.value, known.basis + amount.basis)
+        cells = sorted({cell for cell, _metric in sums})
+        published = area_release(settings.small_cell_k, cells, sums).publish()
+        audit.record(
+            session,
+            ctx,
+            "stats.map",
+            params={**scope.params(), "resolution": resolution},
+            records=len(published.values),
+        )
+    return {
+        "type": "FeatureCollection",
+        "filters": {**scope.params(), "resolution": resolution},
+        "k": settings.small_cell_k,
+        "features": [
+            {
+                "type": "Feature",
+                "id": cell,
+                "geometry": cell_geometry(cell),
+                "properties": {"cell": cell, **area_properties(published, cell)},
+            }
+            for cell in cells
+        ],
+    }
+
+
+def sector_map(
+    session: Session, ctx: CallContext, settings: Settings, query: StatsQuery
+) -> dict[str, Any]:
+    principal = _caller(ctx)
+    with session.begin():
+        scope = resolve_scope(session, principal, query)
+        sums = counter_sums(
+            session, RollupSector, scope, by=(RollupSector.sector,), metrics=MAP_METRICS
+        )
+        published = area_release(settings.small_cell_k, SECTORS, sums).publish()
+        audit.record(
+            session, ctx, "stats.sectors", params=scope.params(), records=len(published.values)
+        )
+    geometries = sector_geometries()
+    return {
+        "type": "FeatureCollection",
+        "filters": scope.params(),
+        "k": settings.small_cell_k,
+        "features": [
+            {
+                "type": "Feature",
+                "id": sector,
+                "geometry": geometries[sector],
+                "properties": {"sector": sector, **area_properties(published, sector)},
+            }
+            for sector in SECTORS
+            if sector != OUTSIDE_SECTORS
+        ],
+        # Encounters outside every named sector have no outline to draw; they count here
+        # so the features and this add up to the summary.
+        "outside_sectors": area_properties(published, OUTSIDE_SECTORS),
+    }

@@ -1,0 +1,172 @@
+"""Small-cell suppression: the one gate every published count goes through.
+
+A count is *primary*-masked when it is based on fewer than k encounters (its value
+or its basis lies in 1..k-1). Masking one cell is not enough when the cell belongs
+to a sum an outsider knows: with a published total and every other term published,
+the masked one is a subtraction away. So each release declares its arithmetic as
+equations (the cells of a row, a column or a map sum to a total, published in the
+same table or known from another response), and *complementary* suppression masks
+more cells until no masked count can be computed from published ones:
+
+1. no equation has exactly one masked member (the classic rule), and
+2. no masked count is determined by any combination of equations: a masked count
+   is recoverable exactly when its unit vector lies in the row space of the
+   equations restricted to the masked counts, which Gaussian elimination decides.
+
+Complements are the smallest non-zero published member of an equation that leaks
+(ties broken by path, so a release is deterministic), which loses the least
+information. A zero is published: it says no encounter, and reveals nobody.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+
+@dataclass(frozen=True)
+class Equation:
+    """``total = sum(cells)``; ``total`` is ``None`` when known from outside the release."""
+
+    cells: tuple[str, ...]
+    total: str | None = None
+
+    @property
+    def members(self) -> tuple[str, ...]:
+        return self.cells if self.total is None else (*self.cells, self.total)
+
+
+@dataclass(frozen=True)
+class Published:
+    """Counts as they may leave the server: masked ones are ``None`` and listed."""
+
+    values: Mapping[str, int | None]
+    suppressed: tuple[str, ...]
+
+    def __getitem__(self, path: str) -> int | None:
+        return self.values[path]
+
+    def is_masked(self, path: str) -> bool:
+        return self.values[path] is None
+
+
+@dataclass
+class Release:
+    """Counts about to be published, and the sums an outsider could use against them."""
+
+    k: int
+    values: dict[str, int] = field(default_factory=dict)
+    bases: dict[str, int] = field(default_factory=dict)
+    equations: list[Equation] = field(default_factory=list)
+    followers: dict[str, list[str]] = field(default_factory=dict)
+
+    def count(self, path: str, value: int, basis: int | None = None) -> str:
+        """Add one count; ``basis`` is the number of encounters behind it (``value`` if equal)."""
+        if path in self.values:
+            raise ValueError(f"count {path!r} given twice")
+        self.values[path] = value
+        self.bases[path] = value if basis is None else basis
+        return path
+
+    def adds_up(self, cells: Iterable[str], total: str | None = None) -> None:
+        """Declare that ``cells`` sum to ``total`` (or to a total known elsewhere)."""
+        equation = Equation(tuple(cells), total)
+        unknown = [p for p in equation.members if p not in self.values]
+        if unknown:
+            raise ValueError(f"equation names unknown counts {unknown}")
+        # A lone cell with an outside total *is* that total: it is masked exactly when
+        # the total is, so the equation protects nothing.
+        if len(equation.members) > 1:
+            self.equations.append(equation)
+
+    def masked_with(self, leader: str, followers: Iterable[str]) -> None:
+        """When ``leader`` is masked, mask ``followers`` too (a map cell hides all its counts)."""
+        self.followers.setdefault(leader, []).extend(followers)
+
+    def publish(self) -> Published:
+        masked = {path for path in self.values if self._primary(path)}
+        while self._extend(masked):
+            pass
+        values = {path: (None if path in masked else value) for path, value in self.values.items()}
+        return Published(values=values, suppressed=tuple(sorted(masked)))
+
+    def _primary(self, path: str) -> bool:
+        smallest = min(self.values[path], self.bases[path])
+        return 0 < smallest < self.k
+
+    def _extend(self, masked: set[str]) -> bool:
+        """Mask one more count if the release still leaks; say whether it did."""
+        for leader, followers in self.followers.items():
+            if leader in masked and not masked.issuperset(followers):
+                masked.update(followers)
+                return True
+        for equation in self.equations:
+            if sum(member in masked for member in equation.members) == 1:
+                return self._mask_complement(equation, masked)
+        recoverable = _recoverable(self.equations, masked)
+        if not recoverable:
+            return False
+        for equation in self.equations:
+            if recoverable.intersection(equation.members) and self._mask_complement(
+                equation, masked
+            ):
+                return True
+        # Every equation around the recoverable counts is fully masked: widen to any
+        # equation touching a masked count; the release ends up fully masked at worst.
+        for equation in self.equations:
+            if masked.intersection(equation.members) and self._mask_complement(equation, masked):
+                return True
+        raise AssertionError("a masked count stays recoverable with every equation masked")
+
+    def _mask_complement(self, equation: Equation, masked: set[str]) -> bool:
+        candidates = [m for m in equation.members if m not in masked]
+        if not candidates:
+            return False
+        non_zero = [m for m in candidates if self.values[m] != 0] or candidates
+        masked.add(min(non_zero, key=lambda m: (self.values[m], m)))
+        return True
+
+
+def _recoverable(equations: list[Equation], masked: set[str]) -> set[str]:
+    """The masked counts that some combination of the equations pins down exactly."""
+    rows: list[dict[str, Fraction]] = []
+    for equation in equations:
+        row = {cell: Fraction(1) for cell in equation.cells if cell in masked}
+        if equation.total is not None and equation.total in masked:
+            row[equation.total] = Fraction(-1)
+        if row:
+            rows.append(row)
+    return {next(iter(row)) for row in _reduced(rows) if len(row) == 1}
+
+
+def _reduced(rows: list[dict[str, Fraction]]) -> list[dict[str, Fraction]]:
+    """The reduced row echelon form of sparse rows (zeros dropped)."""
+    reduced: list[tuple[str, dict[str, Fraction]]] = []
+    for original in rows:
+        row = dict(original)
+        for pivot, pivot_row in reduced:
+            factor = row.get(pivot)
+            if factor:
+                _subtract(row, pivot_row, factor)
+        if not row:
+            continue
+        pivot = min(row)
+        scale = row[pivot]
+        row = {var: coefficient / scale for var, coefficient in row.items()}
+        for index, (other_pivot, other_row) in enumerate(reduced):
+            factor = other_row.get(pivot)
+            if factor:
+                _subtract(other_row, row, factor)
+                reduced[index] = (other_pivot, other_row)
+        reduced.append((pivot, row))
+    return [row for _pivot, row in reduced]
+
+
+def _subtract(row: dict[str, Fraction], other: Mapping[str, Fraction], factor: Fraction) -> None:
+    for var, coefficient in other.items():
+        updated = row.get(var, Fraction(0)) - factor * coefficient
+        if updated:
+            row[var] = updated
+        else:
+            row.pop(var, None)

@@ -1,0 +1,446 @@
+"""Aggregates: figures, filters, suppression, GeoJSON, coverage, hotspots, reports, audit.
+
+Data goes in through ``POST /sync`` as phones send it; figures come out of the
+stats routes, on both engines.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Callable, Iterator
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from shapely.geometry import shape
+from sqlalchemy import event, select
+
+from outreach.extensions import db
+from outreach.models import AuditEvent, Role
+from outreach.services.geo import sector_centres
+from outreach.services.stats import paris_today
+from outreach.services.sync import PARIS
+from tests.conftest import Account, bearer, login
+from tests.payloads import encounter, shift
+
+CENTRES = sector_centres()
+STATS_ROUTES = (
+    "/api/v1/stats/summary",
+    "/api/v1/stats/timeseries?bucket=week",
+    "/api/v1/stats/map?resolution=8",
+    "/api/v1/stats/sectors",
+    "/api/v1/stats/coverage",
+    "/api/v1/stats/hotspots",
+    f"/api/v1/reports/activity?year={date.today().year}",
+)
+
+
+def at(day: date, hour: int = 14, minute: int = 0) -> str:
+    return datetime.combine(day, time(hour, minute), PARIS).isoformat()
+
+
+def sync(client: FlaskClient, headers: dict[str, str], **body: Any) -> dict[str, Any]:
+    response = client.post("/api/v1/sync", json=body, headers=headers)
+    assert response.status_code == 200, response.get_json()
+    result: dict[str, Any] = response.get_json()
+    assert result["counts"]["invalid"] == 0, result
+    return result
+
+
+def get(client: FlaskClient, headers: dict[str, str], url: str, status: int = 200) -> Any:
+    response = client.get(url, headers=headers)
+    assert response.status_code == status, response.get_data(as_text=True)
+    return response.get_json()
+
+
+@pytest.fixture
+def people(client: FlaskClient, make_account: Callable[..., Account]) -> dict[str, dict[str, str]]:
+    """Headers of a worker and org_admin of two associations, a coordinator and an auditor."""
+    made = {
+        "worker": make_account(Role.WORKER, "assoc-a"),
+        "admin_a": make_account(Role.ORG_ADMIN, "assoc-a"),
+        "admin_b": make_account(Role.ORG_ADMIN, "assoc-b"),
+        "coordinator": make_account(Role.COORDINATOR),
+        "auditor": make_account(Role.AUDITOR),
+    }
+    return {name: bearer(login(client, a.username)["access_token"]) for name, a in made.items()}
+
+
+def seed_mixed_day(client: FlaskClient, headers: dict[str, str], day: date) -> None:
+    """12 women in Stalingrad with kits and a referral; 3 men in Éole given naloxone only."""
+    stalingrad = [encounter(CENTRES["stalingrad"], occurred_at=at(day)) for _ in range(12)]
+    eole = [
+        encounter(
+            CENTRES["eole"],
+            occurred_at=at(day, 15),
+            person={"age_band": "25-34", "gender": "m", "first_contact": False},
+            kits={"naloxone": 1},
+            referrals=[],
+        )
+        for _ in range(3)
+    ]
+    sync(client, headers, encounters=stalingrad + eole)
+
+
+def test_summary_counts_masks_and_complements(
+    client: FlaskClient, people: dict[str, dict[str, str]]
+) -> None:
+    day = paris_today() - timedelta(days=2)
+    seed_mixed_day(client, people["worker"], day)
+    body = get(client, people["coordinator"], "/api/v1/stats/summary")
+    counts = body["counts"]
+    assert body["k"] == 11
+    assert (counts["encounters"], counts["people"], counts["single_contacts"]) == (15, 15, 15)
+    assert counts["first_contacts"] == 12
+    assert counts["age_bands"]["25-34"] == 15
+    assert counts["age_bands"]["<18"] == 0
+    # Three men are a small cell; the smallest other gender (women, 12) goes with them,
+    # or the men would be 15 minus the published rest.
+    assert counts["genders"]["m"] is None
+    assert counts["women"] is None
+    assert counts["genders"]["x"] == 0
+    # 3 naloxone from 3 encounters are masked, and the smallest kit count with them.
+    assert counts["kits"]["naloxone"] is None
+    assert counts["kits"]["pipe"] is None
+    assert counts["kits"]["kit_base"] == 24
+    assert counts["kits_total"] == 39
+    assert counts["referrals"]["espace_repos"]["proposed"] == 12
+    assert counts["distinct_people"] == 0
+    assert {"kits.naloxone", "kits.pipe", "genders.m", "women"} <= set(body["suppressed"])
+    assert body["filters"]["from"] == (paris_today() - timedelta(days=29)).isoformat()
+
+    eole = get(client, people["coordinator"], "/api/v1/stats/summary?sector=eole")
+    assert eole["counts"]["encounters"] is None
+    assert "encounters" in eole["suppressed"]
+
+
+def test_an_org_admin_sees_its_own_association_only(
+    client: FlaskClient, people: dict[str, dict[str, str]]
+) -> None:
+    seed_mixed_day(client, people["worker"], paris_today() - timedelta(days=1))
+    own = get(client, people["admin_a"], "/api/v1/stats/summary")
+    assert own["counts"]["encounters"] == 15
+    assert own["filters"]["organisation"] == "assoc-a"
+    other = get(client, people["admin_b"], "/api/v1/stats/summary")
+    assert other["counts"]["encounters"] == 0
+    assert other["filters"]["organisation"] == "assoc-b"
+    refused = get(client, people["admin_b"], "/api/v1/stats/map?organisation=assoc-a", 422)
+    unknown = get(client, people["coordinator"], "/api/v1/stats/map?organisation=nope", 422)
+    # The same answer for another association's slug and a slug that does not exist.
+    assert refused == unknown
+    assert refused["errors"] == {"query": {"organisation": ["No such organisation."]}}
+    filtered = get(client, people["coordinator"], "/api/v1/stats/summary?organisation=assoc-b")
+    assert filtered["counts"]["encounters"] == 0
+
+
+@pytest.mark.parametrize(
+    ("url", "parameter"),
+    [
+        ("/api/v1/stats/summary?from=2026-05-02&to=2026-05-01", "from"),
+        ("/api/v1/stats/summary?from=2020-01-01&to=2026-01-01", "from"),
+        ("/api/v1/stats/summary?from=yesterday", "from"),
+        ("/api/v1/stats/summary?sector=montmartre", "sector"),
+        ("/api/v1/stats/summary?shift_kind=patrol", "shift_kind"),
+        ("/api/v1/stats/summary?colour=red", "colour"),
+        ("/api/v1/stats/timeseries?bucket=year", "bucket"),
+        ("/api/v1/stats/map?resolution=10", "resolution"),
+        ("/api/v1/stats/map?resolution=nine", "resolution"),
+        ("/api/v1/stats/coverage?from=2026-01-01&to=2026-06-01", "from"),
+        ("/api/v1/stats/hotspots?from=2026-01-01", "from"),
+        ("/api/v1/reports/activity", "year"),
+        ("/api/v1/reports/activity?year=1999", "year"),
+        (f"/api/v1/reports/activity?year={date.today().year + 1}", "year"),
+        ("/api/v1/reports/activity?year=2026&format=xlsx", "format"),
+    ],
+)
+def test_invalid_filters_answer_422_naming_the_parameter(
+    client: FlaskClient, people: dict[str, dict[str, str]], url: str, parameter: str
+) -> None:
+    body = get(client, people["coordinator"], url, 422)
+    assert body["code"] == 422
+    assert parameter in body["errors"]["query"], body
+
+
+def test_a_map_never_leaves_a_single_masked_hexagon(
+    client: FlaskClient, people: dict[str, dict[str, str]]
+) -> None:
+    day = paris_today() - timedelta(days=1)
+    batches = {"stalingrad": 12, "eole": 3, "porte_chapelle": 20}
+    sync(
+        client,
+        people["worker"],
+        encounters=[
+            encounter(CENTRES[sector], occurred_at=at(day))
+            for sector, n in batches.items()
+            for _ in range(n)
+        ],
+    )
+    features = get(client, people["coordinator"], "/api/v1/stats/map")["features"]
+    by_encounters = sorted(
+        (f["properties"]["encounters"] or 0, f["properties"]["suppressed"]) for f in features
+    )
+    # Éole (3) is masked; Stalingrad (12), the next smallest, goes with it, or the map's
+    # cells would give Éole back from the summary's total of 35.
+    assert [suppressed for _n, suppressed in by_encounters] == [True, True, False]
+    assert by_encounters[-1][0] == 20
+    masked = next(f for f in features if f["properties"]["suppressed"])["properties"]
+    assert masked["people"] is None
+    assert masked["kits"] is None
+    sectors = get(client, people["coordinator"], "/api/v1/stats/sectors")
+    published = {
+        f["properties"]["sector"]: f["properties"]["encounters"] for f in sectors["features"]
+    }
+    assert published["porte_chapelle"] == 20
+    assert published["eole"] is None
+    assert published["stalingrad"] is None
+    assert published["rosa_parks"] == 0
+
+
+def _polygons(collection: dict[str, Any]) -> Iterator[tuple[Any, dict[str, Any]]]:
+    assert collection["type"] == "FeatureCollection"
+    for feature in collection["features"]:
+        assert feature["type"] == "Feature"
+        yield shape(feature["geometry"]), feature
+
+
+def test_geojson_follows_rfc_7946(client: FlaskClient, people: dict[str, dict[str, str]]) -> None:
+    day = paris_today() - timedelta(days=1)
+    sync(
+        client,
+        people["worker"],
+        encounters=[encounter(c, occurred_at=at(day)) for c in CENTRES.values() for _ in range(2)],
+    )
+    collections = [
+        get(client, people["coordinator"], f"/api/v1/stats/map?resolution={r}") for r in (7, 8, 9)
+    ]
+    collections.append(get(client, people["coordinator"], "/api/v1/stats/sectors"))
+    checked = 0
+    for collection in collections:
+        for geometry, feature in _polygons(collection):
+            assert geometry.is_valid, feature["id"]
+            for polygon in getattr(geometry, "geoms", [geometry]):
+                ring = list(polygon.exterior.coords)
+                assert ring[0] == ring[-1]
+                assert polygon.exterior.is_ccw, f"{feature['id']} is clockwise"
+                # Longitude first: Paris is at about 2.35 E, 48.86 N.
+                assert all(2 < x < 3 and 48 < y < 49 for x, y in ring)
+            properties = feature["properties"]
+            assert ("cell" in properties) or ("sector" in properties)
+            assert {"encounters", "people", "kits", "referrals", "suppressed"} <= set(properties)
+            checked += 1
+    assert checked > len(CENTRES)
+
+
+def test_timeseries_buckets_add_up(client: FlaskClient, people: dict[str, dict[str, str]]) -> None:
+    # Three Mondays back, so buckets are whole weeks.
+    monday = paris_today() - timedelta(days=paris_today().weekday() + 14)
+    days = [monday, monday + timedelta(days=3), monday + timedelta(days=8)]
+    sync(
+        client,
+        people["worker"],
+        encounters=[encounter(occurred_at=at(d)) for d in days for _ in range(11)],
+    )
+    url = f"/api/v1/stats/timeseries?from={monday}&to={monday + timedelta(days=13)}"
+    weekly = get(client, people["coordinator"], url + "&bucket=week")
+    assert [p["start"] for p in weekly["series"]] == [
+        monday.isoformat(),
+        (monday + timedelta(days=7)).isoformat(),
+    ]
+    assert [p["counts"]["encounters"] for p in weekly["series"]] == [22, 11]
+    assert weekly["series"][0]["end"] == (monday + timedelta(days=6)).isoformat()
+    daily = get(client, people["coordinator"], url + "&bucket=day")
+    assert len(daily["series"]) == 14
+    shown = {p["start"]: p["counts"]["encounters"] for p in daily["series"]}
+    assert shown[days[0].isoformat()] == 11
+    assert shown[(monday + timedelta(days=1)).isoformat()] == 0
+    monthly = get(client, people["coordinator"], url + "&bucket=month")
+    # A month bucket starts on the 1st, or on 'from' when the period starts mid-month.
+    assert monthly["series"][0]["start"] == monday.isoformat()
+    assert all(p["start"].endswith("-01") for p in monthly["series"][1:])
+
+
+def test_coverage_by_sector_day_and_slot(
+    app: Flask, client: FlaskClient, people: dict[str, dict[str, str]]
+) -> None:
+    sunday = paris_today() - timedelta(days=paris_today().weekday() + 1)
+    night = shift(
+        kind="rdr",
+        started_at=at(sunday, 1),
+        ended_at=at(sunday, 4),
+        planned_sectors=["stalingrad"],
+    )
+    met_in_eole = encounter(CENTRES["eole"], occurred_at=at(sunday, 2), shift_id=night["id"])
+    sync(client, people["worker"], shifts=[night], encounters=[met_in_eole])
+    url = f"/api/v1/stats/coverage?from={sunday - timedelta(days=6)}&to={sunday}"
+    body = get(client, people["coordinator"], url)
+    rows = {row["sector"]: row for row in body["sectors"]}
+    assert set(rows) == set(CENTRES)
+    for sector in ("stalingrad", "eole"):
+        cell = rows[sector]["days"][-1]
+        assert cell["day"] == sunday.isoformat()
+        assert cell["covered"]
+        assert cell["slots"] == {"night": 1, "morning": 0, "afternoon": 0, "evening": 0}
+        assert rows[sector]["covered_days"] == 1
+        assert rows[sector]["weeks_below_target"][0]["required_days"] == 7
+    uncovered = {(u["sector"], u["day"]) for u in body["uncovered"]}
+    assert ("stalingrad", sunday.isoformat()) not in uncovered
+    assert ("rosa_parks", sunday.isoformat()) in uncovered
+    assert len(uncovered) == len(CENTRES) * 7 - 2
+    # Another association's shifts are not counted when filtering on one association.
+    filtered = get(client, people["coordinator"], url + "&organisation=assoc-b")
+    assert all(not day["covered"] for row in filtered["sectors"] for day in row["days"])
+    get(client, people["admin_a"], url, 403)
+
+
+def test_the_weekly_target_is_configurable(
+    client: FlaskClient, people: dict[str, dict[str, str]], app: Flask
+) -> None:
+    app.config["OUTREACH_SETTINGS"] = app.config["OUTREACH_SETTINGS"].with_overrides(
+        coverage_target_days=1
+    )
+    sunday = paris_today() - timedelta(days=paris_today().weekday() + 1)
+    evening = shift(started_at=at(sunday, 19), ended_at=at(sunday, 23), planned_sectors=["eole"])
+    sync(client, people["worker"], shifts=[evening])
+    url = f"/api/v1/stats/coverage?from={sunday - timedelta(days=6)}&to={sunday}"
+    body = get(client, people["coordinator"], url)
+    rows = {row["sector"]: row for row in body["sectors"]}
+    assert body["target_days_per_week"] == 1
+    assert rows["eole"]["weeks_below_target"] == []
+    assert rows["stalingrad"]["weeks_below_target"][0]["required_days"] == 1
+
+
+def test_hotspots_flag_a_moving_scene_and_not_a_steady_one(
+    client: FlaskClient, people: dict[str, dict[str, str]]
+) -> None:
+    end = paris_today() - timedelta(days=1)
+    steady = [
+        encounter(CENTRES["stalingrad"], occurred_at=at(end - timedelta(days=d), 12 + i))
+        for d in range(35)
+        for i in range(2)
+    ]
+    moving = [
+        encounter(CENTRES["rosa_parks"], occurred_at=at(end - timedelta(days=d), 12 + i))
+        for d in range(7)
+        for i in range(3)
+    ]
+    sync(client, people["worker"], encounters=steady + moving)
+    body = get(client, people["coordinator"], f"/api/v1/stats/hotspots?to={end}")
+    assert body["recent"] == {"from": (end - timedelta(days=6)).isoformat(), "to": end.isoformat()}
+    flagged = [f["properties"] for f in body["features"]]
+    assert len(flagged) == 1
+    hotspot = flagged[0]
+    assert hotspot["recent"] == 21
+    assert hotspot["baseline"] == 0
+    # An empty baseline counts as k = 11 encounters over 28 days: 2.75 expected a week.
+    assert hotspot["expected"] == 2.75
+    assert hotspot["p_value"] < 0.01
+    assert hotspot["score"] > 2
+    steady_map = get(
+        client, people["coordinator"], f"/api/v1/stats/map?to={end}&from={end - timedelta(days=34)}"
+    )
+    assert any(f["properties"]["encounters"] == 70 for f in steady_map["features"])
+    # Coarser hexagons hold the same scene.
+    coarse = get(client, people["coordinator"], f"/api/v1/stats/hotspots?to={end}&resolution=8")
+    assert [f["properties"]["recent"] for f in coarse["features"]] in ([21], [])
+
+
+def test_activity_report_as_json_and_french_csv(
+    client: FlaskClient, people: dict[str, dict[str, str]]
+) -> None:
+    day = paris_today() - timedelta(days=1)
+    outing = shift(started_at=at(day, 9), ended_at=at(day, 13), kind="souterraine")
+    sync(client, people["worker"], shifts=[outing])
+    seed_mixed_day(client, people["worker"], day)
+    year = day.year
+    body = get(client, people["admin_a"], f"/api/v1/reports/activity?year={year}")
+    assert body["organisation"] == "assoc-a"
+    assert body["counts"]["encounters"] == 15
+    assert body["counts"]["women_share"] is None  # women are masked
+    assert body["shifts"]["by_kind"]["souterraine"] == {"shifts": 1, "hours": 4.0}
+    assert body["shifts"]["hours"] == 4.0
+    assert body["method"]["distinct_people_error"] == 0
+    assert body["period"] == {"from": f"{year}-01-01", "to": f"{year}-12-31"}
+
+    response = client.get(
+        f"/api/v1/reports/activity?year={year}&format=csv", headers=people["coordinator"]
+    )
+    assert response.status_code == 200
+    assert response.mimetype == "text/csv"
+    assert f"activite-{year}-toutes-associations.csv" in response.headers["Content-Disposition"]
+    text = response.get_data().decode("utf-8")
+    assert text.startswith("\ufeff")
+    rows = list(csv.reader(io.StringIO(text.lstrip("\ufeff")), delimiter=";"))
+    assert rows[0] == ["Rubrique", "Indicateur", "Code", "Valeur", "Secret statistique"]
+    by_code = {(row[0], row[2]): row for row in rows[1:]}
+    assert by_code[("File active", "encounters")][3] == "15"
+    assert by_code[("Matériel distribué", "naloxone")][3:] == ["", "oui"]
+    assert by_code[("Matériel distribué", "kit_base")][1] == "Kit base (inhalation de crack)"
+    assert by_code[("Maraudes", "hours")][3] == "4,0"
+    # No count between 1 and k - 1 anywhere in the sheet.
+    for row in rows[1:]:
+        if row[3] and row[2] not in {"women_share"} and row[0] != "Maraudes":
+            assert not 0 < float(row[3].replace(",", ".")) < 11, row
+
+
+ENCOUNTERS_TABLE = re.compile(r"\b(from|join|into|update)\s+\"?encounters\"?(\s|$|,|\))", re.I)
+
+
+def test_stats_read_only_rollups(
+    app: Flask, client: FlaskClient, people: dict[str, dict[str, str]]
+) -> None:
+    seed_mixed_day(client, people["worker"], paris_today() - timedelta(days=1))
+    statements: list[str] = []
+
+    def capture(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    engine = db.engine_for(app)
+    event.listen(engine, "before_cursor_execute", capture)
+    try:
+        for url in STATS_ROUTES:
+            get(client, people["coordinator"], url)
+    finally:
+        event.remove(engine, "before_cursor_execute", capture)
+    assert any("rollup_sectors" in s for s in statements)
+    assert any("rollup_cells" in s for s in statements)
+    assert ENCOUNTERS_TABLE.search("SELECT x FROM encounters WHERE y")  # the probe works
+    readers = [s for s in statements if ENCOUNTERS_TABLE.search(s)]
+    assert readers == []
+
+
+def test_every_stats_and_report_request_is_audited(
+    app: Flask, client: FlaskClient, people: dict[str, dict[str, str]]
+) -> None:
+    seed_mixed_day(client, people["worker"], paris_today() - timedelta(days=1))
+    for url in STATS_ROUTES:
+        if "/stats/" in url:
+            url += ("&" if "?" in url else "?") + "sector=eole"
+        get(client, people["coordinator"], url)
+    with app.app_context():
+        events = db.session.scalars(
+            select(AuditEvent).where(
+                AuditEvent.action.like("stats.%") | (AuditEvent.action == "reports.activity")
+            )
+        ).all()
+    actions = {e.action: e for e in events}
+    assert set(actions) == {
+        "stats.summary",
+        "stats.timeseries",
+        "stats.map",
+        "stats.sectors",
+        "stats.coverage",
+        "stats.hotspots",
+        "reports.activity",
+    }
+    for action, audit_event in actions.items():
+        assert audit_event.outcome == "success"
+        assert audit_event.actor_role == "coordinator"
+        if action != "reports.activity":
+            assert audit_event.params["sector"] == "eole", action
+        assert audit_event.records >= 0
+    assert actions["stats.summary"].records > 50
+    assert actions["stats.map"].params["resolution"] == 8
