@@ -161,9 +161,17 @@ class AreaCountsSchema(ma.Schema):
     suppressed_counts = fields.List(fields.String(), required=True)
 
 
-class GeometrySchema(ma.Schema):
-    type = fields.String(required=True, validate=validate.OneOf(("Polygon", "MultiPolygon")))
-    coordinates = fields.List(fields.Raw(), required=True)
+# Passed through as built: walking every coordinate through a schema would cost more
+# than building the map.
+GEOMETRY = {
+    "description": "an RFC 7946 Polygon or MultiPolygon, longitude first",
+    "type": "object",
+    "required": ["type", "coordinates"],
+    "properties": {
+        "type": {"type": "string", "enum": ["Polygon", "MultiPolygon"]},
+        "coordinates": {"type": "array", "items": {"type": "array"}},
+    },
+}
 
 
 class CellPropertiesSchema(AreaCountsSchema):
@@ -181,7 +189,7 @@ def _feature_collection(
         {
             "type": fields.Constant("Feature", required=True),
             "id": fields.String(required=True),
-            "geometry": fields.Nested(GeometrySchema, required=True),
+            "geometry": fields.Raw(required=True, metadata=GEOMETRY),
             "properties": fields.Nested(properties, required=True),
         },
         name=f"{name}Feature",

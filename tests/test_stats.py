@@ -386,6 +386,20 @@ def test_activity_report_as_json_and_french_csv(
             assert not 0 < float(row[3].replace(",", ".")) < 11, row
 
 
+def published_counts(value: Any, path: str = "") -> Iterator[tuple[str, Any]]:
+    """Every count a stats body publishes, by path (geometry, filters and scores left out)."""
+    skipped = {"geometry", "filters", "k", "p_value", "score", "expected", "p_value_threshold"}
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key not in skipped:
+                yield from published_counts(item, f"{path}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from published_counts(item, f"{path}[{index}]")
+    elif isinstance(value, int) and not isinstance(value, bool):
+        yield path, value
+
+
 ENCOUNTERS_TABLE = re.compile(r"\b(from|join|into|update)\s+\"?encounters\"?(\s|$|,|\))", re.I)
 
 
@@ -401,15 +415,23 @@ def test_stats_read_only_rollups(
     engine = db.engine_for(app)
     event.listen(engine, "before_cursor_execute", capture)
     try:
-        for url in STATS_ROUTES:
-            get(client, people["coordinator"], url)
+        bodies = {url: get(client, people["coordinator"], url) for url in STATS_ROUTES}
     finally:
         event.remove(engine, "before_cursor_execute", capture)
     assert any("rollup_sectors" in s for s in statements)
+    assert any("rollup_people" in s for s in statements)
     assert any("rollup_cells" in s for s in statements)
     assert ENCOUNTERS_TABLE.search("SELECT x FROM encounters WHERE y")  # the probe works
     readers = [s for s in statements if ENCOUNTERS_TABLE.search(s)]
     assert readers == []
+    # And what they read leaves with no count between 1 and k - 1 (coverage and the
+    # report's shift section count shifts, not people).
+    for url, body in bodies.items():
+        if "coverage" in url:
+            continue
+        counted = body["counts"] if "reports" in url else body
+        small = [(p, v) for p, v in published_counts(counted) if 0 < v < 11]
+        assert small == [], url
 
 
 def test_every_stats_and_report_request_is_audited(

@@ -9,7 +9,7 @@ coordinate right after.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 import h3
@@ -107,11 +107,28 @@ def _rounded(value: Any) -> Any:
     return value
 
 
+@lru_cache(maxsize=65_536)
 def cell_geometry(cell: str) -> dict[str, Any]:
-    """The hexagon of an H3 cell as an RFC 7946 polygon."""
+    """The hexagon of an H3 cell as an RFC 7946 polygon (cached: maps redraw the same cells).
+
+    The result is shared between callers and must not be changed.
+    """
     # h3 answers (lat, lng) pairs; GeoJSON wants (lng, lat).
-    ring = [(lng, lat) for lat, lng in h3.cell_to_boundary(cell)]
-    return rfc7946(Polygon(ring))
+    ring = [
+        [round(lng, COORDINATE_DIGITS), round(lat, COORDINATE_DIGITS)]
+        for lat, lng in h3.cell_to_boundary(cell)
+    ]
+    if _signed_area(ring) < 0:
+        ring.reverse()
+    ring.append(ring[0])
+    return {"type": "Polygon", "coordinates": [ring]}
+
+
+def _signed_area(ring: list[list[float]]) -> float:
+    """Twice the signed area of an open ring: positive when counter-clockwise."""
+    return sum(
+        x1 * y2 - x2 * y1 for (x1, y1), (x2, y2) in zip(ring, ring[1:] + ring[:1], strict=True)
+    )
 
 
 @cache

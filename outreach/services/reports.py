@@ -77,7 +77,7 @@ def activity_report(
         data = totals(session, scope)
         published = summary_release(settings.small_cell_k, data).publish()
         shifts = _shifts(session, scope, year)
-        kit_labels = dict(session.execute(select(Kit.code, Kit.label)))
+        kit_labels = dict(session.execute(select(Kit.code, Kit.label)).all())
         audit.record(
             session,
             ctx,

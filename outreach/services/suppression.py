@@ -86,7 +86,7 @@ class Release:
 
     def publish(self) -> Published:
         masked = {path for path in self.values if self._primary(path)}
-        while self._extend(masked):
+        while self._follow(masked) | self._complete_equations(masked) or self._unpin(masked):
             pass
         values = {path: (None if path in masked else value) for path, value in self.values.items()}
         return Published(values=values, suppressed=tuple(sorted(masked)))
@@ -95,15 +95,24 @@ class Release:
         smallest = min(self.values[path], self.bases[path])
         return 0 < smallest < self.k
 
-    def _extend(self, masked: set[str]) -> bool:
-        """Mask one more count if the release still leaks; say whether it did."""
+    def _follow(self, masked: set[str]) -> bool:
+        """Hide the followers of every masked leader; say whether anything changed."""
+        before = len(masked)
         for leader, followers in self.followers.items():
-            if leader in masked and not masked.issuperset(followers):
+            if leader in masked:
                 masked.update(followers)
-                return True
+        return len(masked) > before
+
+    def _complete_equations(self, masked: set[str]) -> bool:
+        """Give every equation with a lone masked member a complement."""
+        changed = False
         for equation in self.equations:
             if sum(member in masked for member in equation.members) == 1:
-                return self._mask_complement(equation, masked)
+                changed |= self._mask_complement(equation, masked)
+        return changed
+
+    def _unpin(self, masked: set[str]) -> bool:
+        """Mask one more count if equations combined still pin a masked one down."""
         recoverable = _recoverable(self.equations, masked)
         if not recoverable:
             return False
@@ -129,15 +138,50 @@ class Release:
 
 
 def _recoverable(equations: list[Equation], masked: set[str]) -> set[str]:
-    """The masked counts that some combination of the equations pins down exactly."""
-    rows: list[dict[str, Fraction]] = []
+    """The masked counts that some combination of the equations pins down exactly.
+
+    Only equations linked through a shared masked count can combine into something
+    new: a lone equation with two or more masked members pins nothing. So elimination
+    runs per group of linked equations, and a map's independent sums skip it.
+    """
+    rows: list[dict[str, int]] = []
     for equation in equations:
-        row = {cell: Fraction(1) for cell in equation.cells if cell in masked}
+        row = {cell: 1 for cell in equation.cells if cell in masked}
         if equation.total is not None and equation.total in masked:
-            row[equation.total] = Fraction(-1)
+            row[equation.total] = -1
         if row:
             rows.append(row)
-    return {next(iter(row)) for row in _reduced(rows) if len(row) == 1}
+    found: set[str] = set()
+    for group in _linked(rows):
+        if len(group) > 1:
+            exact = [{var: Fraction(c) for var, c in row.items()} for row in group]
+            found.update(next(iter(row)) for row in _reduced(exact) if len(row) == 1)
+        elif len(group[0]) == 1:
+            found.update(group[0])
+    return found
+
+
+def _linked(rows: list[dict[str, int]]) -> list[list[dict[str, int]]]:
+    """Rows grouped so that rows sharing a variable, directly or not, are together."""
+    parent = list(range(len(rows)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    owner: dict[str, int] = {}
+    for index, row in enumerate(rows):
+        for var in row:
+            if var in owner:
+                parent[root(index)] = root(owner[var])
+            else:
+                owner[var] = index
+    groups: dict[int, list[dict[str, int]]] = {}
+    for index, row in enumerate(rows):
+        groups.setdefault(root(index), []).append(row)
+    return list(groups.values())
 
 
 def _reduced(rows: list[dict[str, Fraction]]) -> list[dict[str, Fraction]]:

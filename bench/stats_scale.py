@@ -1,0 +1,477 @@
+"""Stats latency at scale on PostgreSQL, next to a plain GROUP BY over the raw encounters.
+
+    .venv/bin/python bench/stats_scale.py                 # 100,000 encounters, under a minute
+    .venv/bin/python bench/stats_scale.py --full          # 1 million, then 10 million
+
+For each size: a fresh database built by the migrations; a year of synthetic
+encounters (realistic kits, services, referrals, a population of person refs, the
+hexagons of the service area) copied straight into ``encounters`` with psycopg's
+COPY, and their rollups computed by the service's own ``rollups.Deltas`` (the code
+every sync runs) and copied alongside. Then each stats request runs through the
+whole Flask stack in process (token check, audit event, suppression, JSON), timed
+over ``--repeat`` calls after warm-up, and the raw-table GROUP BY runs over the same
+period through psycopg. Results go to ``bench/results/stats_scale.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import platform
+import random
+import statistics
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import h3
+import orjson
+import psycopg
+from shapely.geometry import mapping, shape
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from config import Settings  # noqa: E402
+from outreach import create_app  # noqa: E402
+from outreach.extensions import db  # noqa: E402
+from outreach.migrate import upgrade  # noqa: E402
+from outreach.models import OrgKind, Role  # noqa: E402
+from outreach.services import accounts  # noqa: E402
+from outreach.services.context import OPERATOR  # noqa: E402
+from outreach.services.demo import KIT_WEIGHTS, REFERRAL_WEIGHTS, SERVICE_WEIGHTS  # noqa: E402
+from outreach.services.geo import geography  # noqa: E402
+from outreach.services.rollups import Deltas  # noqa: E402
+from outreach.services.stats import paris_today  # noqa: E402
+from outreach.services.sync import PARIS  # noqa: E402
+from schemas.vocabulary import AGE_BANDS, GENDERS, SHIFT_KINDS, sector_features  # noqa: E402
+
+DAYS = 365
+PEOPLE_POPULATION = 3_000
+PASSWORD = "benchmark password 1234"
+ENCOUNTER_COLUMNS = (
+    "id",
+    "organisation_id",
+    "created_by",
+    "shift_id",
+    "shift_kind",
+    "occurred_at",
+    "local_day",
+    "cell",
+    "sector",
+    "setting",
+    "people",
+    "age_band",
+    "gender",
+    "first_contact",
+    "ref_hash",
+    "kits",
+    "services",
+    "referrals",
+    "content_hash",
+    "version",
+    "created_at",
+    "updated_at",
+)
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def percentile(samples: list[float], fraction: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+# Synthetic activity ------------------------------------------------------------------
+
+
+# The scene concentrates on a few sites: this share of encounters falls in the sectors'
+# hexagons and the two rings around them, the rest anywhere in the service area.
+SCENE_SHARE = 0.7
+
+
+def service_area_cells(resolution: int) -> list[tuple[str, str, float]]:
+    """Every hexagon of the service area, its sector, and how often the scene is there."""
+    area = next(f for f in sector_features() if f["properties"]["kind"] == "service_area")
+    geography_ = geography(resolution)
+    cells = []
+    for cell in h3.geo_to_cells(mapping(shape(area["geometry"])), resolution):
+        lat, lng = h3.cell_to_latlng(cell)
+        try:
+            snapped = geography_.snap(lat, lng)
+        except ValueError:
+            continue
+        cells.append((snapped.cell, snapped.sector))
+    sites = {c for c, sector in cells if sector != "hors_secteur"}
+    near = {n for c in sites for n in h3.grid_disk(c, 2)}
+    scene = [c for c, _s in cells if c in near]
+    elsewhere = len(cells) - len(scene)
+    weight = SCENE_SHARE / (1 - SCENE_SHARE) * elsewhere / max(1, len(scene))
+    return [(c, sector, weight if c in near else 1.0) for c, sector in cells]
+
+
+class Generator:
+    """Deterministic encounters shaped like the demo's, over many more hexagons."""
+
+    def __init__(self, organisations: list[tuple[uuid.UUID, uuid.UUID]], seed: int) -> None:
+        self.rng = random.Random(seed)
+        self.organisations = organisations
+        cells = service_area_cells(9)
+        self.cells = [(cell, sector) for cell, sector, _w in cells]
+        self.cell_weights = [w for _c, _s, w in cells]
+        self.refs = [
+            hashlib.sha256(f"bench-{i}".encode()).hexdigest() for i in range(PEOPLE_POPULATION)
+        ]
+        self.kinds = [*SHIFT_KINDS, "none"]
+
+    def _weighted(self, weights: dict[str, int], k: int) -> list[str]:
+        return self.rng.choices(list(weights), weights=list(weights.values()), k=k)
+
+    def day(self, day: date, count: int) -> Iterator[dict[str, Any]]:
+        rng = self.rng
+        places = rng.choices(self.cells, weights=self.cell_weights, k=count)
+        now = datetime.now(UTC)
+        for cell, sector in places:
+            organisation_id, worker_id = rng.choice(self.organisations)
+            people = 1 if rng.random() < 0.8 else rng.randint(2, 6)
+            alone = people == 1
+            kits = {
+                code: rng.randint(1, 4)
+                for code in set(self._weighted(KIT_WEIGHTS, rng.randint(0, 3)))
+            }
+            referrals = []
+            if rng.random() < 0.12:
+                referrals.append(
+                    {
+                        "to": self._weighted(REFERRAL_WEIGHTS, 1)[0],
+                        "structure": None,
+                        "status": rng.choice(("proposed", "accepted", "accompanied")),
+                    }
+                )
+            moment = datetime(
+                day.year, day.month, day.day, rng.randint(0, 23), rng.randint(0, 59), tzinfo=PARIS
+            )
+            encounter_id = uuid.UUID(int=rng.getrandbits(128), version=4)
+            yield {
+                "id": encounter_id,
+                "organisation_id": organisation_id,
+                "created_by": worker_id,
+                "shift_id": None,
+                "shift_kind": rng.choice(self.kinds),
+                "occurred_at": moment,
+                "local_day": day,
+                "cell": cell,
+                "sector": sector,
+                "setting": "rue",
+                "people": people,
+                "age_band": rng.choice(AGE_BANDS) if alone else None,
+                "gender": rng.choice(GENDERS) if alone else None,
+                "first_contact": (rng.random() < 0.1) if alone else None,
+                "ref_hash": rng.choice(self.refs) if alone and rng.random() < 0.6 else None,
+                "kits": kits,
+                "services": sorted(set(self._weighted(SERVICE_WEIGHTS, rng.randint(0, 2)))),
+                "referrals": referrals,
+                "content_hash": hashlib.sha256(encounter_id.bytes).hexdigest(),
+                "version": 1,
+                "created_at": now,
+                "updated_at": now,
+            }
+
+
+def load(url: str, size: int, generator: Generator, last_day: date) -> dict[str, Any]:
+    """Copy ``size`` encounters over the year ending ``last_day``, with their rollups."""
+    started = time.perf_counter()
+    per_day, extra = divmod(size, DAYS)
+    counts = {"encounters": 0, "rollup_sectors": 0, "rollup_cells": 0, "rollup_people": 0}
+    with psycopg.connect(url) as connection:
+        for offset in range(DAYS):
+            day = last_day - timedelta(days=DAYS - 1 - offset)
+            deltas = Deltas()
+            columns = ", ".join(ENCOUNTER_COLUMNS)
+            with (
+                connection.cursor() as cursor,
+                cursor.copy(f"COPY encounters ({columns}) FROM STDIN") as copy,
+            ):
+                for row in generator.day(day, per_day + (1 if offset < extra else 0)):
+                    deltas.add(row)
+                    copy.write_row(
+                        [
+                            orjson.dumps(row[name]).decode()
+                            if name in ("kits", "services", "referrals")
+                            else row[name]
+                            for name in ENCOUNTER_COLUMNS
+                        ]
+                    )
+                    counts["encounters"] += 1
+            counts["rollup_sectors"] += _copy(
+                connection,
+                "rollup_sectors",
+                ("day", "organisation_id", "sector", "shift_kind", "metric", "value", "basis"),
+                ((*k, *v) for k, v in deltas.sectors.items()),
+            )
+            counts["rollup_cells"] += _copy(
+                connection,
+                "rollup_cells",
+                (
+                    "day",
+                    "organisation_id",
+                    "sector",
+                    "shift_kind",
+                    "cell",
+                    "metric",
+                    "value",
+                    "basis",
+                ),
+                ((*k, *v) for k, v in deltas.cells.items()),
+            )
+            counts["rollup_people"] += _copy(
+                connection,
+                "rollup_people",
+                ("day", "organisation_id", "sector", "shift_kind", "ref_hash", "encounters"),
+                ((*k, v) for k, v in deltas.people.items()),
+            )
+            connection.commit()
+            if offset % 30 == 29 or offset == DAYS - 1:
+                rate = counts["encounters"] / (time.perf_counter() - started)
+                log(
+                    f"  loaded {counts['encounters']:,} encounters "
+                    f"({offset + 1} days, {rate:,.0f}/s)"
+                )
+        with connection.cursor() as cursor:
+            connection.autocommit = True
+            cursor.execute("VACUUM ANALYZE")
+    counts["load_seconds"] = round(time.perf_counter() - started, 1)
+    return counts
+
+
+def _copy(
+    connection: psycopg.Connection[Any],
+    table: str,
+    columns: tuple[str, ...],
+    rows: Iterator[tuple[Any, ...]],
+) -> int:
+    written = 0
+    with (
+        connection.cursor() as cursor,
+        cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy,
+    ):
+        for row in rows:
+            copy.write_row(row)
+            written += 1
+    return written
+
+
+# Measuring -------------------------------------------------------------------------
+
+
+def timed(call: Callable[[], Any], repeat: int, warmup: int) -> dict[str, float]:
+    for _ in range(warmup):
+        call()
+    samples = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        call()
+        samples.append((time.perf_counter() - started) * 1000)
+    return {
+        "p50_ms": round(statistics.median(samples), 2),
+        "p95_ms": round(percentile(samples, 0.95), 2),
+        "max_ms": round(max(samples), 2),
+        "runs": repeat,
+    }
+
+
+def measure(
+    app: Any, url: str, token: str, first: date, last: date, repeat: int, raw_repeat: int
+) -> dict[str, Any]:
+    client = app.test_client()
+    headers = {"Authorization": f"Bearer {token}"}
+    month_from = last - timedelta(days=29)
+
+    def request(path: str) -> Callable[[], Any]:
+        def call() -> Any:
+            response = client.get(path, headers=headers)
+            assert response.status_code == 200, response.get_data(as_text=True)[:300]
+            return response
+
+        return call
+
+    endpoints = {
+        "summary, 30 days": f"/api/v1/stats/summary?from={month_from}&to={last}",
+        "summary, 365 days": f"/api/v1/stats/summary?from={first}&to={last}",
+        "map res 9, 30 days": f"/api/v1/stats/map?from={month_from}&to={last}",
+        "map res 9, 365 days": f"/api/v1/stats/map?from={first}&to={last}",
+        "timeseries by week, 365 days": (
+            f"/api/v1/stats/timeseries?bucket=week&from={first}&to={last}"
+        ),
+    }
+    results: dict[str, Any] = {}
+    for name, path in endpoints.items():
+        results[name] = timed(request(path), repeat, warmup=3)
+        log(f"  {name}: p50 {results[name]['p50_ms']} ms, p95 {results[name]['p95_ms']} ms")
+    raw_queries = {
+        "raw GROUP BY sector, 30 days": (
+            "SELECT sector, count(*), sum(people), count(DISTINCT ref_hash) FROM encounters "
+            "WHERE local_day BETWEEN %s AND %s AND deleted_at IS NULL GROUP BY sector",
+            (month_from, last),
+        ),
+        "raw GROUP BY sector, 365 days": (
+            "SELECT sector, count(*), sum(people), count(DISTINCT ref_hash) FROM encounters "
+            "WHERE local_day BETWEEN %s AND %s AND deleted_at IS NULL GROUP BY sector",
+            (first, last),
+        ),
+        "raw GROUP BY cell, 30 days": (
+            "SELECT cell, count(*), sum(people) FROM encounters "
+            "WHERE local_day BETWEEN %s AND %s AND deleted_at IS NULL GROUP BY cell",
+            (month_from, last),
+        ),
+        "raw GROUP BY cell, 365 days": (
+            "SELECT cell, count(*), sum(people) FROM encounters "
+            "WHERE local_day BETWEEN %s AND %s AND deleted_at IS NULL GROUP BY cell",
+            (first, last),
+        ),
+    }
+    with psycopg.connect(url) as connection:
+        for name, (sql, params) in raw_queries.items():
+            with connection.cursor() as cursor:
+                results[name] = timed(
+                    lambda c=cursor, q=sql, p=params: c.execute(q, p).fetchall(),  # type: ignore[misc]
+                    raw_repeat,
+                    warmup=1,
+                )
+            log(f"  {name}: p50 {results[name]['p50_ms']} ms, p95 {results[name]['p95_ms']} ms")
+    return results
+
+
+def table_sizes(url: str) -> dict[str, Any]:
+    with psycopg.connect(url) as connection, connection.cursor() as cursor:
+        sizes = {}
+        for table in ("encounters", "rollup_sectors", "rollup_cells", "rollup_people"):
+            rows, size = cursor.execute(
+                f"SELECT count(*), pg_total_relation_size('{table}') FROM {table}"
+            ).fetchone() or (0, 0)
+            sizes[table] = {"rows": rows, "megabytes": round(size / 2**20, 1)}
+        return sizes
+
+
+# Running -----------------------------------------------------------------------------
+
+
+def run_size(admin_url: str, size: int, repeat: int, raw_repeat: int, keep: bool) -> dict[str, Any]:
+    name = f"outreach_bench_stats_{size}"
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.execute(f'CREATE DATABASE "{name}"')
+    base = admin_url.rsplit("/", 1)[0]
+    url = f"{base}/{name}"
+    sqlalchemy_url = url.replace("postgresql://", "postgresql+psycopg://", 1)
+    log(f"{size:,} encounters into {name}")
+    upgrade(sqlalchemy_url)
+    settings = Settings(
+        env="testing",
+        database_url=sqlalchemy_url,
+        secret_key="bench-secret-key-" + "s" * 32,
+        jwt_secret="bench-jwt-secret-" + "j" * 32,
+        pepper="bench-pepper-" + "p" * 32,
+        argon2_time_cost=1,
+        argon2_memory_kib=8,
+        login_rate="100000 per minute",
+        instance_path=ROOT / "instance" / "bench",
+    )
+    app = create_app(settings)
+    with app.app_context():
+        session = db.session
+        passwords = app.extensions["outreach.security"].passwords
+        organisations = []
+        for index in range(3):
+            organisation, _ = accounts.get_or_create_organisation(
+                session,
+                OPERATOR,
+                slug=f"assoc-{index}",
+                name=f"Association {index}",
+                kind=OrgKind.ASSOCIATION,
+            )
+            worker = accounts.create_user(
+                session,
+                OPERATOR,
+                passwords,
+                accounts.NewUser(
+                    username=f"worker-{index}",
+                    password=PASSWORD,
+                    role=Role.WORKER,
+                    organisation_id=organisation.id,
+                ),
+            )
+            organisations.append((organisation.id, worker.id))
+        city, _ = accounts.get_or_create_organisation(
+            session, OPERATOR, slug="ville", name="Ville", kind=OrgKind.CITY
+        )
+        accounts.create_user(
+            session,
+            OPERATOR,
+            passwords,
+            accounts.NewUser(
+                username="coordinator",
+                password=PASSWORD,
+                role=Role.COORDINATOR,
+                organisation_id=city.id,
+            ),
+        )
+    last = paris_today() - timedelta(days=1)
+    first = last - timedelta(days=DAYS - 1)
+    loaded = load(url, size, Generator(organisations, seed=size), last)
+    client = app.test_client()
+    token = client.post(
+        "/api/v1/auth/login", json={"username": "coordinator", "password": PASSWORD}
+    ).get_json()["access_token"]
+    latencies = measure(app, url, token, first, last, repeat, raw_repeat)
+    result = {"size": size, "loaded": loaded, "tables": table_sizes(url), "latency": latencies}
+    db.engine_for(app).dispose()
+    if not keep:
+        with psycopg.connect(admin_url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000])
+    parser.add_argument("--full", action="store_true", help="1 million and 10 million encounters")
+    parser.add_argument("--repeat", type=int, default=50, help="timed calls per stats request")
+    parser.add_argument("--raw-repeat", type=int, default=5, help="timed runs per raw query")
+    parser.add_argument("--admin-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument("--keep", action="store_true", help="keep the databases afterwards")
+    parser.add_argument(
+        "--output", type=Path, default=ROOT / "bench" / "results" / "stats_scale.json"
+    )
+    args = parser.parse_args()
+    sizes = [1_000_000, 10_000_000] if args.full else args.sizes
+    with psycopg.connect(args.admin_url) as connection:
+        server = connection.execute("SHOW server_version").fetchone()
+    report = {
+        "benchmark": "stats_scale",
+        "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {
+            "cpus": __import__("os").cpu_count(),
+            "python": platform.python_version(),
+            "postgresql": server[0] if server else None,
+            "platform": platform.platform(),
+        },
+        "runs": [
+            run_size(args.admin_url, size, args.repeat, args.raw_repeat, args.keep)
+            for size in sizes
+        ],
+    }
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(report, indent=2, default=str) + "\n")
+    log(f"results written to {args.output}")
+
+
+if __name__ == "__main__":
+    main()
