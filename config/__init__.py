@@ -53,6 +53,9 @@ class Settings:
     # A hexagon is a hotspot when its last week is this improbable under its baseline.
     hotspot_p_value: float = 0.01
     ratelimit_storage_url: str = "memory://"
+    # Who answers for the processing and where the data lives, as the register states them.
+    controller: str = "Non déclaré : renseigner OUTREACH_CONTROLLER"
+    hosting: str = "Non déclaré : renseigner OUTREACH_HOSTING (hébergeur certifié HDS)"
     demo_password: str | None = None
     access_token_minutes: int = 15
     refresh_token_days: int = 14
@@ -195,6 +198,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             env, "OUTREACH_COVERAGE_TARGET_DAYS", defaults.coverage_target_days, 1, 7
         ),
         hotspot_p_value=_float(env, "OUTREACH_HOTSPOT_P_VALUE", defaults.hotspot_p_value, 0, 0.5),
+        controller=env.get("OUTREACH_CONTROLLER") or defaults.controller,
+        hosting=env.get("OUTREACH_HOSTING") or defaults.hosting,
         ratelimit_storage_url=env.get("OUTREACH_RATELIMIT_STORAGE_URL")
         or defaults.ratelimit_storage_url,
         demo_password=env.get("OUTREACH_DEMO_PASSWORD") or None,

@@ -9,7 +9,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from config import Settings, load_settings
 from outreach.api import BLUEPRINTS, docs
-from outreach.api.access import SECURITY_KEY
+from outreach.api.access import SECURITY_KEY, audit_failed_request
 from outreach.api.errors import register_error_handlers
 from outreach.cli import COMMANDS
 from outreach.extensions import Api, db, jwt, limiter
@@ -82,6 +82,7 @@ def register_errorhandlers(app: Flask) -> None:
 
 def register_request_hooks(app: Flask) -> None:
     register_http_hooks(app)
+    app.after_request(audit_failed_request)
 
 
 def register_commands(app: Flask) -> None:

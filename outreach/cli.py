@@ -1,4 +1,4 @@
-"""``flask`` commands for operators: migrations, accounts, demo data, audit."""
+"""``flask`` commands for operators: migrations, accounts, demo data, audit, retention."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from outreach.api.access import security
 from outreach.api.access import settings as app_settings
 from outreach.extensions import db
 from outreach.models import OrgKind, Role
-from outreach.services import accounts, audit, demo, directory, rollups
+from outreach.services import accounts, audit, audit_log, demo, directory, retention, rollups
 from outreach.services.context import OPERATOR
 from outreach.services.errors import ServiceError
 from outreach.services.passwords import password_problems
@@ -217,10 +217,8 @@ def _parse_head(value: str | None) -> audit.ChainHead | None:
     "--head", "expected", help="A head printed earlier (SEQ:HASH) that must still be in the chain."
 )
 def audit_verify(expected: str | None) -> None:
-    """Recompute the chain; exit 1 naming the first broken event."""
-    session = db.session
-    with session.begin():
-        result = audit.verify(session, _parse_head(expected))
+    """Recompute the chain; exit 1 naming the first broken event (the check is audited)."""
+    result = audit_log.verify_chain(db.session, OPERATOR, _parse_head(expected))
     if result.ok:
         click.echo(
             f"ok: {result.checked} events verified; head {result.head_seq}:{result.head_hash}"
@@ -273,4 +271,50 @@ def rollups_rebuild() -> None:
     )
 
 
-COMMANDS = [db_cli, create_org, create_user, seed_demo, audit_cli, rollups_cli]
+# Retention ----------------------------------------------------------------------
+
+retention_cli = AppGroup("retention", help="Delete what is past its retention period.")
+
+
+@retention_cli.command("purge")
+@click.option("--dry-run", is_flag=True, help="Count what would go; delete nothing.")
+@click.option(
+    "--batch-size",
+    type=click.IntRange(100, 100_000),
+    default=retention.PURGE_BATCH,
+    show_default=True,
+    help="Rows per transaction; an interrupted purge keeps its finished batches.",
+)
+def retention_purge(dry_run: bool, batch_size: int) -> None:
+    """Delete raw encounters and audit events past their retention (aggregates stay)."""
+    settings = app_settings()
+    limits = retention.cutoffs(settings)
+    click.echo(
+        f"Raw encounters before {limits.encounters_before} ({settings.retention_days} days), "
+        f"audit events before {limits.audit_before:%Y-%m-%d %H:%M} UTC "
+        f"({settings.audit_retention_days} days)."
+    )
+    done: dict[str, int] = {}
+
+    def progress(what: str, count: int) -> None:
+        done[what] = done.get(what, 0) + count
+        click.echo(f"  {what}: {done[what]:,} deleted")
+
+    result = retention.purge(
+        db.session,
+        OPERATOR,
+        settings,
+        dry_run=dry_run,
+        batch=batch_size,
+        progress=progress,
+        limits=limits,
+    )
+    verb = "Would delete" if dry_run else "Deleted"
+    click.echo(
+        f"{verb} {result.encounters:,} encounters, {result.person_days:,} person-days and "
+        f"{result.audit_events:,} audit events; the chain now starts after event "
+        f"{result.checkpoint_seq}."
+    )
+
+
+COMMANDS = [db_cli, create_org, create_user, seed_demo, audit_cli, rollups_cli, retention_cli]

@@ -109,6 +109,8 @@ class SummaryCountsSchema(ma.Schema):
     kits = _counts_by_code("items handed out, by kit code")
     services = _counts_by_code("contacts with each service")
     referrals_total = _count()
+    referrals_by_destination = _counts_by_code("referrals by destination, all statuses")
+    referrals_by_status = _counts_by_code("referrals by status, all destinations")
     referrals = fields.Dict(
         keys=fields.String(),
         values=fields.Dict(keys=fields.String(), values=fields.Integer(allow_none=True)),

@@ -1,6 +1,16 @@
 """HTTP views, one blueprint per resource: parse with a schema, call a service, dump."""
 
-from outreach.api import accounts, auth, directory, encounters, health, reports, stats, sync
+from outreach.api import (
+    accounts,
+    audit,
+    auth,
+    directory,
+    encounters,
+    health,
+    reports,
+    stats,
+    sync,
+)
 
 BLUEPRINTS = [
     auth.blp,
@@ -11,5 +21,7 @@ BLUEPRINTS = [
     encounters.blp,
     stats.blp,
     reports.blp,
+    audit.blp,
+    audit.governance_blp,
     health.blp,
 ]

@@ -11,7 +11,7 @@ from functools import wraps
 from typing import Any, TypeVar, cast
 
 import jwt as pyjwt
-from flask import Flask, current_app, g, request
+from flask import Flask, Response, current_app, g, request
 from flask_jwt_extended import get_jwt, verify_jwt_in_request
 from flask_jwt_extended.exceptions import JWTExtendedException
 
@@ -107,6 +107,36 @@ def requires(*roles: Role) -> Callable[[F], F]:
         return cast(F, guarded)
 
     return decorate
+
+
+# Refusals already audited where they happen: no token (401), wrong role (403), lock-out.
+SELF_AUDITED_STATUSES = frozenset({401, 403, 429})
+
+
+def audit_failed_request(response: Response) -> Response:
+    """Leave a trace of an authenticated request that failed (404, 409, 413, 422, ...).
+
+    The use case rolled its own transaction (and event) back, or never ran because
+    the input was refused: probing for other organisations' ids or sending junk is
+    still an access attempt the auditor should see.
+    """
+    principal = g.get("principal")
+    status = response.status_code
+    if principal is None or status < 400 or status >= 500 or status in SELF_AUDITED_STATUSES:
+        return response
+    session = db.session
+    if session.in_transaction():
+        session.rollback()
+    with session.begin():
+        audit.record(
+            session,
+            call_context(),
+            "request.failed",
+            outcome=audit.Outcome.INVALID if status in (400, 422) else audit.Outcome.FAILED,
+            target=request.endpoint or request.path,
+            params={"status": status, "method": request.method},
+        )
+    return response
 
 
 def _authenticate() -> Principal:

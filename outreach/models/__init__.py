@@ -1,7 +1,7 @@
 """SQLAlchemy 2 typed models. Importing this package registers every table."""
 
 from outreach.models.accounts import Organisation, OrgKind, RefreshFamily, Role, User
-from outreach.models.audit import AuditEvent
+from outreach.models.audit import AuditCheckpoint, AuditEvent
 from outreach.models.base import Base, UTCDateTime, utcnow
 from outreach.models.directory import Kit, Structure
 from outreach.models.field import Encounter, EncounterVersion, Shift
@@ -9,6 +9,7 @@ from outreach.models.rollups import NO_SHIFT, RollupCell, RollupPerson, RollupSe
 
 __all__ = [
     "NO_SHIFT",
+    "AuditCheckpoint",
     "AuditEvent",
     "Base",
     "Encounter",

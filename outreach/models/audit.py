@@ -35,3 +35,19 @@ class AuditEvent(Base):
     client_hash: Mapped[str | None] = mapped_column(String(64))
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class AuditCheckpoint(Base):
+    """Where the retention purge cut the chain: the last purged event's sequence and hash.
+
+    The verifier starts from the newest checkpoint, so the remaining events still
+    verify after old ones are purged. Append-only like the log itself.
+    """
+
+    __tablename__ = "audit_checkpoints"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    seq: Mapped[int] = mapped_column(BigInteger, unique=True)
+    hash: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    purged: Mapped[int] = mapped_column(BigInteger)

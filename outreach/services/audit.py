@@ -20,7 +20,7 @@ import orjson
 from sqlalchemy import RowMapping, select, text
 from sqlalchemy.orm import Session
 
-from outreach.models import AuditEvent, utcnow
+from outreach.models import AuditCheckpoint, AuditEvent, utcnow
 from outreach.services.context import CallContext
 
 GENESIS_HASH = "0" * 64
@@ -137,7 +137,8 @@ def read_head(session: Session) -> ChainHead:
         select(AuditEvent.seq, AuditEvent.hash).order_by(AuditEvent.seq.desc()).limit(1)
     ).first()
     if row is None:
-        return ChainHead(seq=0, hash=GENESIS_HASH)
+        # Everything was purged: the chain goes on from the last checkpoint.
+        return latest_checkpoint(session)
     return ChainHead(seq=row.seq, hash=row.hash)
 
 
@@ -210,8 +211,19 @@ _COLUMNS = (
 )
 
 
-def _rows(session: Session) -> Iterator[RowMapping]:
-    after = 0
+def latest_checkpoint(session: Session) -> ChainHead:
+    """Where the chain starts: after the newest purge checkpoint, or at the genesis."""
+    row = session.execute(
+        select(AuditCheckpoint.seq, AuditCheckpoint.hash)
+        .order_by(AuditCheckpoint.seq.desc())
+        .limit(1)
+    ).first()
+    if row is None:
+        return ChainHead(seq=0, hash=GENESIS_HASH)
+    return ChainHead(seq=row.seq, hash=row.hash)
+
+
+def _rows(session: Session, after: int) -> Iterator[RowMapping]:
     while True:
         batch = (
             session.execute(
@@ -230,14 +242,25 @@ def _rows(session: Session) -> Iterator[RowMapping]:
 
 
 def verify(session: Session, expected_head: ChainHead | None = None) -> VerifyResult:
-    """Recompute the chain from its start and report the first event that breaks it.
+    """Recompute the chain from its start (or last purge checkpoint); report the first break.
 
     ``expected_head`` is a head handed out earlier: the chain must still contain that
     event with that hash, which catches truncation of the newest events.
     """
-    prev_hash, expected_seq, checked = GENESIS_HASH, 1, 0
+    start = latest_checkpoint(session)
+    prev_hash, expected_seq, checked = start.hash, start.seq + 1, 0
     expected_found = expected_head is None or expected_head.seq == 0
-    for row in _rows(session):
+    if expected_head is not None and 0 < expected_head.seq <= start.seq:
+        if expected_head.seq < start.seq or expected_head.hash != start.hash:
+            return _broken(
+                checked,
+                expected_head.seq,
+                prev_hash,
+                f"the head handed out was purged (the chain now starts after event {start.seq}):"
+                " hand out a new head after each purge",
+            )
+        expected_found = True
+    for row in _rows(session, after=start.seq):
         seq = row["seq"]
         if seq != expected_seq:
             return _broken(checked, seq, prev_hash, f"expected event {expected_seq}, found {seq}")

@@ -174,6 +174,14 @@ def render_csv(report: ActivityReport) -> str:
     destinations, statuses = _labels("referral_destinations"), _labels("referral_statuses")
     rows.append(("Orientations", "Total", "referrals_total", counts["referrals_total"]))
     rows += [
+        ("Orientations", f"{destinations[to]} — total", to, counts["referrals_by_destination"][to])
+        for to in REFERRAL_DESTINATIONS
+    ]
+    rows += [
+        ("Orientations", f"Total — {statuses[s]}", s, counts["referrals_by_status"][s])
+        for s in REFERRAL_STATUSES
+    ]
+    rows += [
         (
             "Orientations",
             f"{destinations[to]} — {statuses[status]}",

@@ -51,6 +51,9 @@ def metrics(row: Mapping[str, Any]) -> dict[str, int]:
         counts[f"service:{code}"] += 1
     for referral in row["referrals"]:
         counts[f"referral:{referral['to']}:{referral['status']}"] += 1
+        # The margins of the destination x status table, with their own exact basis.
+        counts[f"referral_to:{referral['to']}"] += 1
+        counts[f"referral_status:{referral['status']}"] += 1
         counts["referrals"] += 1
     return dict(counts)
 

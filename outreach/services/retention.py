@@ -1,0 +1,178 @@
+"""The retention purge: raw data past its period goes, aggregates and the chain stay.
+
+Raw encounters (with their versions) older than ``OUTREACH_RETENTION_DAYS`` Paris
+days are deleted, and so are the person-days of distinct-people counting for those
+days; the counters of the rollups stay, so statistics of past years still answer.
+Audit events older than ``OUTREACH_AUDIT_RETENTION_DAYS`` are deleted oldest first,
+and each batch leaves a checkpoint (the sequence and hash of its last event) in the
+same transaction, so the remaining chain still verifies.
+
+Every batch is its own transaction: an interrupted purge leaves whole batches done
+and the rest untouched, and running it again finishes the job. It is audited.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import date, datetime, timedelta
+
+from sqlalchemy import delete, func, select, text
+from sqlalchemy.orm import Session
+
+from config import Settings
+from outreach.models import (
+    AuditCheckpoint,
+    AuditEvent,
+    Encounter,
+    EncounterVersion,
+    RollupPerson,
+    utcnow,
+)
+from outreach.services import audit
+from outreach.services.context import CallContext
+from outreach.services.stats import paris_today
+
+PURGE_BATCH = 5_000
+Progress = Callable[[str, int], None]
+
+
+@dataclass(frozen=True)
+class Cutoffs:
+    """Raw data before these moments is past its retention period."""
+
+    encounters_before: date
+    audit_before: datetime
+
+
+def cutoffs(settings: Settings, today: date | None = None, now: datetime | None = None) -> Cutoffs:
+    return Cutoffs(
+        encounters_before=(today or paris_today()) - timedelta(days=settings.retention_days),
+        audit_before=(now or utcnow()) - timedelta(days=settings.audit_retention_days),
+    )
+
+
+@dataclass(frozen=True)
+class PurgeResult:
+    encounters_before: date
+    audit_before: datetime
+    encounters: int
+    person_days: int
+    audit_events: int
+    checkpoint_seq: int
+    dry_run: bool
+
+
+def _last_purgeable_seq(session: Session, before: datetime) -> int:
+    """The end of the oldest run of events all older than ``before`` (a prefix of the chain)."""
+    first_kept = session.scalar(select(func.min(AuditEvent.seq)).where(AuditEvent.at >= before))
+    if first_kept is not None:
+        return int(first_kept) - 1
+    return int(session.scalar(select(func.max(AuditEvent.seq))) or 0)
+
+
+def purge(
+    session: Session,
+    ctx: CallContext,
+    settings: Settings,
+    *,
+    dry_run: bool = False,
+    batch: int = PURGE_BATCH,
+    progress: Progress = lambda _what, _n: None,
+    limits: Cutoffs | None = None,
+) -> PurgeResult:
+    limits = limits or cutoffs(settings)
+    with session.begin():
+        old_encounters = Encounter.local_day < limits.encounters_before
+        encounters_due = session.scalar(select(func.count()).where(old_encounters)) or 0
+        person_days_due = (
+            session.scalar(select(func.count()).where(RollupPerson.day < limits.encounters_before))
+            or 0
+        )
+        start = audit.latest_checkpoint(session).seq
+        last = _last_purgeable_seq(session, limits.audit_before)
+        events_due = max(0, last - start)
+    if dry_run:
+        result = PurgeResult(
+            limits.encounters_before,
+            limits.audit_before,
+            encounters_due,
+            person_days_due,
+            events_due,
+            start,
+            dry_run=True,
+        )
+    else:
+        encounters = _purge_encounters(session, limits.encounters_before, batch, progress)
+        person_days = _purge_person_days(session, limits.encounters_before)
+        progress("person-days", person_days)
+        checkpoint = _purge_audit(session, last, batch, progress)
+        result = PurgeResult(
+            limits.encounters_before,
+            limits.audit_before,
+            encounters,
+            person_days,
+            checkpoint - start,
+            checkpoint,
+            dry_run=False,
+        )
+    with session.begin():
+        audit.record(
+            session,
+            ctx,
+            "retention.purge",
+            params={
+                **asdict(result),
+                "retention_days": settings.retention_days,
+                "audit_retention_days": settings.audit_retention_days,
+            },
+            records=result.encounters + result.person_days + result.audit_events,
+        )
+    return result
+
+
+def _purge_encounters(session: Session, before: date, batch: int, progress: Progress) -> int:
+    deleted = 0
+    while True:
+        with session.begin():
+            ids = list(
+                session.scalars(
+                    select(Encounter.id)
+                    .where(Encounter.local_day < before)
+                    .order_by(Encounter.id)
+                    .limit(batch)
+                )
+            )
+            if not ids:
+                return deleted
+            session.execute(delete(EncounterVersion).where(EncounterVersion.encounter_id.in_(ids)))
+            session.execute(delete(Encounter).where(Encounter.id.in_(ids)))
+        deleted += len(ids)
+        progress("encounters", len(ids))
+
+
+def _purge_person_days(session: Session, before: date) -> int:
+    with session.begin():
+        result = session.execute(delete(RollupPerson).where(RollupPerson.day < before))
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def _purge_audit(session: Session, last: int, batch: int, progress: Progress) -> int:
+    """Delete events up to ``last`` in batches, each leaving its checkpoint; the final one."""
+    while True:
+        with session.begin():
+            start = audit.latest_checkpoint(session).seq
+            upto = min(last, start + batch)
+            if upto <= start:
+                return start
+            cut = session.execute(
+                select(AuditEvent.seq, AuditEvent.hash).where(AuditEvent.seq == upto)
+            ).one()
+            if session.get_bind().dialect.name == "postgresql":
+                # The append-only trigger lets deletes through in this transaction only.
+                session.execute(text("SET LOCAL outreach.audit_purge = 'on'"))
+            session.add(
+                AuditCheckpoint(seq=cut.seq, hash=cut.hash, at=utcnow(), purged=upto - start)
+            )
+            session.execute(delete(AuditEvent).where(AuditEvent.seq <= upto))
+        progress("audit events", upto - start)

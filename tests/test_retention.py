@@ -1,0 +1,202 @@
+"""The retention purge: old raw rows go, aggregates stay, the audit chain still verifies."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date, timedelta
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient, FlaskCliRunner
+from sqlalchemy import delete, func, select, text
+
+from outreach.extensions import db
+from outreach.models import (
+    AuditCheckpoint,
+    AuditEvent,
+    Encounter,
+    EncounterVersion,
+    Role,
+    RollupPerson,
+)
+from outreach.services import audit, retention
+from outreach.services.context import OPERATOR
+from outreach.services.stats import paris_today
+from tests.conftest import Account, bearer, login
+from tests.payloads import encounter
+from tests.test_stats import at
+
+
+def _count(app: Flask, model: type, *where: object) -> int:
+    with app.app_context():
+        return db.session.scalar(select(func.count()).select_from(model).where(*where)) or 0  # type: ignore[arg-type]
+
+
+def _seed(client: FlaskClient, make_account: Callable[..., Account]) -> dict[str, object]:
+    """12 encounters 10 days ago (one amended), 12 yesterday; with person refs."""
+    worker = make_account(Role.WORKER, "assoc-a")
+    admin = make_account(Role.ORG_ADMIN, "assoc-a")
+    headers = bearer(login(client, worker.username)["access_token"])
+    old_day = paris_today() - timedelta(days=10)
+    old = [
+        encounter(
+            occurred_at=at(old_day),
+            person={
+                "age_band": "25-34",
+                "gender": "f",
+                "first_contact": False,
+                "ref": f"person-ref-{i:04d}",
+            },
+        )
+        for i in range(12)
+    ]
+    recent = [encounter(occurred_at=at(paris_today() - timedelta(days=1))) for _ in range(12)]
+    response = client.post("/api/v1/sync", json={"encounters": old + recent}, headers=headers)
+    assert response.get_json()["counts"]["created"] == 24
+    admin_headers = bearer(login(client, admin.username)["access_token"])
+    amended = client.patch(
+        f"/api/v1/encounters/{old[0]['id']}", json={"setting": "metro"}, headers=admin_headers
+    )
+    assert amended.status_code == 200
+    return {"old_day": old_day}
+
+
+def test_purge_deletes_old_raw_rows_and_keeps_aggregates(
+    app: Flask,
+    client: FlaskClient,
+    runner: FlaskCliRunner,
+    make_account: Callable[..., Account],
+) -> None:
+    seeded = _seed(client, make_account)
+    old_day = seeded["old_day"]
+    app.config["OUTREACH_SETTINGS"] = app.config["OUTREACH_SETTINGS"].with_overrides(
+        retention_days=5
+    )
+    coordinator = bearer(login(client, make_account(Role.COORDINATOR).username)["access_token"])
+    url = f"/api/v1/stats/summary?from={old_day}&to={old_day}"
+    before = client.get(url, headers=coordinator).get_json()["counts"]
+    assert before["encounters"] == 12
+    assert before["distinct_people"] == 12
+
+    dry = runner.invoke(args=["retention", "purge", "--dry-run"])
+    assert dry.exit_code == 0, dry.output
+    assert "Would delete 12 encounters, 12 person-days" in dry.output
+    assert _count(app, Encounter) == 24
+
+    done = runner.invoke(args=["retention", "purge"])
+    assert done.exit_code == 0, done.output
+    assert "encounters: 12 deleted" in done.output
+    assert "Deleted 12 encounters, 12 person-days" in done.output
+    assert _count(app, Encounter) == 12
+    assert _count(app, Encounter, Encounter.local_day < paris_today() - timedelta(days=5)) == 0
+    assert _count(app, EncounterVersion) == 0
+    assert _count(app, RollupPerson, RollupPerson.day == old_day) == 0
+    after = client.get(url, headers=coordinator).get_json()["counts"]
+    # The counters stay; only the person-days behind distinct people are gone with the rows.
+    assert after["encounters"] == 12
+    assert after["kits_total"] == before["kits_total"]
+    assert after["distinct_people"] == 0
+
+    again = runner.invoke(args=["retention", "purge"])
+    assert "Deleted 0 encounters, 0 person-days and 0 audit events" in again.output
+    with app.app_context():
+        purges = db.session.scalars(
+            select(AuditEvent)
+            .where(AuditEvent.action == "retention.purge")
+            .order_by(AuditEvent.seq)
+        ).all()
+    assert [(e.params["dry_run"], e.records) for e in purges] == [
+        (True, 24),
+        (False, 24),
+        (False, 0),
+    ]
+    assert runner.invoke(args=["audit", "verify"]).exit_code == 0
+
+
+def _purge_audit_before(app: Flask, seq: int, **kwargs: object) -> retention.PurgeResult:
+    """Purge every audit event older than event ``seq`` (no encounter is old enough)."""
+    with app.app_context():
+        session = db.session
+        with session.begin():
+            cutoff = session.scalar(select(AuditEvent.at).where(AuditEvent.seq == seq))
+        assert cutoff is not None
+        limits = retention.Cutoffs(encounters_before=date(2000, 1, 1), audit_before=cutoff)
+        settings = app.config["OUTREACH_SETTINGS"]
+        return retention.purge(session, OPERATOR, settings, limits=limits, **kwargs)  # type: ignore[arg-type]
+
+
+def _verify(app: Flask, head: audit.ChainHead | None = None) -> audit.VerifyResult:
+    with app.app_context():
+        session = db.session
+        with session.begin():
+            return audit.verify(session, head)
+
+
+def _head(app: Flask) -> audit.ChainHead:
+    with app.app_context():
+        session = db.session
+        with session.begin():
+            return audit.read_head(session)
+
+
+def test_purged_audit_events_leave_a_checkpoint_the_chain_verifies_from(
+    app: Flask, client: FlaskClient, make_account: Callable[..., Account]
+) -> None:
+    _seed(client, make_account)
+    with app.app_context():
+        third = db.session.scalar(select(AuditEvent.hash).where(AuditEvent.seq == 3))
+    old_head = audit.ChainHead(seq=3, hash=str(third))
+    total = _head(app).seq
+    assert total >= 7
+    result = _purge_audit_before(app, 5)
+    assert result.audit_events == 4
+    assert result.checkpoint_seq == 4
+    with app.app_context():
+        assert db.session.scalar(select(func.min(AuditEvent.seq))) == 5
+        checkpoint = db.session.scalars(select(AuditCheckpoint)).one()
+    assert (checkpoint.seq, checkpoint.purged) == (4, 4)
+    verified = _verify(app)
+    assert verified.ok
+    # The remaining events plus the purge's own event.
+    assert verified.checked == total - 4 + 1
+    # A head handed out before the purge can no longer be vouched for, and says why.
+    stale = _verify(app, old_head)
+    assert not stale.ok
+    assert "purged" in (stale.reason or "")
+    # Tampering after the checkpoint is still found at its event.
+    with app.app_context():
+        session = db.session
+        with session.begin():
+            if session.get_bind().dialect.name == "postgresql":
+                session.execute(text("SET LOCAL session_replication_role = replica"))
+            session.execute(delete(AuditEvent).where(AuditEvent.seq == 5))
+    broken = _verify(app)
+    assert (broken.ok, broken.first_broken_seq) == (False, 6)
+
+
+class Interrupted(Exception):
+    pass
+
+
+def test_an_interrupted_purge_keeps_whole_batches_and_finishes_when_run_again(
+    app: Flask, client: FlaskClient, make_account: Callable[..., Account]
+) -> None:
+    _seed(client, make_account)
+
+    def stop_after_first_batch(what: str, _count: int) -> None:
+        if what == "audit events":
+            raise Interrupted
+
+    with pytest.raises(Interrupted):
+        _purge_audit_before(app, 7, batch=2, progress=stop_after_first_batch)
+    with app.app_context():
+        assert db.session.scalar(select(func.min(AuditEvent.seq))) == 3
+    assert _verify(app).ok
+    finished = _purge_audit_before(app, 7, batch=2)
+    assert finished.checkpoint_seq == 6
+    with app.app_context():
+        checkpoints = db.session.scalars(
+            select(AuditCheckpoint.seq).order_by(AuditCheckpoint.seq)
+        ).all()
+    assert checkpoints == [2, 4, 6]
+    assert _verify(app).ok
