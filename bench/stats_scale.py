@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import platform
 import random
 import statistics
@@ -363,17 +364,8 @@ def table_sizes(url: str) -> dict[str, Any]:
 # Running -----------------------------------------------------------------------------
 
 
-def run_size(admin_url: str, size: int, repeat: int, raw_repeat: int, keep: bool) -> dict[str, Any]:
-    name = f"outreach_bench_stats_{size}"
-    with psycopg.connect(admin_url, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.execute(f'CREATE DATABASE "{name}"')
-    base = admin_url.rsplit("/", 1)[0]
-    url = f"{base}/{name}"
-    sqlalchemy_url = url.replace("postgresql://", "postgresql+psycopg://", 1)
-    log(f"{size:,} encounters into {name}")
-    upgrade(sqlalchemy_url)
-    settings = Settings(
+def bench_settings(sqlalchemy_url: str) -> Settings:
+    return Settings(
         env="testing",
         database_url=sqlalchemy_url,
         secret_key="bench-secret-key-" + "s" * 32,
@@ -384,10 +376,20 @@ def run_size(admin_url: str, size: int, repeat: int, raw_repeat: int, keep: bool
         login_rate="100000 per minute",
         instance_path=ROOT / "instance" / "bench",
     )
-    app = create_app(settings)
+
+
+def create_accounts(app: Any) -> list[tuple[uuid.UUID, uuid.UUID]]:
+    """Three associations with a worker each, and the coordinator who reads."""
     with app.app_context():
         session = db.session
         passwords = app.extensions["outreach.security"].passwords
+
+        def user(username: str, role: Role, organisation_id: uuid.UUID) -> uuid.UUID:
+            new = accounts.NewUser(
+                username=username, password=PASSWORD, role=role, organisation_id=organisation_id
+            )
+            return accounts.create_user(session, OPERATOR, passwords, new).id
+
         organisations = []
         for index in range(3):
             organisation, _ = accounts.get_or_create_organisation(
@@ -397,39 +399,53 @@ def run_size(admin_url: str, size: int, repeat: int, raw_repeat: int, keep: bool
                 name=f"Association {index}",
                 kind=OrgKind.ASSOCIATION,
             )
-            worker = accounts.create_user(
-                session,
-                OPERATOR,
-                passwords,
-                accounts.NewUser(
-                    username=f"worker-{index}",
-                    password=PASSWORD,
-                    role=Role.WORKER,
-                    organisation_id=organisation.id,
-                ),
+            organisations.append(
+                (organisation.id, user(f"worker-{index}", Role.WORKER, organisation.id))
             )
-            organisations.append((organisation.id, worker.id))
         city, _ = accounts.get_or_create_organisation(
             session, OPERATOR, slug="ville", name="Ville", kind=OrgKind.CITY
         )
-        accounts.create_user(
-            session,
-            OPERATOR,
-            passwords,
-            accounts.NewUser(
-                username="coordinator",
-                password=PASSWORD,
-                role=Role.COORDINATOR,
-                organisation_id=city.id,
-            ),
-        )
-    last = paris_today() - timedelta(days=1)
+        user("coordinator", Role.COORDINATOR, city.id)
+    return organisations
+
+
+def loaded_days(url: str) -> tuple[int, date | None]:
+    """How many encounters a benchmark database holds, and its last day."""
+    try:
+        with psycopg.connect(url) as connection:
+            row = connection.execute("SELECT count(*), max(local_day) FROM encounters").fetchone()
+    except psycopg.Error:
+        return 0, None
+    return (int(row[0]), row[1]) if row else (0, None)
+
+
+def run_size(
+    admin_url: str, size: int, repeat: int, raw_repeat: int, keep: bool, reuse: bool
+) -> dict[str, Any]:
+    name = f"outreach_bench_stats_{size}"
+    url = f"{admin_url.rsplit('/', 1)[0]}/{name}"
+    sqlalchemy_url = url.replace("postgresql://", "postgresql+psycopg://", 1)
+    count, last = loaded_days(url)
+    if reuse and count == size and last is not None:
+        log(f"reusing {name}: {size:,} encounters up to {last}")
+        app = create_app(bench_settings(sqlalchemy_url))
+        loaded: dict[str, Any] = {"encounters": size, "reused": True}
+    else:
+        with psycopg.connect(admin_url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            admin.execute(f'CREATE DATABASE "{name}"')
+        log(f"{size:,} encounters into {name}")
+        upgrade(sqlalchemy_url)
+        app = create_app(bench_settings(sqlalchemy_url))
+        organisations = create_accounts(app)
+        last = paris_today() - timedelta(days=1)
+        loaded = load(url, size, Generator(organisations, seed=size), last)
     first = last - timedelta(days=DAYS - 1)
-    loaded = load(url, size, Generator(organisations, seed=size), last)
-    client = app.test_client()
-    token = client.post(
-        "/api/v1/auth/login", json={"username": "coordinator", "password": PASSWORD}
-    ).get_json()["access_token"]
+    token = (
+        app.test_client()
+        .post("/api/v1/auth/login", json={"username": "coordinator", "password": PASSWORD})
+        .get_json()["access_token"]
+    )
     latencies = measure(app, url, token, first, last, repeat, raw_repeat)
     result = {"size": size, "loaded": loaded, "tables": table_sizes(url), "latency": latencies}
     db.engine_for(app).dispose()
@@ -448,6 +464,9 @@ def main() -> None:
     parser.add_argument("--admin-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--keep", action="store_true", help="keep the databases afterwards")
     parser.add_argument(
+        "--reuse", action="store_true", help="measure a database kept earlier instead of loading"
+    )
+    parser.add_argument(
         "--output", type=Path, default=ROOT / "bench" / "results" / "stats_scale.json"
     )
     args = parser.parse_args()
@@ -458,13 +477,20 @@ def main() -> None:
         "benchmark": "stats_scale",
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {
-            "cpus": __import__("os").cpu_count(),
+            "cpus": os.cpu_count(),
             "python": platform.python_version(),
             "postgresql": server[0] if server else None,
             "platform": platform.platform(),
         },
         "runs": [
-            run_size(args.admin_url, size, args.repeat, args.raw_repeat, args.keep)
+            run_size(
+                args.admin_url,
+                size,
+                args.repeat,
+                args.raw_repeat,
+                args.keep or args.reuse,
+                args.reuse,
+            )
             for size in sizes
         ],
     }
