@@ -32,6 +32,7 @@ from outreach.services.stats import (
     resolve_scope,
     summary_counts,
     summary_release,
+    suppressed_paths,
     totals,
 )
 from outreach.services.suppression import Published
@@ -94,7 +95,7 @@ def activity_report(
         "k": settings.small_cell_k,
         "counts": counts,
         "shifts": shifts,
-        "suppressed": ["women" if path == "genders.f" else path for path in published.suppressed],
+        "suppressed": suppressed_paths(published),
         "method": {
             "distinct_people": DISTINCT_PEOPLE_METHOD,
             "distinct_people_error": 0,

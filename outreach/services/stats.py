@@ -325,7 +325,7 @@ def summary_counts(published: Published, kit_codes: Sequence[str]) -> dict[str, 
     }
 
 
-def _suppressed(published: Published) -> list[str]:
+def suppressed_paths(published: Published) -> list[str]:
     # The summary publishes women once, under genders.f: name it as the reader sees it.
     return ["women" if path == "genders.f" else path for path in published.suppressed]
 
@@ -345,7 +345,7 @@ def summary(
         "filters": scope.params(),
         "k": settings.small_cell_k,
         "counts": summary_counts(published, data.kit_codes),
-        "suppressed": _suppressed(published),
+        "suppressed": suppressed_paths(published),
     }
 
 
