@@ -10,7 +10,9 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 PYTEST_ARGS ?=
 
-.PHONY: run test lint typecheck setup setup-dev clean
+CHROMIUM := /usr/bin/chromium
+
+.PHONY: run test lint typecheck setup setup-dev browser clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +28,13 @@ $(VENV)/.dev: requirements.txt requirements-dev.txt | $(BIN)/python
 
 setup: $(VENV)/.runtime
 
-setup-dev: $(VENV)/.dev
+setup-dev: $(VENV)/.dev browser
+
+# The dashboard's browser test drives Debian's Chromium (playwright's own download
+# does not work here); installing it needs root, as on CI.
+browser:
+	@test -x $(CHROMIUM) || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
+	  || { echo "Install Chromium (apt-get install chromium) for the dashboard test"; exit 1; }
 
 run: setup
 	$(BIN)/flask --app app db upgrade

@@ -53,6 +53,8 @@ class Settings:
     # A hexagon is a hotspot when its last week is this improbable under its baseline.
     hotspot_p_value: float = 0.01
     ratelimit_storage_url: str = "memory://"
+    # A base-map tile URL for the dashboard ({z}/{x}/{y}); none by default: no outside request.
+    tile_url: str | None = None
     # Who answers for the processing and where the data lives, as the register states them.
     controller: str = "Non déclaré : renseigner OUTREACH_CONTROLLER"
     hosting: str = "Non déclaré : renseigner OUTREACH_HOSTING (hébergeur certifié HDS)"
@@ -128,6 +130,16 @@ def _float(env: Mapping[str, str], name: str, default: float, low: float, high: 
     return value
 
 
+def _tile_url(raw: str | None) -> str | None:
+    if not raw:
+        return None
+    if not raw.startswith("https://") or not all(part in raw for part in ("{z}", "{x}", "{y}")):
+        raise ConfigError(
+            "OUTREACH_TILE_URL must be an https:// URL with {z}, {x} and {y}, got " + repr(raw)
+        )
+    return raw
+
+
 def _development_secrets(instance_path: Path) -> dict[str, str]:
     """Secrets generated once per checkout so tokens and ref hashes survive restarts."""
     path = instance_path / DEV_SECRETS_FILE
@@ -198,6 +210,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             env, "OUTREACH_COVERAGE_TARGET_DAYS", defaults.coverage_target_days, 1, 7
         ),
         hotspot_p_value=_float(env, "OUTREACH_HOTSPOT_P_VALUE", defaults.hotspot_p_value, 0, 0.5),
+        tile_url=_tile_url(env.get("OUTREACH_TILE_URL")),
         controller=env.get("OUTREACH_CONTROLLER") or defaults.controller,
         hosting=env.get("OUTREACH_HOSTING") or defaults.hosting,
         ratelimit_storage_url=env.get("OUTREACH_RATELIMIT_STORAGE_URL")

@@ -8,6 +8,7 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from config import Settings, load_settings
+from outreach import dashboard
 from outreach.api import BLUEPRINTS, docs
 from outreach.api.access import SECURITY_KEY, audit_failed_request
 from outreach.api.errors import register_error_handlers
@@ -74,6 +75,7 @@ def register_blueprints(app: Flask) -> None:
     for blueprint in BLUEPRINTS:
         api.register_blueprint(blueprint)
     app.register_blueprint(docs.blp)
+    app.register_blueprint(dashboard.blp)
 
 
 def register_errorhandlers(app: Flask) -> None:

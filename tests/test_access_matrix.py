@@ -62,6 +62,8 @@ POLICY: dict[tuple[str, str], frozenset[Role] | str] = {
     ("GET", "/api/openapi.json"): PUBLIC,
     ("GET", "/api/docs"): PUBLIC,
     ("GET", "/static/<path:filename>"): PUBLIC,
+    ("GET", "/dashboard"): PUBLIC,
+    ("GET", "/dashboard/static/<path:filename>"): PUBLIC,
 }
 
 

@@ -1,0 +1,180 @@
+"""The dashboard in a real browser: Debian's Chromium driven by playwright.
+
+A real HTTP server (werkzeug, threaded) serves the app on SQLite with the demo data
+and a planted moving scene; the page is driven as a coordinator would use it.
+Screenshots go to ``test-output/dashboard/``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+from werkzeug.serving import make_server
+
+from outreach import create_app
+from outreach.extensions import db
+from outreach.services import demo, directory
+from outreach.services.context import OPERATOR
+from outreach.services.stats import paris_today
+from tests.conftest import bearer, empty_database, login, make_settings
+from tests.payloads import CHATELET, encounter
+from tests.test_stats import at
+
+CHROMIUM = "/usr/bin/chromium"
+OUTPUT = Path(__file__).resolve().parent.parent / "test-output" / "dashboard"
+PASSWORD = "demo password for tests"
+
+
+@pytest.fixture(scope="module")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    database = tmp_path_factory.mktemp("dashboard") / "dashboard.db"
+    settings = make_settings(f"sqlite:///{database}", database.parent / "instance")
+    app = create_app(settings)
+    from outreach.migrate import upgrade
+
+    upgrade(settings.database_url)
+    empty_database(app)
+    _seed(app)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    db.engine_for(app).dispose()
+
+
+def _seed(app: Flask) -> None:
+    """Demo accounts and three weeks of activity, plus a scene that moved this week."""
+    settings = app.config["OUTREACH_SETTINGS"]
+    with app.app_context():
+        session = db.session
+        passwords = app.extensions["outreach.security"].passwords
+        demo.seed_demo_accounts(session, passwords, PASSWORD)
+        directory.seed_structures(session, OPERATOR)
+        demo.seed_demo_activity(session, settings, days=21)
+    client = app.test_client()
+    headers = bearer(login(client, "demo-worker", PASSWORD)["access_token"])
+    scene = [
+        encounter(CHATELET, occurred_at=at(paris_today() - timedelta(days=d), 13 + i))
+        for d in range(1, 7)
+        for i in range(4)
+    ]
+    response = client.post("/api/v1/sync", json={"encounters": scene}, headers=headers)
+    assert response.get_json()["counts"]["created"] == len(scene)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: `make setup-dev` installs Debian's chromium")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=["--no-sandbox"], headless=True
+        )
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser: Browser, live_server: str) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1024, "height": 768}, accept_downloads=True)
+    opened = context.new_page()
+    outside: list[str] = []
+    opened.on(
+        "request",
+        lambda r: (
+            None if r.url.startswith((live_server, "blob:", "data:")) else outside.append(r.url)
+        ),
+    )
+    yield opened
+    context.close()
+    assert outside == [], f"the page asked the outside world for {outside}"
+
+
+def _log_in(page: Page, live_server: str, username: str) -> None:
+    page.goto(f"{live_server}/dashboard")
+    page.get_by_label("Identifiant", exact=True).fill(username)
+    page.get_by_label("Mot de passe", exact=True).fill(PASSWORD)
+    page.get_by_role("button", name="Se connecter").click()
+
+
+def _figure(page: Page, name: str) -> str:
+    return page.locator(f'[data-figure="{name}"] dd').inner_text()
+
+
+def test_a_coordinator_reads_the_map_filters_opens_a_hotspot_and_downloads_the_report(
+    page: Page, live_server: str
+) -> None:
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    _log_in(page, live_server, "demo-coordinator")
+    expect(page.locator("#app")).to_be_visible()
+    expect(page.locator("path.hexagon").first).to_be_attached()
+    expect(page.locator("path.sector").first).to_be_attached()
+    assert page.locator("path.hexagon").count() > 5
+    assert page.locator("path.sector").count() == 10
+    expect(page.locator("#figures .figure")).to_have_count(7)
+    expect(page.locator("#coverage td").first).to_be_attached()
+    expect(page.locator("#legend")).to_contain_text("secret statistique")
+    page.screenshot(path=str(OUTPUT / "coordinator-30-days.png"), full_page=True)
+
+    month = _figure(page, "encounters")
+    page.get_by_label("Du", exact=True).fill((paris_today() - timedelta(days=2)).isoformat())
+    page.get_by_role("button", name="Actualiser").click()
+    expect(page.locator('[data-figure="encounters"] dd')).not_to_have_text(month)
+    page.screenshot(path=str(OUTPUT / "coordinator-3-days.png"), full_page=True)
+
+    hotspot = page.locator(".hotspot-item", has_text="24 rencontres")
+    expect(hotspot).to_be_visible()
+    zoom = page.evaluate("outreachMap.getZoom()")
+    hotspot.click()
+    page.wait_for_function(f"outreachMap.getZoom() !== {zoom}")
+    centre = page.evaluate("[outreachMap.getCenter().lat, outreachMap.getCenter().lng]")
+    assert abs(centre[0] - 48.8587) < 0.01
+    assert abs(centre[1] - 2.3472) < 0.01
+    page.screenshot(path=str(OUTPUT / "coordinator-hotspot.png"))
+
+    with page.expect_download() as download_info:
+        page.get_by_role("button", name="Rapport annuel (CSV)").click()
+    download = download_info.value
+    assert download.suggested_filename == f"activite-{paris_today().year}.csv"
+    saved = OUTPUT / download.suggested_filename
+    download.save_as(saved)
+    assert saved.read_text("utf-8-sig").startswith("Rubrique;Indicateur;Code;Valeur")
+
+    # Every control is labelled and reachable from the keyboard.
+    unlabelled = page.evaluate(
+        "[...document.querySelectorAll('#app input, #app select')]"
+        ".filter(e => e.labels.length === 0).map(e => e.id)"
+    )
+    assert unlabelled == []
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement !== document.body")
+
+    page.get_by_role("button", name="Se déconnecter").click()
+    expect(page.locator("#login-panel")).to_be_visible()
+    assert page.evaluate("sessionStorage.length") == 0
+
+
+def test_a_worker_is_told_the_dashboard_is_not_for_its_role(page: Page, live_server: str) -> None:
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    _log_in(page, live_server, "demo-worker")
+    expect(page.locator("#refused")).to_be_visible()
+    expect(page.locator("#refused")).to_contain_text("pas prévu pour votre rôle")
+    expect(page.locator("#app")).to_be_hidden()
+    assert page.evaluate("sessionStorage.length") == 0
+    page.screenshot(path=str(OUTPUT / "worker-refused.png"))
+
+
+def test_the_page_sends_a_strict_content_security_policy(live_server: str, page: Page) -> None:
+    response = page.goto(f"{live_server}/dashboard")
+    assert response is not None
+    policy = response.headers["content-security-policy"]
+    assert "script-src 'self'" in policy
+    assert "default-src 'none'" in policy
+    assert "unsafe-inline" not in policy
