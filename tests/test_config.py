@@ -64,6 +64,10 @@ def test_variables_are_read(tmp_path: Path) -> None:
         ("OUTREACH_H3_RESOLUTION", "11", "between 5 and 10"),
         ("OUTREACH_SMALL_CELL_K", "eleven", "whole number"),
         ("OUTREACH_ENV", "staging", "OUTREACH_ENV must be one of"),
+        ("OUTREACH_TILE_URL", "http://tiles.example/{z}/{x}/{y}.png", "https://"),
+        ("OUTREACH_TILE_URL", "https://tiles.example/tile.png", "{z}"),
+        ("OUTREACH_HOTSPOT_P_VALUE", "0", "above 0"),
+        ("OUTREACH_COVERAGE_TARGET_DAYS", "8", "between 1 and 7"),
     ],
 )
 def test_bad_values_are_refused(tmp_path: Path, name: str, value: str, message: str) -> None:
@@ -125,3 +129,23 @@ def test_flask_command_reports_the_refusal(tmp_path: Path) -> None:
     assert result.returncode != 0
     assert "refusing to start in production" in result.stderr
     assert "OUTREACH_SECRET_KEY is not set" in result.stderr
+
+
+def test_a_tile_server_is_the_only_outside_origin_the_dashboard_may_load(tmp_path: Path) -> None:
+    settings = load_settings(
+        {
+            "OUTREACH_INSTANCE_PATH": str(tmp_path),
+            "OUTREACH_TILE_URL": "https://{s}.tile.example.org/{z}/{x}/{y}.png",
+        }
+    )
+    app = create_app(settings)
+    page = app.test_client().get("/dashboard")
+    policy = page.headers["Content-Security-Policy"]
+    assert "img-src 'self' data: https://*.tile.example.org;" in policy
+    assert "connect-src 'self';" in policy
+    assert b'data-tile-url="https://{s}.tile.example.org/{z}/{x}/{y}.png"' in page.data
+    default = create_app(load_settings({"OUTREACH_INSTANCE_PATH": str(tmp_path)}))
+    assert (
+        "img-src 'self' data:;"
+        in default.test_client().get("/dashboard").headers["Content-Security-Policy"]
+    )

@@ -7,10 +7,13 @@ Screenshots go to ``test-output/dashboard/``.
 
 from __future__ import annotations
 
+import json
 import threading
+import urllib.request
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -104,6 +107,23 @@ def _log_in(page: Page, live_server: str, username: str) -> None:
     page.get_by_role("button", name="Se connecter").click()
 
 
+def _sectors_without_night_shift(live_server: str, day: date) -> set[str]:
+    """What the coverage route itself says, asked over plain HTTP."""
+
+    def call(path: str, body: dict[str, str] | None = None, token: str = "") -> Any:
+        request = urllib.request.Request(  # noqa: S310 (the local test server)
+            f"{live_server}/api/v1{path}",
+            data=json.dumps(body).encode() if body else None,
+            headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
+        )
+        with urllib.request.urlopen(request) as response:  # noqa: S310 (the local test server)
+            return json.load(response)
+
+    token = call("/auth/login", {"username": "demo-coordinator", "password": PASSWORD})
+    coverage = call(f"/stats/coverage?from={day}&to={day}", token=token["access_token"])
+    return {row["sector"] for row in coverage["sectors"] if not row["days"][0]["slots"]["night"]}
+
+
 def _figure(page: Page, name: str) -> str:
     return page.locator(f'[data-figure="{name}"] dd').inner_text()
 
@@ -120,6 +140,16 @@ def test_a_coordinator_reads_the_map_filters_opens_a_hotspot_and_downloads_the_r
     assert page.locator("path.sector").count() == 10
     expect(page.locator("#figures .figure")).to_have_count(7)
     expect(page.locator("#coverage td").first).to_be_attached()
+    # Last Sunday night: the grid names the sectors no shift covered.
+    sunday = paris_today() - timedelta(days=paris_today().weekday() + 1)
+    nights = page.locator(f'#coverage td[data-day="{sunday}"]')
+    expect(nights).to_have_count(10)
+    shown = {
+        nights.nth(i).get_attribute("data-sector")
+        for i in range(10)
+        if "night" not in (nights.nth(i).get_attribute("data-slots") or "")
+    }
+    assert shown == _sectors_without_night_shift(live_server, sunday)
     expect(page.locator("#legend")).to_contain_text("secret statistique")
     page.screenshot(path=str(OUTPUT / "coordinator-30-days.png"), full_page=True)
 
@@ -156,6 +186,8 @@ def test_a_coordinator_reads_the_map_filters_opens_a_hotspot_and_downloads_the_r
     page.keyboard.press("Tab")
     assert page.evaluate("document.activeElement !== document.body")
 
+    page.set_viewport_size({"width": 768, "height": 1024})
+    page.screenshot(path=str(OUTPUT / "coordinator-tablet.png"), full_page=True)
     page.get_by_role("button", name="Se déconnecter").click()
     expect(page.locator("#login-panel")).to_be_visible()
     assert page.evaluate("sessionStorage.length") == 0

@@ -12,8 +12,9 @@
     ["first_contacts", "Premiers contacts"], ["women", "Femmes"], ["kits_total", "Matériel remis"],
     ["referrals_total", "Orientations"],
   ];
+  const SLOTS = [["night", "N", "la nuit"], ["morning", "M", "le matin"], ["afternoon", "A", "l'après-midi"], ["evening", "S", "le soir"]];
   const $ = (id) => document.getElementById(id);
-  const state = { session: null, refreshTimer: null, map: null, hexLayer: null, sectorLayer: null, hotspotLayer: null, k: 11 };
+  const state = { session: null, refreshTimer: null, map: null, hexLayer: null, sectorLayer: null, hotspotLayer: null, k: 11, sectorNames: {} };
 
   // Session ---------------------------------------------------------------------
   function saveSession(body) {
@@ -104,6 +105,7 @@
     for (const feature of body.sectors.features) {
       if (feature.properties.kind !== "sector") continue;
       $("sector").append(new Option(feature.properties.name, feature.properties.code));
+      state.sectorNames[feature.properties.code] = feature.properties.name;
     }
     for (const kind of body.shift_kinds) $("shift-kind").append(new Option(kind.label, kind.code));
   }
@@ -155,7 +157,7 @@
     const sectorMax = maxOf(sectors, measure), hexMax = maxOf(hexagons, measure);
     state.sectorLayer = L.geoJSON(sectors, {
       style: (f) => Object.assign(styleFor(f, measure, sectorMax, "#1d3557"), { weight: 2, fillOpacity: 0.25, className: "sector" }),
-      onEachFeature: (f, layer) => layer.bindTooltip(tooltip(f, f.properties.sector)),
+      onEachFeature: (f, layer) => layer.bindTooltip(tooltip(f, state.sectorNames[f.properties.sector] || f.properties.sector)),
     }).addTo(state.map);
     state.hexLayer = L.geoJSON(hexagons, {
       style: (f) => Object.assign(styleFor(f, measure, hexMax, "#7a7a7a"), { className: f.properties.suppressed ? "hexagon masked-area" : "hexagon" }),
@@ -225,14 +227,16 @@
     const tbody = table.createTBody();
     for (const row of body.sectors) {
       const tr = tbody.insertRow();
-      const th = document.createElement("th"); th.scope = "row"; th.textContent = row.sector; tr.append(th);
+      const th = document.createElement("th"); th.scope = "row"; th.textContent = state.sectorNames[row.sector] || row.sector; tr.append(th);
       for (const cell of row.days) {
         const td = tr.insertCell();
         td.className = cell.covered ? "covered" : "uncovered";
         td.dataset.sector = row.sector; td.dataset.day = cell.day;
-        const slots = Object.entries(cell.slots).filter(([, n]) => n).map(([s]) => ({ night: "nuit", morning: "matin", afternoon: "après-midi", evening: "soir" })[s]);
-        td.textContent = cell.covered ? "✓" : "✗";
-        td.title = `${row.sector}, ${cell.day} : ` + (cell.covered ? `passage (${slots.join(", ")})` : "aucun passage");
+        const slots = SLOTS.filter(([code]) => cell.slots[code]);
+        // One letter per covered slot (N, M, A, S), a dot for a slot nobody covered.
+        td.textContent = cell.covered ? SLOTS.map(([code, letter]) => (cell.slots[code] ? letter : "·")).join("") : "✗";
+        td.dataset.slots = slots.map(([code]) => code).join(" ");
+        td.title = `${th.textContent}, ${cell.day} : ` + (cell.covered ? `passage ${slots.map(([, , name]) => name).join(", ")}` : "aucun passage");
       }
     }
     box.append(table);
