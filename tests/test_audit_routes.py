@@ -6,7 +6,9 @@ must find each kind of change at the right event, through the API and the comman
 
 from __future__ import annotations
 
+import json
 import threading
+import uuid
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -157,6 +159,82 @@ def test_verify_finds_each_kind_of_tampering_at_its_event(
     )
     result = _verify(client, auditor)
     assert (result["ok"], result["first_broken_seq"]) == (False, 8)
+
+
+EDITS: dict[str, Callable[[dict[str, Any]], Any]] = {
+    "at": lambda event: event["at"] + timedelta(microseconds=1),
+    "actor_user_id": lambda event: uuid.uuid4(),
+    "actor_org_id": lambda event: None,
+    "actor_role": lambda event: "coordinator",
+    "params": lambda event: {**event["params"], "per_page": 1},
+    "records": lambda event: event["records"] + 1,
+    "target": lambda event: "someone",
+    "request_id": lambda event: "0" * 32,
+}
+
+
+@pytest.mark.parametrize("column", sorted(EDITS))
+def test_any_edit_of_any_field_is_found(
+    app: Flask,
+    client: FlaskClient,
+    make_account: Callable[..., Account],
+    auditor: dict[str, str],
+    column: str,
+) -> None:
+    """Each field the hash covers, changed by the least amount, breaks the chain there."""
+    _activity(client, make_account)
+    with app.app_context():
+        seq = db.session.scalar(
+            select(AuditEvent.seq).where(AuditEvent.action == "encounters.read").limit(1)
+        )
+    assert seq is not None
+    event = _event(app, seq)
+    _tamper(
+        app, update(AuditEvent).where(AuditEvent.seq == seq).values({column: EDITS[column](event)})
+    )
+    result = _verify(client, auditor)
+    assert (result["ok"], result["first_broken_seq"], result["reason"]) == (
+        False,
+        seq,
+        "content does not match its hash",
+    )
+
+
+def test_params_stored_with_other_spacing_and_key_order_still_verify(
+    app: Flask, client: FlaskClient, make_account: Callable[..., Account], auditor: dict[str, str]
+) -> None:
+    """The hash covers what the parameters say, not how the database spells them."""
+    _activity(client, make_account)
+    with app.app_context():
+        seq = db.session.scalar(
+            select(AuditEvent.seq).where(AuditEvent.action == "encounters.read").limit(1)
+        )
+    assert seq is not None
+    params = _event(app, seq)["params"]
+    assert len(params) > 1
+    respelled = (
+        "{ "
+        + " ,  ".join(
+            f"{json.dumps(key)} : {json.dumps(value)}" for key, value in reversed(params.items())
+        )
+        + " }"
+    )
+    with app.app_context():
+        on_postgresql = db.session.get_bind().dialect.name == "postgresql"
+    respell = (
+        "UPDATE audit_events SET params = CAST(:params AS json) WHERE seq = :seq"
+        if on_postgresql
+        else "UPDATE audit_events SET params = :params WHERE seq = :seq"
+    )
+    _tamper(app, text(respell).bindparams(params=respelled, seq=seq))
+    with app.app_context():
+        stored = db.session.scalar(select(AuditEvent.params).where(AuditEvent.seq == seq))
+        spelled = db.session.scalar(
+            text("SELECT CAST(params AS text) FROM audit_events WHERE seq = :seq"), {"seq": seq}
+        )
+    assert spelled == respelled
+    assert stored == params
+    assert _verify(client, auditor)["ok"] is True
 
 
 def test_verify_command_names_the_first_broken_event(

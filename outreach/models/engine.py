@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import orjson
+from psycopg.types.json import set_json_loads
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 
@@ -19,9 +21,18 @@ def normalise_url(url: str) -> URL:
     return parsed
 
 
+def _json_text(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
-    """Create an engine for ``url`` with WAL and immediate transactions on SQLite."""
+    """Create an engine for ``url`` with WAL and immediate transactions on SQLite.
+
+    JSON columns go through orjson: reading the audit log, for one, is dominated by
+    decoding its parameters otherwise (the standard library is ten times slower).
+    """
     parsed = normalise_url(url)
+    kwargs = {"json_serializer": _json_text, "json_deserializer": orjson.loads, **kwargs}
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
@@ -30,7 +41,26 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         )
         _make_sqlite_transactions_immediate(engine)
         return engine
-    return create_engine(parsed, pool_pre_ping=True, pool_size=5, max_overflow=5, **kwargs)
+    # Sessions in UTC: psycopg then hands back datetime.timezone.utc, which is cheap to
+    # compare, instead of a ZoneInfo for the server's own zone name.
+    connect_args = {"options": "-c timezone=UTC", **kwargs.pop("connect_args", {})}
+    engine = create_engine(
+        parsed,
+        pool_pre_ping=True,
+        pool_size=5,
+        max_overflow=5,
+        connect_args=connect_args,
+        **kwargs,
+    )
+    _decode_json_with_orjson(engine)
+    return engine
+
+
+def _decode_json_with_orjson(engine: Engine) -> None:
+    # psycopg decodes json columns itself, before SQLAlchemy's deserializer is asked.
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        set_json_loads(orjson.loads, dbapi_connection)
 
 
 def _make_sqlite_transactions_immediate(engine: Engine) -> None:

@@ -12,12 +12,13 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import RowMapping, select, text
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from outreach.models import AuditCheckpoint, AuditEvent, utcnow
@@ -84,7 +85,11 @@ def _sanitise_value(value: Any) -> Any:
 
 
 def _iso(at: datetime) -> str:
-    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # isoformat is several times faster than strftime, and verification calls this for
+    # every event of the log.
+    if at.tzinfo is not UTC:
+        at = at.astimezone(UTC)
+    return at.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def _uuid_text(value: uuid.UUID | str | None) -> str | None:
@@ -93,24 +98,30 @@ def _uuid_text(value: uuid.UUID | str | None) -> str | None:
 
 def canonical_payload(fields: Mapping[Any, Any]) -> bytes:
     """The canonical JSON of an event's fields, the bytes its hash covers."""
-    return orjson.dumps(
-        {
-            "seq": fields["seq"],
-            "at": _iso(fields["at"]),
-            "actor_user_id": _uuid_text(fields["actor_user_id"]),
-            "actor_org_id": _uuid_text(fields["actor_org_id"]),
-            "actor_role": fields["actor_role"],
-            "action": fields["action"],
-            "target": fields["target"],
-            "params": fields["params"],
-            "records": fields["records"],
-            "outcome": fields["outcome"],
-            "request_id": fields["request_id"],
-            "client_hash": fields["client_hash"],
-            "prev_hash": fields["prev_hash"],
-        },
-        option=orjson.OPT_SORT_KEYS,
-    )
+    return _canonical_json(_text_fields(fields))
+
+
+def _text_fields(fields: Mapping[Any, Any]) -> dict[str, Any]:
+    return {
+        "seq": fields["seq"],
+        "at": _iso(fields["at"]),
+        "actor_user_id": _uuid_text(fields["actor_user_id"]),
+        "actor_org_id": _uuid_text(fields["actor_org_id"]),
+        "actor_role": fields["actor_role"],
+        "action": fields["action"],
+        "target": fields["target"],
+        "params": fields["params"],
+        "records": fields["records"],
+        "outcome": fields["outcome"],
+        "request_id": fields["request_id"],
+        "client_hash": fields["client_hash"],
+        "prev_hash": fields["prev_hash"],
+    }
+
+
+def _canonical_json(text_fields: dict[str, Any]) -> bytes:
+    # Fields already in their canonical text form: sorted keys, compact, UTF-8.
+    return orjson.dumps(text_fields, option=orjson.OPT_SORT_KEYS)
 
 
 def chain_hash(prev_hash: str, payload: bytes) -> str:
@@ -223,22 +234,59 @@ def latest_checkpoint(session: Session) -> ChainHead:
     return ChainHead(seq=row.seq, hash=row.hash)
 
 
-def _rows(session: Session, after: int) -> Iterator[RowMapping]:
+# The text fields of an event (its canonical form) and the hash stored with it.
+_Event = tuple[dict[str, Any], str]
+_FIELD_NAMES = tuple(column.key for column in _COLUMNS if column.key != "hash")
+
+# PostgreSQL formats the timestamp and the ids itself: parsing them into Python
+# objects only to print them again was most of the verification's cost.
+_PG_EVENTS = """
+SELECT seq, to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+       actor_user_id::text, actor_org_id::text, actor_role, action, target, params::text,
+       records, outcome, request_id, client_hash, prev_hash, hash
+FROM audit_events WHERE seq > %s ORDER BY seq LIMIT %s
+"""
+
+
+def _events(session: Session, after: int) -> Iterator[_Event]:
+    """Every event after ``after`` in order, in batches."""
+    if session.get_bind().dialect.name == "postgresql":
+        yield from _postgresql_events(session, after)
+        return
+    connection = session.connection()
     while True:
-        batch = (
-            session.execute(
-                select(*_COLUMNS)
-                .where(AuditEvent.seq > after)
-                .order_by(AuditEvent.seq)
-                .limit(VERIFY_BATCH)
-            )
-            .mappings()
-            .all()
-        )
+        batch = connection.execute(
+            select(*_COLUMNS)
+            .where(AuditEvent.seq > after)
+            .order_by(AuditEvent.seq)
+            .limit(VERIFY_BATCH)
+        ).all()
         if not batch:
             return
-        yield from batch
-        after = batch[-1]["seq"]
+        for row in batch:
+            yield _text_fields(row._mapping), row.hash
+        after = batch[-1].seq
+
+
+def _postgresql_events(session: Session, after: int) -> Iterator[_Event]:
+    # The next batch is fetched while this one is hashed: the server's work and ours
+    # overlap on two cores.
+    cursor = session.connection().connection.driver_connection.cursor()  # type: ignore[union-attr]
+
+    def fetch(after: int) -> list[tuple[Any, ...]]:
+        cursor.execute(_PG_EVENTS, (after, VERIFY_BATCH), prepare=True)
+        return cursor.fetchall()  # type: ignore[no-any-return]
+
+    names, loads = _FIELD_NAMES, orjson.loads
+    with ThreadPoolExecutor(max_workers=1) as prefetch:
+        batch = fetch(after)
+        while batch:
+            upcoming = prefetch.submit(fetch, batch[-1][0])
+            for row in batch:
+                fields = dict(zip(names, row, strict=False))
+                fields["params"] = loads(fields["params"])
+                yield fields, row[-1]
+            batch = upcoming.result()
 
 
 def verify(session: Session, expected_head: ChainHead | None = None) -> VerifyResult:
@@ -260,19 +308,19 @@ def verify(session: Session, expected_head: ChainHead | None = None) -> VerifyRe
                 " hand out a new head after each purge",
             )
         expected_found = True
-    for row in _rows(session, after=start.seq):
-        seq = row["seq"]
+    for fields, stored_hash in _events(session, after=start.seq):
+        seq = fields["seq"]
         if seq != expected_seq:
             return _broken(checked, seq, prev_hash, f"expected event {expected_seq}, found {seq}")
-        if row["prev_hash"] != prev_hash:
+        if fields["prev_hash"] != prev_hash:
             return _broken(checked, seq, prev_hash, "prev_hash does not match the event before")
-        if chain_hash(prev_hash, canonical_payload(row)) != row["hash"]:
+        if chain_hash(prev_hash, _canonical_json(fields)) != stored_hash:
             return _broken(checked, seq, prev_hash, "content does not match its hash")
         if expected_head is not None and seq == expected_head.seq:
-            if row["hash"] != expected_head.hash:
+            if stored_hash != expected_head.hash:
                 return _broken(checked, seq, prev_hash, "differs from the head handed out")
             expected_found = True
-        prev_hash, expected_seq, checked = row["hash"], seq + 1, checked + 1
+        prev_hash, expected_seq, checked = stored_hash, seq + 1, checked + 1
     if not expected_found and expected_head is not None:
         return _broken(
             checked, expected_head.seq, prev_hash, "the chain ends before the head handed out"
