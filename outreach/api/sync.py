@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import Any
 
 from marshmallow import ValidationError
@@ -39,6 +38,13 @@ def _load(batch: SyncBatch, kind: str, raw_items: list[Any]) -> None:
             )
 
 
+def _result(result: ItemResult) -> dict[str, Any]:
+    answer: dict[str, Any] = {"id": result.id, "kind": result.kind, "status": result.status}
+    if result.errors is not None:
+        answer["errors"] = result.errors
+    return answer
+
+
 def _as_dict(messages: Any) -> dict[str, Any]:
     return messages if isinstance(messages, dict) else {"_schema": messages}
 
@@ -71,9 +77,6 @@ def sync(query: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
         atomic=query["atomic"],
     )
     return {
-        "results": [
-            {k: v for k, v in asdict(result).items() if v is not None or k == "id"}
-            for result in outcome.results
-        ],
+        "results": [_result(result) for result in outcome.results],
         "counts": outcome.counts,
     }

@@ -1,22 +1,22 @@
-"""Concurrency-safe inserts for both engines: ON CONFLICT DO NOTHING and additive upserts."""
+"""Concurrency-safe inserts for both engines: ON CONFLICT DO NOTHING and additive upserts.
+
+On PostgreSQL a batch travels as one JSON document that ``json_to_recordset``
+turns back into typed rows: the statement is the same whatever the batch size, so
+it is compiled once, and its one parameter is written by orjson in C. A VALUES
+list cost a parse of thousands of placeholders per batch, and arrays per column
+are quoted in Python by the driver: either was most of a sync's time. SQLite
+takes the rows as executemany parameters.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Table
+from sqlalchemy import JSON, Table, bindparam, column, func
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
-
-
-def _insert(session: Session, table: Table) -> Any:
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        return postgresql.insert(table)
-    if dialect == "sqlite":
-        return sqlite.insert(table)
-    raise NotImplementedError(f"no conflict-safe insert for {dialect}")
 
 
 def insert_new(
@@ -29,13 +29,9 @@ def insert_new(
     """
     if not rows:
         return set()
-    statement = (
-        _insert(session, table)
-        .values(list(rows))
-        .on_conflict_do_nothing(index_elements=[key])
-        .returning(table.c[key])
-    )
-    return set(session.execute(statement).scalars())
+    dialect, names = _dialect(session), _column_names(table, rows)
+    statement = _insert_new_statement(dialect, table, names, key)
+    return set(session.execute(statement, _parameters(dialect, table, names, rows)).scalars())
 
 
 def add_to_counters(
@@ -48,9 +44,76 @@ def add_to_counters(
     """Add each row's values to the stored counter with the same key (insert when new)."""
     if not rows:
         return
-    statement = _insert(session, table).values(list(rows))
-    statement = statement.on_conflict_do_update(
+    dialect, names = _dialect(session), _column_names(table, rows)
+    statement = _add_statement(dialect, table, names, tuple(key_columns), tuple(value_columns))
+    session.execute(statement, _parameters(dialect, table, names, rows))
+
+
+# Statements are built once per table and shape: building one costs more than a
+# small sync's whole database work.
+
+
+@lru_cache(maxsize=64)
+def _insert_new_statement(dialect: str, table: Table, names: tuple[str, ...], key: str) -> Any:
+    statement = _insert(dialect, table, names)
+    return statement.on_conflict_do_nothing(index_elements=[key]).returning(table.c[key])
+
+
+@lru_cache(maxsize=64)
+def _add_statement(
+    dialect: str,
+    table: Table,
+    names: tuple[str, ...],
+    key_columns: tuple[str, ...],
+    value_columns: tuple[str, ...],
+) -> Any:
+    statement = _insert(dialect, table, names)
+    return statement.on_conflict_do_update(
         index_elements=list(key_columns),
         set_={name: table.c[name] + statement.excluded[name] for name in value_columns},
     )
-    session.execute(statement)
+
+
+def _dialect(session: Session) -> str:
+    name = session.get_bind().dialect.name
+    if name not in ("postgresql", "sqlite"):
+        raise NotImplementedError(f"no conflict-safe insert for {name}")
+    return name
+
+
+def _insert(dialect: str, table: Table, names: tuple[str, ...]) -> Any:
+    if dialect == "sqlite":
+        return sqlite.insert(table)
+    records = (
+        func.json_to_recordset(bindparam("rows", type_=JSON))
+        .table_valued(*(column(name, table.c[name].type) for name in names))
+        .render_derived(with_types=True)
+    )
+    return postgresql.insert(table).from_select(list(names), records.select())
+
+
+def _parameters(
+    dialect: str, table: Table, names: tuple[str, ...], rows: Sequence[Mapping[str, Any]]
+) -> Any:
+    if dialect == "sqlite":
+        return list(rows)
+    return {"rows": [_with_defaults(table, names, row) for row in rows]}
+
+
+def _column_names(table: Table, rows: Sequence[Mapping[str, Any]]) -> tuple[str, ...]:
+    """The columns the rows give, and those with a Python default the rows lack."""
+    given = rows[0].keys()
+    return tuple(c.name for c in table.columns if c.name in given or c.default is not None)
+
+
+def _with_defaults(
+    table: Table, names: tuple[str, ...], row: Mapping[str, Any]
+) -> Mapping[str, Any]:
+    if len(row) == len(names):
+        return row
+    filled = dict(row)
+    for name in names:
+        if name not in filled:
+            default: Any = table.c[name].default
+            filled[name] = default.arg if default.is_scalar else default.arg(None)
+    return filled

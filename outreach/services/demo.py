@@ -135,18 +135,26 @@ def _pick(rng: random.Random, weights: dict[str, int]) -> str:
     return rng.choices(list(weights), weights=list(weights.values()))[0]
 
 
-def _demo_day(
-    rng: random.Random, slug: str, day: date, centres: dict[str, tuple[float, float]]
+def field_day(
+    rng: random.Random,
+    team: str,
+    areas: tuple[str, ...],
+    day: date,
+    centres: dict[str, tuple[float, float]],
 ) -> dict[str, list[dict[str, Any]]]:
-    """One association's shifts and encounters of one day, as a phone would send them."""
+    """One team's shifts and encounters of one day in ``areas``, as a phone sends them.
+
+    Ids derive from the team and the day, so the same team, day and draws give the
+    same items. The phone simulator of ``bench/`` uses this too.
+    """
     shifts: list[dict[str, Any]] = []
     encounters: list[dict[str, Any]] = []
     patterns = rng.sample(SHIFT_PATTERNS, k=rng.randint(1, 3))
     for number, (kind, hour, hours) in enumerate(patterns):
         start = datetime.combine(day, time(hour), PARIS) + timedelta(minutes=rng.randint(0, 40))
         end = start + timedelta(hours=hours)
-        planned = rng.sample(AREAS[slug], k=rng.randint(1, 3))
-        shift_id = uuid.uuid5(DEMO_NAMESPACE, f"{slug}/{day}/shift/{number}")
+        planned = rng.sample(areas, k=min(len(areas), rng.randint(1, 3)))
+        shift_id = uuid.uuid5(DEMO_NAMESPACE, f"{team}/{day}/shift/{number}")
         shifts.append(
             {
                 "id": str(shift_id),
@@ -161,7 +169,7 @@ def _demo_day(
             lat, lon = centres[sector]
             people = 1 if rng.random() < 0.8 else rng.randint(2, 6)
             encounter: dict[str, Any] = {
-                "id": str(uuid.uuid5(DEMO_NAMESPACE, f"{slug}/{day}/{number}/{index}")),
+                "id": str(uuid.uuid5(DEMO_NAMESPACE, f"{team}/{day}/{number}/{index}")),
                 "occurred_at": (start + (end - start) * rng.random()).isoformat(),
                 "shift_id": str(shift_id),
                 "location": {
@@ -189,7 +197,7 @@ def _demo_day(
                     "first_contact": rng.random() < 0.12,
                 }
                 if rng.random() < 0.5:
-                    person["ref"] = f"demo-{slug}-person-{rng.randint(1, 150):04d}"
+                    person["ref"] = f"demo-{team}-person-{rng.randint(1, 150):04d}"
                 encounter["person"] = person
             if rng.random() < 0.12:
                 encounter["referrals"].append(
@@ -222,7 +230,7 @@ def seed_demo_activity(
         for offset in range(days, 0, -1):
             day = today - timedelta(days=offset)
             rng = random.Random(f"{slug}/{day.isoformat()}")  # noqa: S311 (synthetic data)
-            raw = _demo_day(rng, slug, day, centres)
+            raw = field_day(rng, slug, AREAS[slug], day, centres)
             batch = SyncBatch(
                 shifts=[(i, ShiftSchema().load(item)) for i, item in enumerate(raw["shifts"])],
                 encounters=[

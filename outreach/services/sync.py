@@ -112,7 +112,8 @@ class _Checks:
 
     kits: set[str]
     structures: dict[str, str]
-    stored_shifts: dict[uuid.UUID, Shift]
+    # Owner and kind of each stored shift the batch names.
+    stored_shifts: dict[uuid.UUID, tuple[uuid.UUID, str]]
 
 
 class EncounterBuilder:
@@ -238,7 +239,12 @@ def _load_checks(session: Session, batch: SyncBatch) -> _Checks:
         item["shift_id"] for _, item in batch.encounters if item.get("shift_id")
     }
     stored_shifts = (
-        {s.id: s for s in session.scalars(select(Shift).where(Shift.id.in_(wanted)))}
+        {
+            row.id: (row.organisation_id, row.kind)
+            for row in session.execute(
+                select(Shift.id, Shift.organisation_id, Shift.kind).where(Shift.id.in_(wanted))
+            )
+        }
         if wanted
         else {}
     )
@@ -312,7 +318,7 @@ def _prepare_shifts(
     rows: list[tuple[int, dict[str, Any]]] = []
     # Shift kinds an encounter may refer to: this organisation's stored shifts, then
     # the valid shifts of the batch.
-    kinds = {sid: s.kind for sid, s in checks.stored_shifts.items() if s.organisation_id == org}
+    kinds = {sid: kind for sid, (owner, kind) in checks.stored_shifts.items() if owner == org}
     for index, item in batch.shifts:
         errors: dict[str, Any] = {}
         builder.check_time("started_at", item["started_at"], errors)
