@@ -1,0 +1,395 @@
+"""Ingest throughput on PostgreSQL under gunicorn, next to what PostgreSQL itself can take.
+
+    .venv/bin/python bench/ingest.py            # small: ~40,000 encounters, under a minute
+    .venv/bin/python bench/ingest.py --full     # 8/16/32 clients x 100/250/500 items
+
+The service runs under gunicorn (``gunicorn.conf.py``: 2 workers, as many as cores)
+on a fresh database. The simulated phones of ``bench/phones.py`` are the clients,
+each on its own connection, every body drawn before the clock starts; the network
+does not drop here (``phones.py`` proves resends). For each number of clients and
+batch size: encounters per second and batch latency p50/p99. Then 32 phones each
+send encounters one at a time (the shift synced first): p50/p99 of a sync.
+
+The limit, in the same run: the very rows the service stored (built by the
+service's own code, untimed) and their rollup increments, written with psycopg
+straight to a fresh database by as many connections, one transaction per batch,
+with no HTTP, no validation and no audit. ``ratio`` is the service's rate over it.
+
+Peak RSS of each gunicorn worker (VmHWM) is read at the end. Results go to
+``bench/results/ingest.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import threading
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import phones
+import psycopg
+
+ROOT = phones.ROOT
+sys.path.insert(0, str(ROOT))
+
+from config import load_settings  # noqa: E402
+from outreach.models import NO_SHIFT  # noqa: E402
+from outreach.services.rollups import Deltas  # noqa: E402
+from outreach.services.sync import EncounterBuilder, content_hash, shift_content  # noqa: E402
+from schemas.sync import EncounterSchema, ShiftSchema  # noqa: E402
+
+DATABASE = "outreach_bench_ingest"
+LIMIT_DATABASE = "outreach_bench_ingest_limit"
+
+
+def run_load(
+    url: str, accounts: dict[str, list[str]], clients: int, size: int, days: int, seed: str
+) -> tuple[dict[str, Any], dict[str, tuple[list[phones.Batch], int, int]]]:
+    """``clients`` phones each syncing ``days`` of work in batches of ``size`` items."""
+    chosen = _first(accounts, clients)
+    plans = phones.plan_fleet(chosen, days, size, seed)
+    result = phones.run_fleet(url, plans, drop=0.0, seed=seed)
+    problems = [p for report in result.reports for p in report.problems]
+    if problems:
+        raise SystemExit(f"the load run failed: {problems[:3]}")
+    latencies = result.latencies
+    figures = {
+        "clients": clients,
+        "batch_items": size,
+        "encounters": result.encounters,
+        "batches": len(latencies),
+        "seconds": round(result.seconds, 2),
+        "encounters_per_second": round(result.encounters / result.seconds),
+        "batch_p50_ms": round(phones.percentile(latencies, 0.5) * 1000, 1),
+        "batch_p99_ms": round(phones.percentile(latencies, 0.99) * 1000, 1),
+    }
+    return figures, plans
+
+
+def run_single(
+    url: str, accounts: dict[str, list[str]], clients: int, days: int, seed: str
+) -> dict[str, Any]:
+    """Phones online: each encounter synced alone, its shift synced before the clock runs."""
+    chosen = _first(accounts, clients)
+    plans = phones.plan_fleet(chosen, days, 500, seed)
+    singles: dict[str, tuple[list[phones.Batch], int, int]] = {}
+    for username, (queue, encounters, shifts) in plans.items():
+        every_shift = [shift for batch in queue for shift in batch.shifts]
+        one_by_one = [phones.Batch([], [item]) for batch in queue for item in batch.encounters]
+        singles[username] = ([phones.Batch(every_shift, []), *one_by_one], encounters, shifts)
+    result = phones.run_fleet(url, singles, drop=0.0, seed=seed)
+    problems = [p for report in result.reports for p in report.problems]
+    if problems:
+        raise SystemExit(f"the single-encounter run failed: {problems[:3]}")
+    # Each phone's first request carried its shifts, not an encounter: not counted.
+    latencies = sorted(x for report in result.reports for x in report.latencies[1:])
+    return {
+        "clients": clients,
+        "syncs": len(latencies),
+        "seconds": round(result.seconds, 2),
+        "syncs_per_second": round(len(latencies) / result.seconds),
+        "p50_ms": round(phones.percentile(latencies, 0.5) * 1000, 1),
+        "p99_ms": round(phones.percentile(latencies, 0.99) * 1000, 1),
+    }
+
+
+def _first(accounts: dict[str, list[str]], count: int) -> dict[str, list[str]]:
+    """``count`` workers taken across associations in turn."""
+    order = [name for group in zip(*accounts.values(), strict=False) for name in group]
+    chosen = set(order[:count])
+    return {slug: [u for u in names if u in chosen] for slug, names in accounts.items()}
+
+
+def worker_peak_rss(master: int) -> list[int]:
+    """VmHWM of each gunicorn worker, in MiB."""
+    peaks = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            status = (entry / "status").read_text()
+        except OSError:
+            continue
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        if fields.get("PPid", "").strip() == str(master):
+            peaks.append(int(fields["VmHWM"].split()[0]) // 1024)
+    return sorted(peaks)
+
+
+# The limit --------------------------------------------------------------------------
+
+SQL_SHIFTS = """
+INSERT INTO shifts (id, organisation_id, created_by, kind, started_at, ended_at,
+                    planned_sectors, content_hash, created_at)
+SELECT * FROM json_to_recordset(%s::json) AS r(id uuid, organisation_id uuid,
+  created_by uuid, kind text, started_at timestamptz, ended_at timestamptz,
+  planned_sectors json, content_hash text, created_at timestamptz)
+ON CONFLICT (id) DO NOTHING
+"""
+SQL_ENCOUNTERS = """
+INSERT INTO encounters (id, organisation_id, created_by, shift_id, shift_kind, occurred_at,
+  local_day, cell, sector, setting, people, age_band, gender, first_contact, ref_hash, kits,
+  services, referrals, content_hash, version, created_at, updated_at)
+SELECT *, 1, now(), now() FROM json_to_recordset(%s::json) AS r(id uuid,
+  organisation_id uuid, created_by uuid, shift_id uuid, shift_kind text, occurred_at timestamptz,
+  local_day date, cell text, sector text, setting text, people int, age_band text,
+  gender text, first_contact bool, ref_hash text, kits json, services json, referrals json,
+  content_hash text)
+ON CONFLICT (id) DO NOTHING RETURNING id
+"""
+SQL_COUNTERS = {
+    "rollup_sectors": (
+        "day date, organisation_id uuid, sector text, shift_kind text, metric text,"
+        " value bigint, basis bigint",
+        "day, organisation_id, sector, shift_kind, metric",
+        "value = rollup_sectors.value + excluded.value,"
+        " basis = rollup_sectors.basis + excluded.basis",
+    ),
+    "rollup_cells": (
+        "day date, organisation_id uuid, sector text, shift_kind text, cell text, metric text,"
+        " value bigint, basis bigint",
+        "day, organisation_id, sector, shift_kind, cell, metric",
+        "value = rollup_cells.value + excluded.value, basis = rollup_cells.basis + excluded.basis",
+    ),
+    "rollup_people": (
+        "day date, organisation_id uuid, sector text, shift_kind text, ref_hash text,"
+        " encounters int",
+        "day, organisation_id, sector, shift_kind, ref_hash",
+        "encounters = rollup_people.encounters + excluded.encounters",
+    ),
+    "shift_sectors": (
+        "shift_id uuid, sector text, encounters int",
+        "shift_id, sector",
+        "encounters = shift_sectors.encounters + excluded.encounters",
+    ),
+}
+
+
+def _counter_sql(table: str) -> str:
+    columns, key, update = SQL_COUNTERS[table]
+    names = ", ".join(part.split()[0] for part in columns.split(","))
+    return (
+        f"INSERT INTO {table} ({names}) SELECT * FROM json_to_recordset(%s::json) AS r({columns})"
+        f" ON CONFLICT ({key}) DO UPDATE SET {update}"
+    )
+
+
+def stored_rows(
+    plans: dict[str, tuple[list[phones.Batch], int, int]],
+    owners: dict[str, tuple[uuid.UUID, uuid.UUID]],
+) -> dict[str, list[list[tuple[str, bytes]]]]:
+    """For each phone, each batch as the statements and JSON parameters the limit sends.
+
+    The rows are built by the service's own code (schemas, builder, rollup deltas),
+    so the limit writes exactly what the service writes.
+    """
+    settings = load_settings(
+        {"OUTREACH_ENV": "development", "OUTREACH_INSTANCE_PATH": str(ROOT / "instance" / "bench")}
+    )
+    builder = EncounterBuilder(settings, datetime.now(UTC))
+    kits = set(_kit_codes())
+    out: dict[str, list[list[tuple[str, bytes]]]] = {}
+    for username, (queue, _, _) in plans.items():
+        organisation, user = owners[username]
+        statements = []
+        for batch in queue:
+            shift_rows, kinds = [], {}
+            for raw in batch.shifts:
+                item = ShiftSchema().load(raw)
+                content = shift_content(item)
+                shift_rows.append(
+                    {
+                        "id": item["id"],
+                        "organisation_id": organisation,
+                        "created_by": user,
+                        "kind": item["kind"],
+                        "started_at": item["started_at"],
+                        "ended_at": item["ended_at"],
+                        "planned_sectors": content["planned_sectors"],
+                        "content_hash": content_hash(content),
+                        "created_at": datetime.now(UTC),
+                    }
+                )
+                kinds[item["id"]] = item["kind"]
+            rows, deltas = [], Deltas()
+            for raw in batch.encounters:
+                item = EncounterSchema().load(raw)
+                row, errors = builder.build(
+                    item, organisation, user, kinds.get(item["shift_id"], NO_SHIFT), kits, {}
+                )
+                assert row is not None, errors
+                rows.append(row)
+                deltas.add(row)
+            statements.append(
+                [
+                    (SQL_SHIFTS, orjson.dumps(shift_rows)),
+                    (SQL_ENCOUNTERS, orjson.dumps(rows)),
+                    *(
+                        (_counter_sql(table), orjson.dumps(_counter_rows(table, amounts)))
+                        for table, amounts in (
+                            ("rollup_sectors", deltas.sectors),
+                            ("rollup_cells", deltas.cells),
+                            ("rollup_people", {k: [v] for k, v in deltas.people.items()}),
+                            ("shift_sectors", {k: [v] for k, v in deltas.shift_sectors.items()}),
+                        )
+                    ),
+                ]
+            )
+        out[username] = statements
+    return out
+
+
+def _kit_codes() -> list[str]:
+    vocabularies = json.loads((ROOT / "data" / "vocabularies.json").read_text())
+    return [entry["code"] for entry in vocabularies["kits"]]
+
+
+def _counter_rows(table: str, amounts: dict[tuple[Any, ...], list[int]]) -> list[dict[str, Any]]:
+    names = [part.split()[0] for part in SQL_COUNTERS[table][0].split(",")]
+    # Sorted keys, as the service sorts them, so concurrent batches cannot deadlock.
+    return [
+        dict(zip(names, (*key, *values), strict=True)) for key, values in sorted(amounts.items())
+    ]
+
+
+def run_limit(database_url: str, work: dict[str, list[list[tuple[str, bytes]]]]) -> float:
+    """Every phone's batches written at once, one connection each; seconds taken."""
+    connections = {name: psycopg.connect(database_url) for name in work}
+
+    def write(name: str) -> None:
+        connection = connections[name]
+        for statements in work[name]:
+            with connection.transaction():
+                for sql, parameter in statements:
+                    connection.execute(sql, (parameter.decode(),), prepare=True)
+
+    threads = [threading.Thread(target=write, args=(name,)) for name in work]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    seconds = time.perf_counter() - started
+    for connection in connections.values():
+        connection.close()
+    return seconds
+
+
+def owners_of(database_url: str) -> dict[str, tuple[uuid.UUID, uuid.UUID]]:
+    with psycopg.connect(database_url) as connection:
+        rows = connection.execute(
+            "SELECT u.username, u.organisation_id, u.id FROM users u WHERE u.username LIKE 'sim-%'"
+        ).fetchall()
+    return {username: (organisation, user) for username, organisation, user in rows}
+
+
+def copy_accounts(source: str, target: str) -> None:
+    """The limit's database gets the same organisations, users and kits (foreign keys)."""
+    with psycopg.connect(source) as src, psycopg.connect(target) as dst:
+        for table in ("organisations", "users", "kits", "structures"):
+            with (
+                src.cursor().copy(f"COPY {table} TO STDOUT") as out,
+                dst.cursor().copy(f"COPY {table} FROM STDIN") as into,
+            ):
+                for data in out:
+                    into.write(data)
+        dst.commit()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--full", action="store_true", help="The issue's full matrix.")
+    parser.add_argument("--clients", help="Comma-separated client counts (default 8,32).")
+    parser.add_argument("--batches", help="Comma-separated batch sizes in items (default 500).")
+    parser.add_argument("--days", type=int, help="Days of work each phone syncs (default 30).")
+    parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "ingest.json")
+    args = parser.parse_args()
+    clients = [int(n) for n in (args.clients or ("8,16,32" if args.full else "8,32")).split(",")]
+    sizes = [int(n) for n in (args.batches or ("100,250,500" if args.full else "500")).split(",")]
+    days = args.days or (90 if args.full else 30)
+    single_days = 20 if args.full else 5
+    seed = uuid.uuid4().hex[:8]
+
+    database = phones.fresh_database(DATABASE)
+    instance = ROOT / "instance" / "bench"
+    environment = phones.service_environment(database, instance)
+    accounts = phones.create_accounts(environment, associations=4, workers=max(clients) // 4 + 1)
+    runs: list[dict[str, Any]] = []
+    port = phones.free_port()
+    url = f"http://127.0.0.1:{port}"
+    plans_by_run = []
+    with phones.gunicorn(environment, port) as server:
+        for count in clients:
+            for size in sizes:
+                phones.log(f"service: {count} clients, batches of {size} items, {days} days each")
+                figures, plans = run_load(
+                    url, accounts, count, size, days, f"{seed}-{count}-{size}"
+                )
+                phones.log(
+                    f"  {figures['encounters']:,} encounters in {figures['seconds']} s: "
+                    f"{figures['encounters_per_second']:,}/s, "
+                    f"batch p50 {figures['batch_p50_ms']} ms, p99 {figures['batch_p99_ms']} ms"
+                )
+                runs.append(figures)
+                plans_by_run.append(plans)
+        phones.log("service: 32 clients, one encounter per sync")
+        single = run_single(url, accounts, 32, single_days, f"{seed}-single")
+        phones.log(
+            f"  {single['syncs']:,} syncs: {single['syncs_per_second']:,}/s, "
+            f"p50 {single['p50_ms']} ms, p99 {single['p99_ms']} ms"
+        )
+        peaks = worker_peak_rss(server.pid)
+        phones.log(f"peak RSS of the gunicorn workers: {peaks} MiB")
+
+    owners = owners_of(database)
+    for figures, plans in zip(runs, plans_by_run, strict=True):
+        work = stored_rows(plans, owners)
+        limit_database = phones.fresh_database(LIMIT_DATABASE)
+        copy_accounts(database, limit_database)
+        seconds = run_limit(limit_database, work)
+        limit = round(figures["encounters"] / seconds)
+        figures["limit_encounters_per_second"] = limit
+        figures["ratio"] = round(figures["encounters_per_second"] / limit, 2)
+        _check_limit(limit_database, figures["encounters"])
+        phones.log(
+            f"limit, {figures['clients']} connections, {figures['batch_items']}-item batches: "
+            f"{limit:,}/s; the service reaches {figures['ratio']:.0%}"
+        )
+        phones.drop_database(LIMIT_DATABASE)
+    phones.drop_database(DATABASE)
+
+    report = {
+        "benchmark": "ingest",
+        "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "server": "gunicorn -c gunicorn.conf.py (2 workers x 4 threads), PostgreSQL on this host",
+        "runs": runs,
+        "single_encounter": single,
+        "worker_peak_rss_mib": peaks,
+    }
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(report, indent=2) + "\n")
+
+
+def _check_limit(database_url: str, expected: int) -> None:
+    with psycopg.connect(database_url) as connection:
+        stored = connection.execute("SELECT count(*) FROM encounters").fetchone()
+        counted = connection.execute(
+            "SELECT sum(value) FROM rollup_sectors WHERE metric = 'encounters'"
+        ).fetchone()
+    if not stored or not counted or stored[0] != expected or counted[0] != expected:
+        raise SystemExit(
+            f"the limit run stored {stored} encounters, counted {counted}, not {expected}"
+        )
+
+
+if __name__ == "__main__":
+    main()

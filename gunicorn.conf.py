@@ -1,0 +1,28 @@
+"""gunicorn settings for Outreach: ``gunicorn -c gunicorn.conf.py app:app``.
+
+Each worker is a process with a few threads: a thread waiting on PostgreSQL leaves
+the CPU to another, and the process keeps one engine and connection pool. Workers
+are stateless (tokens are signed, rate-limit counters live in Redis when
+``OUTREACH_RATELIMIT_STORAGE_URL`` names it), so hosts and workers can be added
+freely. Slow clients: a client trickling its body holds a thread until ``timeout``;
+in production a buffering proxy (nginx's default ``proxy_request_buffering on``)
+receives whole requests before they reach gunicorn. See docs/scaling.md.
+"""
+
+import os
+
+bind = os.environ.get("OUTREACH_BIND", "127.0.0.1:8000")
+workers = int(os.environ.get("OUTREACH_WORKERS", "2"))
+worker_class = "gthread"
+threads = int(os.environ.get("OUTREACH_THREADS", "4"))
+# A 500-item sync takes well under a second; a minute is a stuck request, not work.
+timeout = 60
+graceful_timeout = 30
+keepalive = 5
+# Request line and headers are small in this API; bodies are capped by the app (2 MiB).
+limit_request_line = 4094
+limit_request_fields = 50
+limit_request_field_size = 8190
+# Recycle workers now and then so that no slow growth of memory accumulates.
+max_requests = 20_000
+max_requests_jitter = 2_000
