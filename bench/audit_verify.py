@@ -17,7 +17,6 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
 import time
 import uuid
@@ -26,12 +25,12 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import phones
 import psycopg
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = phones.ROOT
 sys.path.insert(0, str(ROOT))
 
-from outreach.migrate import upgrade  # noqa: E402
 from outreach.services.audit import GENESIS_HASH, canonical_payload, chain_hash  # noqa: E402
 
 COLUMNS = (
@@ -104,37 +103,20 @@ def load(url: str, count: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=100_000)
-    parser.add_argument("--admin-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument(
         "--output", type=Path, default=ROOT / "bench" / "results" / "audit_verify.json"
     )
     args = parser.parse_args()
     name = f"outreach_bench_audit_{args.events}"
-    url = f"{args.admin_url.rsplit('/', 1)[0]}/{name}"
-    with psycopg.connect(args.admin_url, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.execute(f'CREATE DATABASE "{name}"')
-    sqlalchemy_url = url.replace("postgresql://", "postgresql+psycopg://", 1)
-    upgrade(sqlalchemy_url)
+    url = phones.fresh_database(name)
     with psycopg.connect(url, autocommit=True) as connection:
         connection.execute("VACUUM")
     log(f"writing {args.events:,} chained events into {name}")
     load_seconds = load(url, args.events)
-    environment = {
-        **os.environ,
-        "OUTREACH_DATABASE_URL": sqlalchemy_url,
-        "OUTREACH_ENV": "development",
-    }
+    environment = phones.service_environment(url, ROOT / "instance" / "bench")
     log("flask audit verify")
     started = time.perf_counter()
-    result = subprocess.run(
-        [str(ROOT / ".venv" / "bin" / "flask"), "--app", "app", "audit", "verify"],
-        cwd=ROOT,
-        env=environment,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    result = phones.flask(environment, "audit", "verify")
     seconds = time.perf_counter() - started
     log(result.stdout.strip() or result.stderr.strip())
     if result.returncode != 0:
@@ -144,8 +126,7 @@ def main() -> None:
         f"{args.events:,} events verified in {seconds:.1f} s: {rate:,.0f} events/s "
         "(process start included)"
     )
-    with psycopg.connect(args.admin_url, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    phones.drop_database(name)
     report = {
         "benchmark": "audit_verify",
         "at": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -292,9 +292,9 @@ def owners_of(database_url: str) -> dict[str, tuple[uuid.UUID, uuid.UUID]]:
 
 
 def copy_accounts(source: str, target: str) -> None:
-    """The limit's database gets the same organisations, users and kits (foreign keys)."""
+    """The limit's database gets the same organisations and users (foreign keys)."""
     with psycopg.connect(source) as src, psycopg.connect(target) as dst:
-        for table in ("organisations", "users", "kits", "structures"):
+        for table in ("organisations", "users"):
             with (
                 src.cursor().copy(f"COPY {table} TO STDOUT") as out,
                 dst.cursor().copy(f"COPY {table} FROM STDIN") as into,
@@ -315,7 +315,7 @@ def main() -> None:
     clients = [int(n) for n in (args.clients or ("8,16,32" if args.full else "8,32")).split(",")]
     sizes = [int(n) for n in (args.batches or ("100,250,500" if args.full else "500")).split(",")]
     days = args.days or (90 if args.full else 30)
-    single_days = 20 if args.full else 5
+    single_days = 20 if args.full else 2
     seed = uuid.uuid4().hex[:8]
 
     database = phones.fresh_database(DATABASE)

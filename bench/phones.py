@@ -76,6 +76,18 @@ def drop_database(name: str, admin_url: str = ADMIN_URL) -> None:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def flask(environment: dict[str, str], *arguments: str) -> subprocess.CompletedProcess[str]:
+    """Run ``flask --app app ARGUMENTS`` as an operator would, output captured."""
+    return subprocess.run(
+        [str(ROOT / ".venv" / "bin" / "flask"), "--app", "app", *arguments],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
 def sqlalchemy_url(url: str) -> str:
     return url.replace("postgresql://", "postgresql+psycopg://", 1)
 
