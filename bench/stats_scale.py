@@ -43,16 +43,18 @@ from outreach import create_app  # noqa: E402
 from outreach.extensions import db  # noqa: E402
 from outreach.migrate import upgrade  # noqa: E402
 from outreach.models import OrgKind, Role  # noqa: E402
+from outreach.models.rollups import DAY_WORDS  # noqa: E402
 from outreach.services import accounts  # noqa: E402
 from outreach.services.context import OPERATOR  # noqa: E402
 from outreach.services.demo import KIT_WEIGHTS, REFERRAL_WEIGHTS, SERVICE_WEIGHTS  # noqa: E402
 from outreach.services.geo import geography  # noqa: E402
-from outreach.services.rollups import Deltas  # noqa: E402
+from outreach.services.rollups import TOTAL_KEY, Deltas, day_bit  # noqa: E402
 from outreach.services.stats import paris_today  # noqa: E402
 from outreach.services.sync import PARIS  # noqa: E402
 from schemas.vocabulary import AGE_BANDS, GENDERS, SHIFT_KINDS, sector_features  # noqa: E402
 
 DAYS = 365
+TOTAL_COLUMNS = (*TOTAL_KEY, "value", "basis")
 PEOPLE_POPULATION = 3_000
 PASSWORD = "benchmark password 1234"
 ENCOUNTER_COLUMNS = (
@@ -190,7 +192,17 @@ def load(url: str, size: int, generator: Generator, last_day: date) -> dict[str,
     """Copy ``size`` encounters over the year ending ``last_day``, with their rollups."""
     started = time.perf_counter()
     per_day, extra = divmod(size, DAYS)
-    counts = {"encounters": 0, "rollup_sectors": 0, "rollup_cells": 0, "rollup_people": 0}
+    counts = {
+        "encounters": 0,
+        "rollup_sectors": 0,
+        "rollup_cells": 0,
+        "rollup_people": 0,
+        "rollup_totals": 0,
+        "rollup_person_years": 0,
+    }
+    # Month counters and person-year bitmaps gather over the whole load, copied last.
+    months: dict[tuple[Any, ...], list[int]] = {}
+    person_years: dict[tuple[Any, ...], list[int]] = {}
     with psycopg.connect(url) as connection:
         for offset in range(DAYS):
             day = last_day - timedelta(days=DAYS - 1 - offset)
@@ -238,6 +250,23 @@ def load(url: str, size: int, generator: Generator, last_day: date) -> dict[str,
                 ("day", "organisation_id", "sector", "shift_kind", "ref_hash", "encounters"),
                 ((*k, v) for k, v in deltas.people.items()),
             )
+            counts["rollup_totals"] += _copy(
+                connection,
+                "rollup_totals",
+                TOTAL_COLUMNS,
+                ((*k, *v) for k, v in deltas.totals.items() if k[0] == "day"),
+            )
+            for key, (value, basis) in deltas.totals.items():
+                if key[0] == "month":
+                    amounts = months.setdefault(key, [0, 0])
+                    amounts[0] += value
+                    amounts[1] += basis
+            for person_day, organisation_id, _sector, _kind, ref_hash in deltas.people:
+                word, bit = day_bit(person_day)
+                words = person_years.setdefault(
+                    (person_day.year, organisation_id, ref_hash), [0] * len(DAY_WORDS)
+                )
+                words[word] |= bit
             connection.commit()
             if offset % 30 == 29 or offset == DAYS - 1:
                 rate = counts["encounters"] / (time.perf_counter() - started)
@@ -245,6 +274,16 @@ def load(url: str, size: int, generator: Generator, last_day: date) -> dict[str,
                     f"  loaded {counts['encounters']:,} encounters "
                     f"({offset + 1} days, {rate:,.0f}/s)"
                 )
+        counts["rollup_totals"] += _copy(
+            connection, "rollup_totals", TOTAL_COLUMNS, ((*k, *v) for k, v in months.items())
+        )
+        counts["rollup_person_years"] += _copy(
+            connection,
+            "rollup_person_years",
+            ("year", "organisation_id", "ref_hash", *DAY_WORDS),
+            ((*k, *v) for k, v in person_years.items()),
+        )
+        connection.commit()
         with connection.cursor() as cursor:
             connection.autocommit = True
             cursor.execute("VACUUM ANALYZE")
@@ -353,7 +392,14 @@ def measure(
 def table_sizes(url: str) -> dict[str, Any]:
     with psycopg.connect(url) as connection, connection.cursor() as cursor:
         sizes = {}
-        for table in ("encounters", "rollup_sectors", "rollup_cells", "rollup_people"):
+        for table in (
+            "encounters",
+            "rollup_sectors",
+            "rollup_cells",
+            "rollup_totals",
+            "rollup_people",
+            "rollup_person_years",
+        ):
             rows, size = cursor.execute(
                 f"SELECT count(*), pg_total_relation_size('{table}') FROM {table}"
             ).fetchone() or (0, 0)

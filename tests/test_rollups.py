@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from datetime import date
 from typing import Any
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from outreach.extensions import db
-from outreach.models import Role
-from outreach.services import rollups
+from outreach.models import Role, RollupSector, RollupTotal
+from outreach.services import rollups, stats
+from outreach.services.stats import Scope
 from tests.conftest import Account, bearer, empty_database, login
 from tests.payloads import encounter
 
@@ -116,3 +119,111 @@ def test_rollups_rebuild_command(
     assert "Rebuilt from 5 encounters" in result.output
     assert "0 differed" in result.output
     assert str(uuid.UUID(int=0)) not in result.output
+
+
+ORGANISATIONS = [uuid.UUID(int=1), uuid.UUID(int=2)]
+# Across a leap year's last day (the bitmaps' last bit) and a year boundary.
+FIRST_DAY = date(2024, 11, 20)
+LAST_DAY = date(2025, 3, 10)
+days = st.dates(FIRST_DAY, LAST_DAY)
+stored_rows = st.builds(
+    lambda day, organisation_id, sector, kind, people, ref_hash, kits: {
+        "local_day": day,
+        "organisation_id": organisation_id,
+        "sector": sector,
+        "shift_kind": kind,
+        "cell": "891fb466257ffff",
+        "shift_id": None,
+        "people": people,
+        "age_band": None,
+        "gender": "f" if people == 1 else None,
+        "first_contact": people == 1,
+        "ref_hash": ref_hash if people == 1 else None,
+        "kits": kits,
+        "services": ["soins"],
+        "referrals": [{"to": "assore", "status": "accepted"}],
+    },
+    days,
+    st.sampled_from(ORGANISATIONS),
+    st.sampled_from(["stalingrad", "eole"]),
+    st.sampled_from(["maraude", "none"]),
+    st.integers(1, 3),
+    st.sampled_from(["a" * 64, "b" * 64, "c" * 64]),
+    st.dictionaries(st.sampled_from(["pipe", "naloxone"]), st.integers(0, 3), max_size=2),
+)
+scopes = st.tuples(days, days, st.sampled_from([None, *ORGANISATIONS])).map(
+    lambda drawn: Scope(
+        start=min(drawn[0], drawn[1]),
+        end=max(drawn[0], drawn[1]),
+        sector=None,
+        organisation=None,
+        organisation_id=drawn[2],
+        shift_kind=None,
+    )
+)
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    rows=st.lists(stored_rows, min_size=1, max_size=30),
+    removed=st.sets(st.integers(0, 29)),
+    asked=st.lists(scopes, min_size=1, max_size=5),
+)
+def test_organisation_rollups_answer_like_the_fine_ones(
+    app: Flask, rows: list[dict[str, Any]], removed: set[int], asked: list[Scope]
+) -> None:
+    empty_database(app)
+    with app.app_context():
+        session = db.session
+        with session.begin():
+            added = rollups.Deltas()
+            for row in rows:
+                added.add(row)
+            added.apply(session)
+        with session.begin():
+            subtracted = rollups.Deltas()
+            for index in removed & set(range(len(rows))):
+                subtracted.add(rows[index], sign=-1)
+            subtracted.apply(session)
+        with session.begin():
+            for scope in asked:
+                assert scope.whole_organisations
+                fine = stats.counter_sums(session, RollupSector, scope.where(RollupSector))
+                whole = stats.counter_sums(session, RollupTotal, scope.totals_where())
+                assert whole == fine
+                people = stats.distinct_people(session, scope)
+                assert stats.distinct_people_met(session, scope) == people.value
+                assert whole.get(("identified",), stats.Sum(0, 0)).value == people.basis
+                by_day = stats.counter_sums(
+                    session, RollupSector, scope.where(RollupSector), by=(RollupSector.day,)
+                )
+                by_start = stats.counter_sums(
+                    session,
+                    RollupTotal,
+                    scope.totals_where(days_only=True),
+                    by=(RollupTotal.start,),
+                )
+                assert by_start == by_day
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "spans"),
+    [
+        (date(2025, 1, 5), date(2025, 1, 20), [("day", date(2025, 1, 5), date(2025, 1, 20))]),
+        (date(2025, 1, 1), date(2025, 1, 31), [("month", date(2025, 1, 1), date(2025, 1, 31))]),
+        (
+            date(2024, 12, 30),
+            date(2025, 3, 2),
+            [
+                ("day", date(2024, 12, 30), date(2024, 12, 31)),
+                ("month", date(2025, 1, 1), date(2025, 2, 28)),
+                ("day", date(2025, 3, 1), date(2025, 3, 2)),
+            ],
+        ),
+        (date(2025, 2, 2), date(2025, 3, 1), [("day", date(2025, 2, 2), date(2025, 3, 1))]),
+    ],
+)
+def test_period_spans(start: date, end: date, spans: list[tuple[str, date, date]]) -> None:
+    assert stats.period_spans(start, end) == spans

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import re
 from collections.abc import Callable, Iterator
 from datetime import date, datetime, time, timedelta
@@ -19,6 +20,7 @@ from flask.testing import FlaskClient
 from shapely.geometry import shape
 from sqlalchemy import event, select
 
+from outreach.api import stats as stats_api
 from outreach.extensions import db
 from outreach.models import AuditEvent, Role
 from outreach.services.geo import sector_centres
@@ -419,7 +421,8 @@ def test_stats_read_only_rollups(
     finally:
         event.remove(engine, "before_cursor_execute", capture)
     assert any("rollup_sectors" in s for s in statements)
-    assert any("rollup_people" in s for s in statements)
+    assert any("rollup_totals" in s for s in statements)
+    assert any("rollup_person_years" in s for s in statements)
     assert any("rollup_cells" in s for s in statements)
     assert ENCOUNTERS_TABLE.search("SELECT x FROM encounters WHERE y")  # the probe works
     readers = [s for s in statements if ENCOUNTERS_TABLE.search(s)]
@@ -466,3 +469,27 @@ def test_every_stats_and_report_request_is_audited(
         assert audit_event.records >= 0
     assert actions["stats.summary"].records > 50
     assert actions["stats.map"].params["resolution"] == 8
+
+
+def test_maps_stream_their_features_in_chunks(
+    client: FlaskClient, people: dict[str, dict[str, str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(stats_api, "FEATURES_PER_CHUNK", 2)
+    day = paris_today() - timedelta(days=1)
+    sync(
+        client,
+        people["worker"],
+        encounters=[encounter(c, occurred_at=at(day)) for c in CENTRES.values() for _ in range(2)],
+    )
+    for url in ("/api/v1/stats/map", "/api/v1/stats/sectors"):
+        response = client.get(url, headers=people["coordinator"])
+        assert response.status_code == 200
+        assert response.is_streamed
+        assert response.mimetype == "application/geo+json"
+        chunks = list(response.response)
+        body = json.loads(b"".join(chunks))
+        assert body["type"] == "FeatureCollection"
+        assert len(body["features"]) > 2
+        # The head, one chunk per two features, and the tail.
+        assert len(chunks) == 2 + -(-len(body["features"]) // 2)
+        assert len({feature["id"] for feature in body["features"]}) == len(body["features"])

@@ -5,7 +5,15 @@ from outreach.models.audit import AuditCheckpoint, AuditEvent
 from outreach.models.base import Base, UTCDateTime, utcnow
 from outreach.models.directory import Kit, Structure
 from outreach.models.field import Encounter, EncounterVersion, Shift
-from outreach.models.rollups import NO_SHIFT, RollupCell, RollupPerson, RollupSector, ShiftSector
+from outreach.models.rollups import (
+    NO_SHIFT,
+    PersonYear,
+    RollupCell,
+    RollupPerson,
+    RollupSector,
+    RollupTotal,
+    ShiftSector,
+)
 
 __all__ = [
     "NO_SHIFT",
@@ -17,11 +25,13 @@ __all__ = [
     "Kit",
     "OrgKind",
     "Organisation",
+    "PersonYear",
     "RefreshFamily",
     "Role",
     "RollupCell",
     "RollupPerson",
     "RollupSector",
+    "RollupTotal",
     "Shift",
     "ShiftSector",
     "Structure",

@@ -1,4 +1,5 @@
-"""Concurrency-safe inserts for both engines: ON CONFLICT DO NOTHING and additive upserts.
+"""Concurrency-safe inserts for both engines: ON CONFLICT DO NOTHING, additive and
+bitwise-or upserts.
 
 On PostgreSQL a batch travels as one JSON document that ``json_to_recordset``
 turns back into typed rows: the statement is the same whatever the batch size, so
@@ -42,10 +43,34 @@ def add_to_counters(
     rows: Sequence[Mapping[str, Any]],
 ) -> None:
     """Add each row's values to the stored counter with the same key (insert when new)."""
+    _upsert(session, table, key_columns, value_columns, rows, "add")
+
+
+def merge_bits(
+    session: Session,
+    table: Table,
+    key_columns: Sequence[str],
+    value_columns: Sequence[str],
+    rows: Sequence[Mapping[str, Any]],
+) -> None:
+    """Set each row's bits in the stored words with the same key (insert when new)."""
+    _upsert(session, table, key_columns, value_columns, rows, "or")
+
+
+def _upsert(
+    session: Session,
+    table: Table,
+    key_columns: Sequence[str],
+    value_columns: Sequence[str],
+    rows: Sequence[Mapping[str, Any]],
+    combine: str,
+) -> None:
     if not rows:
         return
     dialect, names = _dialect(session), _column_names(table, rows)
-    statement = _add_statement(dialect, table, names, tuple(key_columns), tuple(value_columns))
+    statement = _upsert_statement(
+        dialect, table, names, tuple(key_columns), tuple(value_columns), combine
+    )
     session.execute(statement, _parameters(dialect, table, names, rows))
 
 
@@ -60,18 +85,24 @@ def _insert_new_statement(dialect: str, table: Table, names: tuple[str, ...], ke
 
 
 @lru_cache(maxsize=64)
-def _add_statement(
+def _upsert_statement(
     dialect: str,
     table: Table,
     names: tuple[str, ...],
     key_columns: tuple[str, ...],
     value_columns: tuple[str, ...],
+    combine: str,
 ) -> Any:
     statement = _insert(dialect, table, names)
-    return statement.on_conflict_do_update(
-        index_elements=list(key_columns),
-        set_={name: table.c[name] + statement.excluded[name] for name in value_columns},
-    )
+    combined = {
+        name: (
+            table.c[name] + statement.excluded[name]
+            if combine == "add"
+            else table.c[name].bitwise_or(statement.excluded[name])
+        )
+        for name in value_columns
+    }
+    return statement.on_conflict_do_update(index_elements=list(key_columns), set_=combined)
 
 
 def _dialect(session: Session) -> str:

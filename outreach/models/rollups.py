@@ -11,6 +11,14 @@ of 40 syringes may come from two encounters, and small-cell suppression masks on
 the basis, not on the value. ``RollupPerson`` is the exact person-day table behind
 distinct-people counts. ``ShiftSector`` records where each shift met people, for
 coverage.
+
+Those tables grow with the days, sectors and shift kinds a period spans, which is
+every row of a busy year. Two more answer the unfiltered and organisation-filtered
+questions at a cost that does not grow with the data: ``RollupTotal`` holds the same
+counters per organisation over a day or a whole calendar month, so a year is twelve
+months and a few edge days; ``PersonYear`` holds, per person ref, organisation and
+year, the days the person was met as a bitmap, so distinct people over any period is
+one row per person read, with no day rows at all.
 """
 
 from __future__ import annotations
@@ -18,12 +26,16 @@ from __future__ import annotations
 import uuid
 from datetime import date
 
-from sqlalchemy import BigInteger, ForeignKey, String
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from outreach.models.base import Base
 
 NO_SHIFT = "none"
+# A year's days as bits of six signed 64-bit integers, 61 days each, so every word
+# stays positive and the same bitwise SQL works on PostgreSQL and SQLite.
+DAYS_PER_WORD = 61
+DAY_WORDS = ("days_0", "days_1", "days_2", "days_3", "days_4", "days_5")
 
 
 class SectorGrain:
@@ -59,6 +71,36 @@ class RollupPerson(SectorGrain, Base):
 
     ref_hash: Mapped[str] = mapped_column(String(64), primary_key=True, sort_order=-1)
     encounters: Mapped[int]
+
+
+class RollupTotal(Counter, Base):
+    """Counters of one organisation over a ``span`` (``day`` or ``month``) from ``start``."""
+
+    __tablename__ = "rollup_totals"
+    # Time series read a few metrics over many days: without this, every metric of
+    # every day in the period.
+    __table_args__ = (Index("ix_rollup_totals_series", "metric", "span", "start"),)
+
+    span: Mapped[str] = mapped_column(String(8), primary_key=True, sort_order=-6)
+    start: Mapped[date] = mapped_column(primary_key=True, sort_order=-5)
+    organisation_id: Mapped[uuid.UUID] = mapped_column(primary_key=True, sort_order=-4)
+
+
+class PersonYear(Base):
+    """The days of a year one organisation met one person ref: bit ``d`` of the words
+    is day-of-year ``d`` (from 0)."""
+
+    __tablename__ = "rollup_person_years"
+
+    year: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    organisation_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    ref_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    days_0: Mapped[int] = mapped_column(BigInteger)
+    days_1: Mapped[int] = mapped_column(BigInteger)
+    days_2: Mapped[int] = mapped_column(BigInteger)
+    days_3: Mapped[int] = mapped_column(BigInteger)
+    days_4: Mapped[int] = mapped_column(BigInteger)
+    days_5: Mapped[int] = mapped_column(BigInteger)
 
 
 class ShiftSector(Base):

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.orm import Session
 
 from config import Settings
@@ -26,11 +26,14 @@ from outreach.models import (
     AuditEvent,
     Encounter,
     EncounterVersion,
+    PersonYear,
     RollupPerson,
     utcnow,
 )
+from outreach.models.rollups import DAY_WORDS
 from outreach.services import audit
 from outreach.services.context import CallContext
+from outreach.services.rollups import year_masks
 from outreach.services.stats import paris_today
 
 PURGE_BATCH = 5_000
@@ -152,8 +155,24 @@ def _purge_encounters(session: Session, before: date, batch: int, progress: Prog
 
 
 def _purge_person_days(session: Session, before: date) -> int:
+    """Delete the person-days before ``before``, and their bits in the person-year bitmaps."""
     with session.begin():
         result = session.execute(delete(RollupPerson).where(RollupPerson.day < before))
+        session.execute(delete(PersonYear).where(PersonYear.year < before.year))
+        keep = year_masks(before, date(before.year, 12, 31))[before.year]
+        session.execute(
+            update(PersonYear)
+            .where(PersonYear.year == before.year)
+            .values(
+                {
+                    word: getattr(PersonYear, word).bitwise_and(mask)
+                    for word, mask in zip(DAY_WORDS, keep, strict=True)
+                }
+            )
+        )
+        session.execute(
+            delete(PersonYear).where(*(getattr(PersonYear, word) == 0 for word in DAY_WORDS))
+        )
     return int(getattr(result, "rowcount", 0) or 0)
 
 

@@ -4,6 +4,10 @@
 contributes; a write adds them, a deletion subtracts them, an amendment does both.
 ``rebuild`` recomputes everything from the raw rows and must agree with the
 increments (a property test checks it).
+
+Person-year bitmaps follow the exact person-day table: a day's bit is set when a
+person ref is met that day, and cleared only when the last encounter carrying it
+that day is gone (an amendment that moves an encounter between sectors keeps it).
 """
 
 from __future__ import annotations
@@ -12,19 +16,32 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any, cast
 
-from sqlalchemy import Table, delete, select, tuple_
+from sqlalchemy import Table, bindparam, delete, select, tuple_, update
 from sqlalchemy.orm import Session
 
-from outreach.models import Encounter, RollupCell, RollupPerson, RollupSector, ShiftSector
-from outreach.models.dml import add_to_counters
+from outreach.models import (
+    Encounter,
+    PersonYear,
+    RollupCell,
+    RollupPerson,
+    RollupSector,
+    RollupTotal,
+    ShiftSector,
+)
+from outreach.models.dml import add_to_counters, merge_bits
+from outreach.models.rollups import DAY_WORDS, DAYS_PER_WORD
 
 SECTOR_KEY = ("day", "organisation_id", "sector", "shift_kind")
 COUNTER_KEY = (*SECTOR_KEY, "metric")
 CELL_KEY = (*SECTOR_KEY, "cell", "metric")
 PERSON_KEY = (*SECTOR_KEY, "ref_hash")
 SHIFT_SECTOR_KEY = ("shift_id", "sector")
+TOTAL_KEY = ("span", "start", "organisation_id", "metric")
+PERSON_YEAR_KEY = ("year", "organisation_id", "ref_hash")
+WORD_MASK = (1 << DAYS_PER_WORD) - 1
 COUNTER_VALUES = ("value", "basis")
 # The measures a map draws; the hexagon table keeps only these.
 MAP_METRICS = ("encounters", "people", "kits", "referrals")
@@ -37,6 +54,9 @@ def metrics(row: Mapping[str, Any]) -> dict[str, int]:
     Each counter's basis grows by one for every encounter that adds to it.
     """
     counts: Counter[str] = Counter({"encounters": 1, "people": row["people"]})
+    if row["ref_hash"]:
+        # The basis of distinct people: the encounters that carried a person ref.
+        counts["identified"] += 1
     if row["people"] == 1:
         counts["single"] += 1
         counts[f"age:{row['age_band'] or 'unknown'}"] += 1
@@ -64,13 +84,18 @@ class Deltas:
 
     sectors: dict[tuple[Any, ...], list[int]] = field(default_factory=dict)
     cells: dict[tuple[Any, ...], list[int]] = field(default_factory=dict)
+    totals: dict[tuple[Any, ...], list[int]] = field(default_factory=dict)
     people: Counter[tuple[Any, ...]] = field(default_factory=Counter)
     shift_sectors: Counter[tuple[Any, ...]] = field(default_factory=Counter)
 
     def add(self, row: Mapping[str, Any], sign: int = 1) -> None:
-        grain = (row["local_day"], row["organisation_id"], row["sector"], row["shift_kind"])
+        day, organisation_id = row["local_day"], row["organisation_id"]
+        grain = (day, organisation_id, row["sector"], row["shift_kind"])
+        month = day.replace(day=1)
         for metric, value in metrics(row).items():
             _bump(self.sectors, (*grain, metric), sign * value, sign)
+            _bump(self.totals, ("day", day, organisation_id, metric), sign * value, sign)
+            _bump(self.totals, ("month", month, organisation_id, metric), sign * value, sign)
             if metric in MAP_METRICS:
                 _bump(self.cells, (*grain, row["cell"], metric), sign * value, sign)
         if row["ref_hash"]:
@@ -81,7 +106,9 @@ class Deltas:
     def apply(self, session: Session) -> None:
         _apply(session, RollupSector, COUNTER_KEY, COUNTER_VALUES, self.sectors)
         _apply(session, RollupCell, CELL_KEY, COUNTER_VALUES, self.cells)
+        _apply(session, RollupTotal, TOTAL_KEY, COUNTER_VALUES, self.totals)
         _apply(session, RollupPerson, PERSON_KEY, ("encounters",), _single(self.people))
+        _apply_person_years(session, self.people)
         _apply(session, ShiftSector, SHIFT_SECTOR_KEY, ("encounters",), _single(self.shift_sectors))
 
 
@@ -99,7 +126,7 @@ def _single(counter: Counter[tuple[Any, ...]]) -> dict[tuple[Any, ...], list[int
 
 def _apply(
     session: Session,
-    model: type[RollupSector] | type[RollupCell] | type[RollupPerson] | type[ShiftSector],
+    model: type[RollupSector | RollupCell | RollupTotal | RollupPerson | ShiftSector],
     key: tuple[str, ...],
     value_columns: tuple[str, ...],
     deltas: Mapping[tuple[Any, ...], list[int]],
@@ -120,6 +147,95 @@ def _apply(
     if emptied:
         columns = tuple_(*(table.c[name] for name in key))
         session.execute(delete(table).where(columns.in_(emptied), table.c[value_columns[-1]] <= 0))
+
+
+def day_bit(day: date) -> tuple[int, int]:
+    """The word and the bit of that word that stand for ``day`` in its year's bitmap."""
+    word, bit = divmod(day.timetuple().tm_yday - 1, DAYS_PER_WORD)
+    return word, 1 << bit
+
+
+def year_masks(start: date, end: date) -> dict[int, tuple[int, ...]]:
+    """Per year, the words of a bitmap with the bits of the days ``start..end`` set."""
+    masks: dict[int, tuple[int, ...]] = {}
+    for year in range(start.year, end.year + 1):
+        first = max(start, date(year, 1, 1)).timetuple().tm_yday - 1
+        last = min(end, date(year, 12, 31)).timetuple().tm_yday - 1
+        span = ((1 << (last - first + 1)) - 1) << first
+        masks[year] = tuple(
+            (span >> (index * DAYS_PER_WORD)) & WORD_MASK for index in range(len(DAY_WORDS))
+        )
+    return masks
+
+
+def _apply_person_years(session: Session, people: Mapping[tuple[Any, ...], int]) -> None:
+    net: Counter[tuple[Any, ...]] = Counter()
+    for (day, organisation_id, _sector, _kind, ref_hash), amount in people.items():
+        net[(day, organisation_id, ref_hash)] += amount
+    met = {key: amount for key, amount in net.items() if amount}
+    if not met:
+        return
+    gained = [key for key, amount in met.items() if amount > 0]
+    # A day whose net count fell may still have other encounters with that person.
+    lost = {key for key, amount in met.items() if amount < 0}
+    if lost:
+        person_day = tuple_(RollupPerson.day, RollupPerson.organisation_id, RollupPerson.ref_hash)
+        lost -= {
+            tuple(row)
+            for row in session.execute(
+                select(RollupPerson.day, RollupPerson.organisation_id, RollupPerson.ref_hash)
+                .where(person_day.in_(list(lost)))
+                .distinct()
+            )
+        }
+    _set_days(session, gained)
+    if lost:
+        _clear_days(session, lost)
+
+
+def _bitmaps(days: Iterable[tuple[date, Any, str]]) -> dict[tuple[Any, ...], list[int]]:
+    words: dict[tuple[Any, ...], list[int]] = {}
+    for day, organisation_id, ref_hash in days:
+        word, bit = day_bit(day)
+        words.setdefault((day.year, organisation_id, ref_hash), [0] * len(DAY_WORDS))[word] |= bit
+    return words
+
+
+def _set_days(session: Session, days: Iterable[tuple[date, Any, str]]) -> None:
+    rows = [
+        {**dict(zip(PERSON_YEAR_KEY, key, strict=True)), **dict(zip(DAY_WORDS, words, strict=True))}
+        for key, words in sorted(_bitmaps(days).items())
+    ]
+    merge_bits(session, cast(Table, PersonYear.__table__), PERSON_YEAR_KEY, DAY_WORDS, rows)
+
+
+def _clear_days(session: Session, days: Iterable[tuple[date, Any, str]]) -> None:
+    table = cast(Table, PersonYear.__table__)
+    clear = (
+        update(table)
+        .where(*(table.c[name] == bindparam(f"key_{name}") for name in PERSON_YEAR_KEY))
+        .values({word: table.c[word].bitwise_and(bindparam(f"keep_{word}")) for word in DAY_WORDS})
+    )
+    changes = sorted(_bitmaps(days).items())
+    session.execute(
+        clear,
+        [
+            {
+                **{f"key_{name}": value for name, value in zip(PERSON_YEAR_KEY, key, strict=True)},
+                **{
+                    f"keep_{word}": WORD_MASK & ~bits
+                    for word, bits in zip(DAY_WORDS, words, strict=True)
+                },
+            }
+            for key, words in changes
+        ],
+    )
+    session.execute(
+        delete(table).where(
+            tuple_(*(table.c[name] for name in PERSON_YEAR_KEY)).in_([key for key, _ in changes]),
+            *(table.c[word] == 0 for word in DAY_WORDS),
+        )
+    )
 
 
 # What an encounter write decides; an amendment replaces exactly these columns.
@@ -158,7 +274,7 @@ class RebuildSummary:
 
 def rebuild(session: Session, progress: Callable[[int], None] = lambda _n: None) -> RebuildSummary:
     """Recompute every aggregate from the live raw encounters, inside the caller's transaction."""
-    for model in (RollupSector, RollupCell, RollupPerson, ShiftSector):
+    for model in (RollupSector, RollupCell, RollupTotal, RollupPerson, PersonYear, ShiftSector):
         session.execute(delete(model))
     seen = 0
     deltas = Deltas()
@@ -168,7 +284,9 @@ def rebuild(session: Session, progress: Callable[[int], None] = lambda _n: None)
         seen += len(batch)
         progress(len(batch))
     deltas.apply(session)
-    return RebuildSummary(encounters=seen, counters=len(deltas.sectors) + len(deltas.cells))
+    return RebuildSummary(
+        encounters=seen, counters=len(deltas.sectors) + len(deltas.cells) + len(deltas.totals)
+    )
 
 
 def _live_encounters(session: Session) -> Iterable[list[Encounter]]:
@@ -201,6 +319,8 @@ def snapshot(session: Session) -> dict[str, dict[tuple[Any, ...], Any]]:
     return {
         "sectors": read(RollupSector, COUNTER_KEY, COUNTER_VALUES),
         "cells": read(RollupCell, CELL_KEY, COUNTER_VALUES),
+        "totals": read(RollupTotal, TOTAL_KEY, COUNTER_VALUES),
         "people": read(RollupPerson, PERSON_KEY, ("encounters",)),
+        "person_years": read(PersonYear, PERSON_YEAR_KEY, DAY_WORDS),
         "shift_sectors": read(ShiftSector, SHIFT_SECTOR_KEY, ("encounters",)),
     }

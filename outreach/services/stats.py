@@ -1,10 +1,13 @@
 """Aggregates for the plan's coordination: totals, time series, hexagon and sector maps.
 
-Every figure here is read from the rollup tables, never from raw encounters, so a
-request costs the number of rollup rows in its period. Every figure leaves through
-``suppression.Release``; every request is audited (action, filters, number of counts
-returned) in the transaction that reads, so the event is committed before the
-response exists.
+Every figure here is read from the rollup tables, never from raw encounters. A
+request without a sector or shift-kind filter reads the per-organisation tables
+(``RollupTotal``, ``PersonYear``), whose cost does not grow with the encounters; a
+filtered one reads the finer tables and costs the rollup rows of its period.
+
+Every figure leaves through ``suppression.Release``; every request is audited
+(action, filters, number of counts returned) in the transaction that reads, so the
+event is committed before the response exists.
 """
 
 from __future__ import annotations
@@ -17,16 +20,27 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 import h3
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from config import Settings
-from outreach.models import Kit, Organisation, OrgKind, Role, RollupCell, RollupPerson, RollupSector
+from outreach.models import (
+    Kit,
+    Organisation,
+    OrgKind,
+    PersonYear,
+    Role,
+    RollupCell,
+    RollupPerson,
+    RollupSector,
+    RollupTotal,
+)
+from outreach.models.rollups import DAY_WORDS
 from outreach.services import audit
 from outreach.services.context import CallContext, Principal
 from outreach.services.errors import Invalid
 from outreach.services.geo import cell_geometry, sector_geometries
-from outreach.services.rollups import MAP_METRICS
+from outreach.services.rollups import MAP_METRICS, year_masks
 from outreach.services.suppression import Published, Release
 from outreach.services.sync import PARIS
 from schemas.vocabulary import (
@@ -102,6 +116,46 @@ class Scope:
 
     def days(self) -> list[date]:
         return [self.start + timedelta(days=i) for i in range((self.end - self.start).days + 1)]
+
+    @property
+    def whole_organisations(self) -> bool:
+        """No sector or shift-kind filter: the per-organisation rollups can answer."""
+        return self.sector is None and self.shift_kind is None
+
+    def totals_where(self, *, days_only: bool = False) -> list[ColumnElement[bool]]:
+        """The ``RollupTotal`` rows of the period: whole months as month rows, unless
+        ``days_only``, and the days around them as day rows."""
+        spans = [("day", self.start, self.end)] if days_only else period_spans(self.start, self.end)
+        clauses = [
+            or_(
+                *(
+                    and_(RollupTotal.span == span, RollupTotal.start.between(first, last))
+                    for span, first, last in spans
+                )
+            )
+        ]
+        if self.organisation_id is not None:
+            clauses.append(RollupTotal.organisation_id == self.organisation_id)
+        return clauses
+
+
+def period_spans(start: date, end: date) -> list[tuple[str, date, date]]:
+    """``start..end`` as runs of day rows and of month rows (by their first days)."""
+    first_month = start if start.day == 1 else _next_month(start)
+    following = end + timedelta(days=1)
+    after_months = following if following.day == 1 else end.replace(day=1)
+    if first_month >= after_months:
+        return [("day", start, end)]
+    spans = [("month", first_month, after_months - timedelta(days=1))]
+    if start < first_month:
+        spans.insert(0, ("day", start, first_month - timedelta(days=1)))
+    if after_months <= end:
+        spans.append(("day", after_months, end))
+    return spans
+
+
+def _next_month(day: date) -> date:
+    return (day.replace(day=28) + timedelta(days=4)).replace(day=1)
 
 
 def query_error(parameter: str, message: str) -> Invalid:
@@ -186,16 +240,16 @@ class Sum:
 
 def counter_sums(
     session: Session,
-    table: type[RollupSector] | type[RollupCell],
-    scope: Scope,
+    table: type[RollupSector | RollupCell | RollupTotal],
+    where: Sequence[ColumnElement[bool]],
     *,
     by: Sequence[Any] = (),
     metrics: Iterable[str] | None = None,
 ) -> dict[tuple[Any, ...], Sum]:
-    """Summed counters keyed by ``(*by, metric)``."""
+    """Summed counters of the rows ``where`` selects, keyed by ``(*by, metric)``."""
     statement = (
         select(*by, table.metric, func.sum(table.value), func.sum(table.basis))
-        .where(*scope.where(table))
+        .where(*where)
         .group_by(*by, table.metric)
     )
     if metrics is not None:
@@ -204,7 +258,8 @@ def counter_sums(
 
 
 def distinct_people(session: Session, scope: Scope) -> Sum:
-    """Distinct person refs met in the scope, and the encounters that carried one."""
+    """Distinct person refs met in the scope, and the encounters that carried one,
+    from the person-day rows (any filter)."""
     # GROUP BY then count, rather than COUNT(DISTINCT): PostgreSQL hashes the former
     # (in parallel) but always sorts the latter, at more than twice the cost.
     per_person = (
@@ -217,6 +272,32 @@ def distinct_people(session: Session, scope: Scope) -> Sum:
         select(func.count(), func.coalesce(func.sum(per_person.c.encounters), 0))
     ).one()
     return Sum(int(row[0]), int(row[1]))
+
+
+def distinct_people_met(session: Session, scope: Scope) -> int:
+    """Distinct person refs met in the period, from the person-year bitmaps: one row
+    per person, organisation and year, whatever the period's length."""
+    met_in_period = or_(
+        *(
+            and_(
+                PersonYear.year == year,
+                or_(
+                    *(
+                        getattr(PersonYear, word).bitwise_and(mask) != 0
+                        for word, mask in zip(DAY_WORDS, masks, strict=True)
+                        if mask
+                    )
+                ),
+            )
+            for year, masks in year_masks(scope.start, scope.end).items()
+        )
+    )
+    statement = select(PersonYear.ref_hash).where(met_in_period)
+    if scope.organisation_id is not None:
+        statement = statement.where(PersonYear.organisation_id == scope.organisation_id)
+    # GROUP BY for the same reason as above.
+    people = statement.group_by(PersonYear.ref_hash).subquery()
+    return int(session.scalar(select(func.count()).select_from(people)) or 0)
 
 
 def kit_codes(session: Session, seen: Iterable[str]) -> list[str]:
@@ -241,9 +322,17 @@ class Totals:
 
 
 def totals(session: Session, scope: Scope) -> Totals:
-    sums = {key[0]: value for key, value in counter_sums(session, RollupSector, scope).items()}
+    if scope.whole_organisations:
+        rows = counter_sums(session, RollupTotal, scope.totals_where())
+        sums = {key[0]: value for key, value in rows.items()}
+        identified = sums.get("identified", Sum(0, 0))
+        people = Sum(distinct_people_met(session, scope), identified.value)
+    else:
+        rows = counter_sums(session, RollupSector, scope.where(RollupSector))
+        sums = {key[0]: value for key, value in rows.items()}
+        people = distinct_people(session, scope)
     seen_kits = [m.removeprefix("kit:") for m in sums if m.startswith("kit:")]
-    return Totals(sums, distinct_people(session, scope), kit_codes(session, seen_kits))
+    return Totals(sums, people, kit_codes(session, seen_kits))
 
 
 def summary_release(k: int, data: Totals) -> Release:
@@ -371,13 +460,22 @@ def timeseries(
     principal = _caller(ctx)
     with session.begin():
         scope = resolve_scope(session, principal, query)
-        sums = counter_sums(
-            session,
-            RollupSector,
-            scope,
-            by=(RollupSector.day,),
-            metrics=SERIES_MEASURES.values(),
-        )
+        if scope.whole_organisations:
+            sums = counter_sums(
+                session,
+                RollupTotal,
+                scope.totals_where(days_only=True),
+                by=(RollupTotal.start,),
+                metrics=SERIES_MEASURES.values(),
+            )
+        else:
+            sums = counter_sums(
+                session,
+                RollupSector,
+                scope.where(RollupSector),
+                by=(RollupSector.day,),
+                metrics=SERIES_MEASURES.values(),
+            )
         starts = sorted({bucket_start(day, bucket) for day in scope.days()})
         per_bucket: dict[tuple[date, str], list[int]] = defaultdict(lambda: [0, 0])
         for (day, metric), amount in sums.items():
@@ -460,7 +558,9 @@ def hexagon_map(
     principal = _caller(ctx)
     with session.begin():
         scope = resolve_scope(session, principal, query)
-        rows = counter_sums(session, RollupCell, scope, by=(RollupCell.cell,), metrics=MAP_METRICS)
+        rows = counter_sums(
+            session, RollupCell, scope.where(RollupCell), by=(RollupCell.cell,), metrics=MAP_METRICS
+        )
         sums: dict[tuple[Any, ...], Sum] = {}
         for (cell, metric), amount in rows.items():
             parent = to_resolution(settings, cell, resolution)
@@ -498,7 +598,11 @@ def sector_map(
     with session.begin():
         scope = resolve_scope(session, principal, query)
         sums = counter_sums(
-            session, RollupSector, scope, by=(RollupSector.sector,), metrics=MAP_METRICS
+            session,
+            RollupSector,
+            scope.where(RollupSector),
+            by=(RollupSector.sector,),
+            metrics=MAP_METRICS,
         )
         published = area_release(settings.small_cell_k, SECTORS, sums).publish()
         audit.record(
