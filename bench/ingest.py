@@ -42,7 +42,8 @@ sys.path.insert(0, str(ROOT))
 
 from config import load_settings  # noqa: E402
 from outreach.models import NO_SHIFT  # noqa: E402
-from outreach.services.rollups import Deltas  # noqa: E402
+from outreach.models.rollups import DAY_WORDS  # noqa: E402
+from outreach.services.rollups import Deltas, person_year_bits  # noqa: E402
 from outreach.services.sync import EncounterBuilder, content_hash, shift_content  # noqa: E402
 from schemas.sync import EncounterSchema, ShiftSchema  # noqa: E402
 
@@ -165,6 +166,18 @@ SQL_COUNTERS = {
         "day, organisation_id, sector, shift_kind, ref_hash",
         "encounters = rollup_people.encounters + excluded.encounters",
     ),
+    "rollup_totals": (
+        "span text, start date, organisation_id uuid, metric text, value bigint, basis bigint",
+        "span, start, organisation_id, metric",
+        "value = rollup_totals.value + excluded.value,"
+        " basis = rollup_totals.basis + excluded.basis",
+    ),
+    "rollup_person_years": (
+        "year int, organisation_id uuid, ref_hash text, "
+        + ", ".join(f"{word} bigint" for word in DAY_WORDS),
+        "year, organisation_id, ref_hash",
+        ", ".join(f"{word} = rollup_person_years.{word} | excluded.{word}" for word in DAY_WORDS),
+    ),
     "shift_sectors": (
         "shift_id uuid, sector text, encounters int",
         "shift_id, sector",
@@ -237,7 +250,15 @@ def stored_rows(
                         for table, amounts in (
                             ("rollup_sectors", deltas.sectors),
                             ("rollup_cells", deltas.cells),
+                            ("rollup_totals", deltas.totals()),
                             ("rollup_people", {k: [v] for k, v in deltas.people.items()}),
+                            (
+                                "rollup_person_years",
+                                person_year_bits(
+                                    (day, organisation, ref)
+                                    for day, organisation, _s, _k, ref in deltas.people
+                                ),
+                            ),
                             ("shift_sectors", {k: [v] for k, v in deltas.shift_sectors.items()}),
                         )
                     ),

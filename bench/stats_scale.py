@@ -250,13 +250,14 @@ def load(url: str, size: int, generator: Generator, last_day: date) -> dict[str,
                 ("day", "organisation_id", "sector", "shift_kind", "ref_hash", "encounters"),
                 ((*k, v) for k, v in deltas.people.items()),
             )
+            totals = deltas.totals()
             counts["rollup_totals"] += _copy(
                 connection,
                 "rollup_totals",
                 TOTAL_COLUMNS,
-                ((*k, *v) for k, v in deltas.totals.items() if k[0] == "day"),
+                ((*k, *v) for k, v in totals.items() if k[0] == "day"),
             )
-            for key, (value, basis) in deltas.totals.items():
+            for key, (value, basis) in totals.items():
                 if key[0] == "month":
                     amounts = months.setdefault(key, [0, 0])
                     amounts[0] += value

@@ -132,9 +132,9 @@ def chain_hash(prev_hash: str, payload: bytes) -> str:
 _APPEND = insert(AuditEvent)
 
 
-def _lock_chain(session: Session) -> None:
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": AUDIT_LOCK_KEY})
+# The chain lock and the head in one round trip (migration 0006): the function's
+# query runs after the lock is granted, on a fresh snapshot.
+_LOCK_AND_READ_HEAD = text("SELECT seq, hash FROM outreach_audit_lock_head(:key)")
 
 
 @dataclass(frozen=True)
@@ -150,6 +150,21 @@ def read_head(session: Session) -> ChainHead:
     row = session.execute(
         select(AuditEvent.seq, AuditEvent.hash).order_by(AuditEvent.seq.desc()).limit(1)
     ).first()
+    return _head_or_checkpoint(session, row)
+
+
+def _lock_and_read_head(session: Session) -> ChainHead:
+    """The head, read under the chain lock held until the transaction ends.
+
+    SQLite has one writer at a time: its write transaction is the lock.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return read_head(session)
+    row = session.execute(_LOCK_AND_READ_HEAD, {"key": AUDIT_LOCK_KEY}).one()
+    return _head_or_checkpoint(session, None if row.seq is None else row)
+
+
+def _head_or_checkpoint(session: Session, row: Any) -> ChainHead:
     if row is None:
         # Everything was purged: the chain goes on from the last checkpoint.
         return latest_checkpoint(session)
@@ -171,8 +186,7 @@ def record(
     Call it last in a use case: the chain lock is held until the transaction ends, so
     taking it late keeps concurrent writers from queueing behind unrelated work.
     """
-    _lock_chain(session)
-    head = read_head(session)
+    head = _lock_and_read_head(session)
     principal = ctx.principal
     fields: dict[str, Any] = {
         "seq": head.seq + 1,

@@ -13,7 +13,7 @@ from functools import cache, lru_cache
 from typing import Any
 
 import h3
-from shapely import MultiPolygon, Point, Polygon, prepare
+from shapely import MultiPolygon, Polygon, contains_xy, prepare
 from shapely.geometry import mapping, shape
 from shapely.geometry.base import BaseGeometry
 from shapely.geometry.polygon import orient
@@ -56,11 +56,12 @@ class Geography:
         self._service_area = service_area
 
     def snap(self, lat: float, lon: float) -> Snapped:
-        point = Point(lon, lat)
-        if not self._service_area.contains(point):
+        # contains_xy tests the coordinates without building a Point: every encounter
+        # of every sync comes through here.
+        if not contains_xy(self._service_area, lon, lat):
             raise OutsideServiceArea("This position is outside the service area.")
         sector = next(
-            (s.code for s in self._sectors if s.geometry.contains(point)), OUTSIDE_SECTORS
+            (s.code for s in self._sectors if contains_xy(s.geometry, lon, lat)), OUTSIDE_SECTORS
         )
         return Snapped(cell=h3.latlng_to_cell(lat, lon, self.resolution), sector=sector)
 

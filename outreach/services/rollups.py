@@ -84,18 +84,13 @@ class Deltas:
 
     sectors: dict[tuple[Any, ...], list[int]] = field(default_factory=dict)
     cells: dict[tuple[Any, ...], list[int]] = field(default_factory=dict)
-    totals: dict[tuple[Any, ...], list[int]] = field(default_factory=dict)
     people: Counter[tuple[Any, ...]] = field(default_factory=Counter)
     shift_sectors: Counter[tuple[Any, ...]] = field(default_factory=Counter)
 
     def add(self, row: Mapping[str, Any], sign: int = 1) -> None:
-        day, organisation_id = row["local_day"], row["organisation_id"]
-        grain = (day, organisation_id, row["sector"], row["shift_kind"])
-        month = day.replace(day=1)
+        grain = (row["local_day"], row["organisation_id"], row["sector"], row["shift_kind"])
         for metric, value in metrics(row).items():
             _bump(self.sectors, (*grain, metric), sign * value, sign)
-            _bump(self.totals, ("day", day, organisation_id, metric), sign * value, sign)
-            _bump(self.totals, ("month", month, organisation_id, metric), sign * value, sign)
             if metric in MAP_METRICS:
                 _bump(self.cells, (*grain, row["cell"], metric), sign * value, sign)
         if row["ref_hash"]:
@@ -103,10 +98,22 @@ class Deltas:
         if row["shift_id"] is not None:
             self.shift_sectors[(row["shift_id"], row["sector"])] += sign
 
+    def totals(self) -> dict[tuple[Any, ...], list[int]]:
+        """The sector counters summed per organisation over each day and each month.
+
+        Derived from the sector deltas, already summed over the batch, rather than
+        bumped per encounter: a fraction of the work for the same numbers.
+        """
+        totals: dict[tuple[Any, ...], list[int]] = {}
+        for (day, organisation_id, _sector, _kind, metric), (value, basis) in self.sectors.items():
+            _bump(totals, ("day", day, organisation_id, metric), value, basis)
+            _bump(totals, ("month", day.replace(day=1), organisation_id, metric), value, basis)
+        return totals
+
     def apply(self, session: Session) -> None:
         _apply(session, RollupSector, COUNTER_KEY, COUNTER_VALUES, self.sectors)
         _apply(session, RollupCell, CELL_KEY, COUNTER_VALUES, self.cells)
-        _apply(session, RollupTotal, TOTAL_KEY, COUNTER_VALUES, self.totals)
+        _apply(session, RollupTotal, TOTAL_KEY, COUNTER_VALUES, self.totals())
         _apply(session, RollupPerson, PERSON_KEY, ("encounters",), _single(self.people))
         _apply_person_years(session, self.people)
         _apply(session, ShiftSector, SHIFT_SECTOR_KEY, ("encounters",), _single(self.shift_sectors))
@@ -193,7 +200,8 @@ def _apply_person_years(session: Session, people: Mapping[tuple[Any, ...], int])
         _clear_days(session, lost)
 
 
-def _bitmaps(days: Iterable[tuple[date, Any, str]]) -> dict[tuple[Any, ...], list[int]]:
+def person_year_bits(days: Iterable[tuple[date, Any, str]]) -> dict[tuple[Any, ...], list[int]]:
+    """``(day, organisation, ref)`` person-days as words per ``(year, organisation, ref)``."""
     words: dict[tuple[Any, ...], list[int]] = {}
     for day, organisation_id, ref_hash in days:
         word, bit = day_bit(day)
@@ -204,7 +212,7 @@ def _bitmaps(days: Iterable[tuple[date, Any, str]]) -> dict[tuple[Any, ...], lis
 def _set_days(session: Session, days: Iterable[tuple[date, Any, str]]) -> None:
     rows = [
         {**dict(zip(PERSON_YEAR_KEY, key, strict=True)), **dict(zip(DAY_WORDS, words, strict=True))}
-        for key, words in sorted(_bitmaps(days).items())
+        for key, words in sorted(person_year_bits(days).items())
     ]
     merge_bits(session, cast(Table, PersonYear.__table__), PERSON_YEAR_KEY, DAY_WORDS, rows)
 
@@ -216,7 +224,7 @@ def _clear_days(session: Session, days: Iterable[tuple[date, Any, str]]) -> None
         .where(*(table.c[name] == bindparam(f"key_{name}") for name in PERSON_YEAR_KEY))
         .values({word: table.c[word].bitwise_and(bindparam(f"keep_{word}")) for word in DAY_WORDS})
     )
-    changes = sorted(_bitmaps(days).items())
+    changes = sorted(person_year_bits(days).items())
     session.execute(
         clear,
         [
@@ -285,7 +293,7 @@ def rebuild(session: Session, progress: Callable[[int], None] = lambda _n: None)
         progress(len(batch))
     deltas.apply(session)
     return RebuildSummary(
-        encounters=seen, counters=len(deltas.sectors) + len(deltas.cells) + len(deltas.totals)
+        encounters=seen, counters=len(deltas.sectors) + len(deltas.cells) + len(deltas.totals())
     )
 
 
