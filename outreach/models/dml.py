@@ -12,10 +12,11 @@ takes the rows as executemany parameters.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import JSON, Table, bindparam, column, func
+from sqlalchemy import JSON, Table, bindparam, column, func, literal, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -35,43 +36,41 @@ def insert_new(
     return set(session.execute(statement, _parameters(dialect, table, names, rows)).scalars())
 
 
-def add_to_counters(
-    session: Session,
-    table: Table,
-    key_columns: Sequence[str],
-    value_columns: Sequence[str],
-    rows: Sequence[Mapping[str, Any]],
-) -> None:
-    """Add each row's values to the stored counter with the same key (insert when new)."""
-    _upsert(session, table, key_columns, value_columns, rows, "add")
+@dataclass(frozen=True)
+class Upsert:
+    """Rows to merge into ``table`` by ``key_columns``: their ``value_columns`` are added
+    to the stored ones (``combine="add"``) or or-ed into them bit by bit (``"or"``)."""
+
+    table: Table
+    key_columns: tuple[str, ...]
+    value_columns: tuple[str, ...]
+    rows: Sequence[Mapping[str, Any]]
+    combine: str
+
+    def shape(self) -> tuple[Table, tuple[str, ...], tuple[str, ...], tuple[str, ...], str]:
+        names = _column_names(self.table, self.rows)
+        return self.table, names, self.key_columns, self.value_columns, self.combine
 
 
-def merge_bits(
-    session: Session,
-    table: Table,
-    key_columns: Sequence[str],
-    value_columns: Sequence[str],
-    rows: Sequence[Mapping[str, Any]],
-) -> None:
-    """Set each row's bits in the stored words with the same key (insert when new)."""
-    _upsert(session, table, key_columns, value_columns, rows, "or")
-
-
-def _upsert(
-    session: Session,
-    table: Table,
-    key_columns: Sequence[str],
-    value_columns: Sequence[str],
-    rows: Sequence[Mapping[str, Any]],
-    combine: str,
-) -> None:
-    if not rows:
+def upsert_all(session: Session, upserts: Sequence[Upsert]) -> None:
+    """Apply the upserts (insert rows whose key is new). On PostgreSQL they go as one
+    statement, each a data-modifying CTE: a sync's counters cost one round trip."""
+    pending = [upsert for upsert in upserts if upsert.rows]
+    if not pending:
         return
-    dialect, names = _dialect(session), _column_names(table, rows)
-    statement = _upsert_statement(
-        dialect, table, names, tuple(key_columns), tuple(value_columns), combine
+    dialect = _dialect(session)
+    if dialect == "sqlite":
+        for upsert in pending:
+            session.execute(_upsert_statement(dialect, *upsert.shape()), list(upsert.rows))
+        return
+    shapes = tuple(upsert.shape() for upsert in pending)
+    session.execute(
+        _combined_statement(shapes),
+        {
+            f"rows_{index}": [_with_defaults(upsert.table, names, row) for row in upsert.rows]
+            for index, (upsert, (_t, names, *_rest)) in enumerate(zip(pending, shapes, strict=True))
+        },
     )
-    session.execute(statement, _parameters(dialect, table, names, rows))
 
 
 # Statements are built once per table and shape: building one costs more than a
@@ -92,8 +91,9 @@ def _upsert_statement(
     key_columns: tuple[str, ...],
     value_columns: tuple[str, ...],
     combine: str,
+    parameter: str = "rows",
 ) -> Any:
-    statement = _insert(dialect, table, names)
+    statement = _insert(dialect, table, names, parameter)
     combined = {
         name: (
             table.c[name] + statement.excluded[name]
@@ -105,6 +105,21 @@ def _upsert_statement(
     return statement.on_conflict_do_update(index_elements=list(key_columns), set_=combined)
 
 
+@lru_cache(maxsize=64)
+def _combined_statement(
+    shapes: tuple[tuple[Table, tuple[str, ...], tuple[str, ...], tuple[str, ...], str], ...],
+) -> Any:
+    # PostgreSQL runs every data-modifying CTE to completion, referenced or not. Its
+    # documentation leaves their order open; the executor runs unreferenced ones one
+    # after another as written, so transactions lock rows table by table in one order
+    # (the concurrency tests would see a deadlock as a 5xx).
+    upserts = [
+        _upsert_statement("postgresql", *shape, parameter=f"rows_{index}").cte(f"upsert_{index}")
+        for index, shape in enumerate(shapes)
+    ]
+    return select(literal(1)).add_cte(*upserts)
+
+
 def _dialect(session: Session) -> str:
     name = session.get_bind().dialect.name
     if name not in ("postgresql", "sqlite"):
@@ -112,11 +127,11 @@ def _dialect(session: Session) -> str:
     return name
 
 
-def _insert(dialect: str, table: Table, names: tuple[str, ...]) -> Any:
+def _insert(dialect: str, table: Table, names: tuple[str, ...], parameter: str = "rows") -> Any:
     if dialect == "sqlite":
         return sqlite.insert(table)
     records = (
-        func.json_to_recordset(bindparam("rows", type_=JSON))
+        func.json_to_recordset(bindparam(parameter, type_=JSON))
         .table_valued(*(column(name, table.c[name].type) for name in names))
         .render_derived(with_types=True)
     )

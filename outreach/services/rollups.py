@@ -31,7 +31,7 @@ from outreach.models import (
     RollupTotal,
     ShiftSector,
 )
-from outreach.models.dml import add_to_counters, merge_bits
+from outreach.models.dml import Upsert, upsert_all
 from outreach.models.rollups import DAY_WORDS, DAYS_PER_WORD
 
 SECTOR_KEY = ("day", "organisation_id", "sector", "shift_kind")
@@ -111,12 +111,23 @@ class Deltas:
         return totals
 
     def apply(self, session: Session) -> None:
-        _apply(session, RollupSector, COUNTER_KEY, COUNTER_VALUES, self.sectors)
-        _apply(session, RollupCell, CELL_KEY, COUNTER_VALUES, self.cells)
-        _apply(session, RollupTotal, TOTAL_KEY, COUNTER_VALUES, self.totals())
-        _apply(session, RollupPerson, PERSON_KEY, ("encounters",), _single(self.people))
-        _apply_person_years(session, self.people)
-        _apply(session, ShiftSector, SHIFT_SECTOR_KEY, ("encounters",), _single(self.shift_sectors))
+        """Write every change; the upserts travel together (one round trip on PostgreSQL)."""
+        counters = [
+            _CounterChange.of(RollupSector, COUNTER_KEY, COUNTER_VALUES, self.sectors),
+            _CounterChange.of(RollupCell, CELL_KEY, COUNTER_VALUES, self.cells),
+            _CounterChange.of(RollupTotal, TOTAL_KEY, COUNTER_VALUES, self.totals()),
+            _CounterChange.of(RollupPerson, PERSON_KEY, ("encounters",), _single(self.people)),
+            _CounterChange.of(
+                ShiftSector, SHIFT_SECTOR_KEY, ("encounters",), _single(self.shift_sectors)
+            ),
+        ]
+        gained, lost = _person_day_changes(self.people)
+        upsert_all(session, [change.upsert for change in counters] + [_days_to_set(gained)])
+        for change in counters:
+            change.delete_emptied(session)
+        gone = _no_longer_met(session, lost) if lost else set()
+        if gone:
+            _clear_days(session, gone)
 
 
 def _bump(
@@ -131,29 +142,39 @@ def _single(counter: Counter[tuple[Any, ...]]) -> dict[tuple[Any, ...], list[int
     return {key: [amount] for key, amount in counter.items()}
 
 
-def _apply(
-    session: Session,
-    model: type[RollupSector | RollupCell | RollupTotal | RollupPerson | ShiftSector],
-    key: tuple[str, ...],
-    value_columns: tuple[str, ...],
-    deltas: Mapping[tuple[Any, ...], list[int]],
-) -> None:
-    # The last value column counts encounters: a counter whose count reaches zero is empty.
-    changes = sorted((k, v) for k, v in deltas.items() if any(v))
-    if not changes:
-        return
-    table = cast(Table, model.__table__)
-    # Sorted keys: concurrent transactions lock counter rows in the same order, so
-    # they queue instead of deadlocking.
-    rows = [
-        {**dict(zip(key, k, strict=True)), **dict(zip(value_columns, v, strict=True))}
-        for k, v in changes
-    ]
-    add_to_counters(session, table, key, value_columns, rows)
-    emptied = [k for k, v in changes if v[-1] < 0]
-    if emptied:
+@dataclass(frozen=True)
+class _CounterChange:
+    """The upsert of one counter table's deltas, and the keys whose count may reach zero."""
+
+    upsert: Upsert
+    emptied: list[tuple[Any, ...]]
+
+    @classmethod
+    def of(
+        cls,
+        model: type[RollupSector | RollupCell | RollupTotal | RollupPerson | ShiftSector],
+        key: tuple[str, ...],
+        value_columns: tuple[str, ...],
+        deltas: Mapping[tuple[Any, ...], list[int]],
+    ) -> _CounterChange:
+        # Sorted keys: concurrent transactions lock counter rows in the same order, so
+        # they queue instead of deadlocking.
+        changes = sorted((k, v) for k, v in deltas.items() if any(v))
+        rows = [
+            {**dict(zip(key, k, strict=True)), **dict(zip(value_columns, v, strict=True))}
+            for k, v in changes
+        ]
+        upsert = Upsert(cast(Table, model.__table__), key, value_columns, rows, "add")
+        # The last value column counts encounters: a counter whose count reaches zero is empty.
+        return cls(upsert, [k for k, v in changes if v[-1] < 0])
+
+    def delete_emptied(self, session: Session) -> None:
+        if not self.emptied:
+            return
+        table, key = self.upsert.table, self.upsert.key_columns
+        count = table.c[self.upsert.value_columns[-1]]
         columns = tuple_(*(table.c[name] for name in key))
-        session.execute(delete(table).where(columns.in_(emptied), table.c[value_columns[-1]] <= 0))
+        session.execute(delete(table).where(columns.in_(self.emptied), count <= 0))
 
 
 def day_bit(day: date) -> tuple[int, int]:
@@ -175,32 +196,35 @@ def year_masks(start: date, end: date) -> dict[int, tuple[int, ...]]:
     return masks
 
 
-def _apply_person_years(session: Session, people: Mapping[tuple[Any, ...], int]) -> None:
-    net: Counter[tuple[Any, ...]] = Counter()
+PersonDay = tuple[date, Any, str]
+
+
+def _person_day_changes(
+    people: Mapping[tuple[Any, ...], int],
+) -> tuple[list[PersonDay], set[PersonDay]]:
+    """Person-days newly met, and those whose count fell (perhaps to nothing)."""
+    net: Counter[PersonDay] = Counter()
     for (day, organisation_id, _sector, _kind, ref_hash), amount in people.items():
         net[(day, organisation_id, ref_hash)] += amount
-    met = {key: amount for key, amount in net.items() if amount}
-    if not met:
-        return
-    gained = [key for key, amount in met.items() if amount > 0]
-    # A day whose net count fell may still have other encounters with that person.
-    lost = {key for key, amount in met.items() if amount < 0}
-    if lost:
-        person_day = tuple_(RollupPerson.day, RollupPerson.organisation_id, RollupPerson.ref_hash)
-        lost -= {
-            tuple(row)
-            for row in session.execute(
-                select(RollupPerson.day, RollupPerson.organisation_id, RollupPerson.ref_hash)
-                .where(person_day.in_(list(lost)))
-                .distinct()
-            )
-        }
-    _set_days(session, gained)
-    if lost:
-        _clear_days(session, lost)
+    gained = [key for key, amount in net.items() if amount > 0]
+    return gained, {key for key, amount in net.items() if amount < 0}
 
 
-def person_year_bits(days: Iterable[tuple[date, Any, str]]) -> dict[tuple[Any, ...], list[int]]:
+def _no_longer_met(session: Session, fallen: set[PersonDay]) -> set[PersonDay]:
+    """The person-days of ``fallen`` no encounter carries any more."""
+    person_day = tuple_(RollupPerson.day, RollupPerson.organisation_id, RollupPerson.ref_hash)
+    remaining = {
+        tuple(row)
+        for row in session.execute(
+            select(RollupPerson.day, RollupPerson.organisation_id, RollupPerson.ref_hash)
+            .where(person_day.in_(list(fallen)))
+            .distinct()
+        )
+    }
+    return fallen - remaining
+
+
+def person_year_bits(days: Iterable[PersonDay]) -> dict[tuple[Any, ...], list[int]]:
     """``(day, organisation, ref)`` person-days as words per ``(year, organisation, ref)``."""
     words: dict[tuple[Any, ...], list[int]] = {}
     for day, organisation_id, ref_hash in days:
@@ -209,15 +233,15 @@ def person_year_bits(days: Iterable[tuple[date, Any, str]]) -> dict[tuple[Any, .
     return words
 
 
-def _set_days(session: Session, days: Iterable[tuple[date, Any, str]]) -> None:
+def _days_to_set(days: Iterable[PersonDay]) -> Upsert:
     rows = [
         {**dict(zip(PERSON_YEAR_KEY, key, strict=True)), **dict(zip(DAY_WORDS, words, strict=True))}
         for key, words in sorted(person_year_bits(days).items())
     ]
-    merge_bits(session, cast(Table, PersonYear.__table__), PERSON_YEAR_KEY, DAY_WORDS, rows)
+    return Upsert(cast(Table, PersonYear.__table__), PERSON_YEAR_KEY, DAY_WORDS, rows, "or")
 
 
-def _clear_days(session: Session, days: Iterable[tuple[date, Any, str]]) -> None:
+def _clear_days(session: Session, days: Iterable[PersonDay]) -> None:
     table = cast(Table, PersonYear.__table__)
     clear = (
         update(table)
