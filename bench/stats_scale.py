@@ -200,8 +200,8 @@ def load(url: str, size: int, generator: Generator, last_day: date) -> dict[str,
         "rollup_totals": 0,
         "rollup_person_years": 0,
     }
-    # Month counters and person-year bitmaps gather over the whole load, copied last.
-    months: dict[tuple[Any, ...], list[int]] = {}
+    # Week and month counters and person-year bitmaps gather over the load, copied last.
+    coarse: dict[tuple[Any, ...], list[int]] = {}
     person_years: dict[tuple[Any, ...], list[int]] = {}
     with psycopg.connect(url) as connection:
         for offset in range(DAYS):
@@ -258,8 +258,8 @@ def load(url: str, size: int, generator: Generator, last_day: date) -> dict[str,
                 ((*k, *v) for k, v in totals.items() if k[0] == "day"),
             )
             for key, (value, basis) in totals.items():
-                if key[0] == "month":
-                    amounts = months.setdefault(key, [0, 0])
+                if key[0] != "day":
+                    amounts = coarse.setdefault(key, [0, 0])
                     amounts[0] += value
                     amounts[1] += basis
             for person_day, organisation_id, _sector, _kind, ref_hash in deltas.people:
@@ -276,7 +276,7 @@ def load(url: str, size: int, generator: Generator, last_day: date) -> dict[str,
                     f"({offset + 1} days, {rate:,.0f}/s)"
                 )
         counts["rollup_totals"] += _copy(
-            connection, "rollup_totals", TOTAL_COLUMNS, ((*k, *v) for k, v in months.items())
+            connection, "rollup_totals", TOTAL_COLUMNS, ((*k, *v) for k, v in coarse.items())
         )
         counts["rollup_person_years"] += _copy(
             connection,
@@ -346,6 +346,10 @@ def measure(
     endpoints = {
         "summary, 30 days": f"/api/v1/stats/summary?from={month_from}&to={last}",
         "summary, 365 days": f"/api/v1/stats/summary?from={first}&to={last}",
+        "summary, 30 days, one sector (fine rollups)": (
+            f"/api/v1/stats/summary?from={month_from}&to={last}&sector=stalingrad"
+        ),
+        "map res 8, 30 days": f"/api/v1/stats/map?from={month_from}&to={last}&resolution=8",
         "map res 9, 30 days": f"/api/v1/stats/map?from={month_from}&to={last}",
         "map res 9, 365 days": f"/api/v1/stats/map?from={first}&to={last}",
         "timeseries by week, 365 days": (
@@ -475,6 +479,7 @@ def run_size(
     count, last = loaded_days(url)
     if reuse and count == size and last is not None:
         log(f"reusing {name}: {size:,} encounters up to {last}")
+        upgrade(sqlalchemy_url)
         app = create_app(bench_settings(sqlalchemy_url))
         loaded: dict[str, Any] = {"encounters": size, "reused": True}
     else:

@@ -199,30 +199,51 @@ def test_organisation_rollups_answer_like_the_fine_ones(
                 by_day = stats.counter_sums(
                     session, RollupSector, scope.where(RollupSector), by=(RollupSector.day,)
                 )
-                by_start = stats.counter_sums(
-                    session,
-                    RollupTotal,
-                    scope.totals_where(days_only=True),
-                    by=(RollupTotal.start,),
-                )
-                assert by_start == by_day
+                for bucket, units in stats.BUCKET_UNITS.items():
+                    by_start = stats.counter_sums(
+                        session, RollupTotal, scope.totals_where(units), by=(RollupTotal.start,)
+                    )
+                    assert _per_bucket(by_start, bucket) == _per_bucket(by_day, bucket)
+
+
+def _per_bucket(
+    sums: dict[tuple[Any, ...], stats.Sum], bucket: str
+) -> dict[tuple[Any, ...], tuple[int, int]]:
+    totals: dict[tuple[Any, ...], tuple[int, int]] = {}
+    for (day, metric), amount in sums.items():
+        key = (stats.bucket_start(day, bucket), metric)
+        value, basis = totals.get(key, (0, 0))
+        totals[key] = (value + amount.value, basis + amount.basis)
+    return totals
 
 
 @pytest.mark.parametrize(
     ("start", "end", "spans"),
     [
-        (date(2025, 1, 5), date(2025, 1, 20), [("day", date(2025, 1, 5), date(2025, 1, 20))]),
-        (date(2025, 1, 1), date(2025, 1, 31), [("month", date(2025, 1, 1), date(2025, 1, 31))]),
+        # Wednesday to the Monday after next: one whole week, days around it.
         (
-            date(2024, 12, 30),
-            date(2025, 3, 2),
+            date(2025, 1, 8),
+            date(2025, 1, 20),
             [
-                ("day", date(2024, 12, 30), date(2024, 12, 31)),
-                ("month", date(2025, 1, 1), date(2025, 2, 28)),
-                ("day", date(2025, 3, 1), date(2025, 3, 2)),
+                ("day", date(2025, 1, 8), date(2025, 1, 12)),
+                ("week", date(2025, 1, 13), date(2025, 1, 13)),
+                ("day", date(2025, 1, 20), date(2025, 1, 20)),
             ],
         ),
-        (date(2025, 2, 2), date(2025, 3, 1), [("day", date(2025, 2, 2), date(2025, 3, 1))]),
+        (date(2025, 1, 1), date(2025, 1, 31), [("month", date(2025, 1, 1), date(2025, 1, 1))]),
+        # A leap year's last days, two whole months, then a week and days of March.
+        (
+            date(2024, 12, 30),
+            date(2025, 3, 11),
+            [
+                ("day", date(2024, 12, 30), date(2024, 12, 31)),
+                ("month", date(2025, 1, 1), date(2025, 2, 1)),
+                ("day", date(2025, 3, 1), date(2025, 3, 2)),
+                ("week", date(2025, 3, 3), date(2025, 3, 3)),
+                ("day", date(2025, 3, 10), date(2025, 3, 11)),
+            ],
+        ),
+        (date(2025, 2, 5), date(2025, 2, 7), [("day", date(2025, 2, 5), date(2025, 2, 7))]),
     ],
 )
 def test_period_spans(start: date, end: date, spans: list[tuple[str, date, date]]) -> None:

@@ -15,10 +15,10 @@ coverage.
 Those tables grow with the days, sectors and shift kinds a period spans, which is
 every row of a busy year. Two more answer the unfiltered and organisation-filtered
 questions at a cost that does not grow with the data: ``RollupTotal`` holds the same
-counters per organisation over a day or a whole calendar month, so a year is twelve
-months and a few edge days; ``PersonYear`` holds, per person ref, organisation and
-year, the days the person was met as a bitmap, so distinct people over any period is
-one row per person read, with no day rows at all.
+counters per organisation over a day, a week (from Monday) or a calendar month, so a
+year is twelve months and a few edge weeks and days; ``PersonYear`` holds, per person
+ref, organisation and year, the days the person was met as a bitmap, so distinct people
+over any period is one row per person read, with no day rows at all.
 """
 
 from __future__ import annotations
@@ -74,7 +74,8 @@ class RollupPerson(SectorGrain, Base):
 
 
 class RollupTotal(Counter, Base):
-    """Counters of one organisation over a ``span`` (``day`` or ``month``) from ``start``."""
+    """Counters of one organisation over a ``span`` (``day``, ``week`` or ``month``) from
+    ``start``."""
 
     __tablename__ = "rollup_totals"
     # Time series read a few metrics over many days: without this, every metric of

@@ -16,7 +16,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, delete, select, tuple_, update
@@ -99,15 +99,19 @@ class Deltas:
             self.shift_sectors[(row["shift_id"], row["sector"])] += sign
 
     def totals(self) -> dict[tuple[Any, ...], list[int]]:
-        """The sector counters summed per organisation over each day and each month.
+        """The sector counters summed per organisation over each day, week and month.
 
         Derived from the sector deltas, already summed over the batch, rather than
         bumped per encounter: a fraction of the work for the same numbers.
         """
         totals: dict[tuple[Any, ...], list[int]] = {}
         for (day, organisation_id, _sector, _kind, metric), (value, basis) in self.sectors.items():
-            _bump(totals, ("day", day, organisation_id, metric), value, basis)
-            _bump(totals, ("month", day.replace(day=1), organisation_id, metric), value, basis)
+            for span, start in (
+                ("day", day),
+                ("week", day - timedelta(days=day.weekday())),
+                ("month", day.replace(day=1)),
+            ):
+                _bump(totals, (span, start, organisation_id, metric), value, basis)
         return totals
 
     def apply(self, session: Session) -> None:

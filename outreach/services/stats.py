@@ -56,6 +56,9 @@ from schemas.vocabulary import (
 DEFAULT_PERIOD_DAYS = 30
 MAX_PERIOD_DAYS = 3 * 366
 BUCKETS = ("day", "week", "month")
+# The whole-unit rows a time series can read for each bucket: their starts are the
+# buckets' own, so every row falls in one bucket.
+BUCKET_UNITS: dict[str, tuple[str, ...]] = {"day": (), "week": ("week",), "month": ("month",)}
 # The counts a time series carries per bucket: the summary's headline figures.
 SERIES_MEASURES = {
     "encounters": "encounters",
@@ -122,15 +125,14 @@ class Scope:
         """No sector or shift-kind filter: the per-organisation rollups can answer."""
         return self.sector is None and self.shift_kind is None
 
-    def totals_where(self, *, days_only: bool = False) -> list[ColumnElement[bool]]:
-        """The ``RollupTotal`` rows of the period: whole months as month rows, unless
-        ``days_only``, and the days around them as day rows."""
-        spans = [("day", self.start, self.end)] if days_only else period_spans(self.start, self.end)
+    def totals_where(self, units: Sequence[str] = ("month", "week")) -> list[ColumnElement[bool]]:
+        """The ``RollupTotal`` rows of the period: whole ``units`` (coarsest first) where
+        they fit, day rows for the rest."""
         clauses = [
             or_(
                 *(
                     and_(RollupTotal.span == span, RollupTotal.start.between(first, last))
-                    for span, first, last in spans
+                    for span, first, last in period_spans(self.start, self.end, units)
                 )
             )
         ]
@@ -139,23 +141,33 @@ class Scope:
         return clauses
 
 
-def period_spans(start: date, end: date) -> list[tuple[str, date, date]]:
-    """``start..end`` as runs of day rows and of month rows (by their first days)."""
-    first_month = start if start.day == 1 else _next_month(start)
-    following = end + timedelta(days=1)
-    after_months = following if following.day == 1 else end.replace(day=1)
-    if first_month >= after_months:
+def period_spans(
+    start: date, end: date, units: Sequence[str] = ("month", "week")
+) -> list[tuple[str, date, date]]:
+    """``start..end`` as runs of rows of one span each, given by the first and last row
+    starts: the whole units of ``units[0]`` inside, the edges split the same way by the
+    finer units, and days for what is left."""
+    if not units:
         return [("day", start, end)]
-    spans = [("month", first_month, after_months - timedelta(days=1))]
-    if start < first_month:
-        spans.insert(0, ("day", start, first_month - timedelta(days=1)))
-    if after_months <= end:
-        spans.append(("day", after_months, end))
+    unit, finer = units[0], units[1:]
+    first = _unit_start(start, unit)
+    if first < start:
+        first = _unit_start(first + timedelta(days=32 if unit == "month" else 7), unit)
+    after = _unit_start(end + timedelta(days=1), unit)
+    if first >= after:
+        return period_spans(start, end, finer)
+    spans: list[tuple[str, date, date]] = []
+    if start < first:
+        spans += period_spans(start, first - timedelta(days=1), finer)
+    spans.append((unit, first, _unit_start(after - timedelta(days=1), unit)))
+    if after <= end:
+        spans += period_spans(after, end, finer)
     return spans
 
 
-def _next_month(day: date) -> date:
-    return (day.replace(day=28) + timedelta(days=4)).replace(day=1)
+def _unit_start(day: date, unit: str) -> date:
+    """The first day of the week (Monday) or month ``day`` falls in."""
+    return day - timedelta(days=day.weekday()) if unit == "week" else day.replace(day=1)
 
 
 def query_error(parameter: str, message: str) -> Invalid:
@@ -464,7 +476,7 @@ def timeseries(
             sums = counter_sums(
                 session,
                 RollupTotal,
-                scope.totals_where(days_only=True),
+                scope.totals_where(units=BUCKET_UNITS[bucket]),
                 by=(RollupTotal.start,),
                 metrics=SERIES_MEASURES.values(),
             )
