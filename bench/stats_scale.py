@@ -511,7 +511,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000])
     parser.add_argument("--full", action="store_true", help="1 million and 10 million encounters")
-    parser.add_argument("--repeat", type=int, default=50, help="timed calls per stats request")
+    parser.add_argument("--repeat", type=int, default=20, help="timed calls per stats request")
     parser.add_argument("--raw-repeat", type=int, default=5, help="timed runs per raw query")
     parser.add_argument("--admin-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--keep", action="store_true", help="keep the databases afterwards")

@@ -1,4 +1,4 @@
-"""Rollups whose reads do not grow with the data: per-organisation day and month
+"""Rollups whose reads do not grow with the data: per-organisation day, week and month
 counters, and a bitmap of the days each person ref was met per organisation and year.
 
 Derived data like the other rollups: the tables start empty, and a database that
