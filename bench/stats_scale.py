@@ -1,6 +1,6 @@
 """Stats latency at scale on PostgreSQL, next to a plain GROUP BY over the raw encounters.
 
-    .venv/bin/python bench/stats_scale.py                 # 100,000 encounters, under a minute
+    .venv/bin/python bench/stats_scale.py                 # 50,000 encounters, under a minute
     .venv/bin/python bench/stats_scale.py --full          # 1 million, then 10 million
 
 For each size: a fresh database built by the migrations; a year of synthetic
@@ -509,7 +509,7 @@ def run_size(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[50_000])
     parser.add_argument("--full", action="store_true", help="1 million and 10 million encounters")
     parser.add_argument("--repeat", type=int, default=20, help="timed calls per stats request")
     parser.add_argument("--raw-repeat", type=int, default=5, help="timed runs per raw query")
