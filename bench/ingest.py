@@ -1,6 +1,6 @@
 """Ingest throughput on PostgreSQL under gunicorn, next to what PostgreSQL itself can take.
 
-    .venv/bin/python bench/ingest.py            # small: ~40,000 encounters, under a minute
+    .venv/bin/python bench/ingest.py            # small: ~10,000 encounters, under a minute
     .venv/bin/python bench/ingest.py --full     # 8/16/32 clients x 100/250/500 items
 
 The service runs under gunicorn (``gunicorn.conf.py``: 2 workers, as many as cores)
@@ -330,13 +330,13 @@ def main() -> None:
     parser.add_argument("--full", action="store_true", help="The issue's full matrix.")
     parser.add_argument("--clients", help="Comma-separated client counts (default 8,32).")
     parser.add_argument("--batches", help="Comma-separated batch sizes in items (default 500).")
-    parser.add_argument("--days", type=int, help="Days of work each phone syncs (default 30).")
+    parser.add_argument("--days", type=int, help="Days of work each phone syncs (default 10).")
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "ingest.json")
     args = parser.parse_args()
     clients = [int(n) for n in (args.clients or ("8,16,32" if args.full else "8,32")).split(",")]
     sizes = [int(n) for n in (args.batches or ("100,250,500" if args.full else "500")).split(",")]
-    days = args.days or (90 if args.full else 30)
-    single_days = 20 if args.full else 2
+    days = args.days or (90 if args.full else 10)
+    single_days = 20 if args.full else 1
     seed = uuid.uuid4().hex[:8]
 
     database = phones.fresh_database(DATABASE)
