@@ -22,12 +22,11 @@ Peak RSS of each gunicorn worker (VmHWM) is read at the end. Results go to
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
 import sys
-import threading
-import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -44,7 +43,7 @@ from config import load_settings  # noqa: E402
 from outreach.models import NO_SHIFT  # noqa: E402
 from outreach.models.rollups import DAY_WORDS  # noqa: E402
 from outreach.services.rollups import Deltas, person_year_bits  # noqa: E402
-from outreach.services.sync import EncounterBuilder, content_hash, shift_content  # noqa: E402
+from outreach.services.sync import EncounterBuilder, shift_row  # noqa: E402
 from schemas.sync import EncounterSchema, ShiftSchema  # noqa: E402
 
 DATABASE = "outreach_bench_ingest"
@@ -217,19 +216,8 @@ def stored_rows(
             shift_rows, kinds = [], {}
             for raw in batch.shifts:
                 item = ShiftSchema().load(raw)
-                content = shift_content(item)
                 shift_rows.append(
-                    {
-                        "id": item["id"],
-                        "organisation_id": organisation,
-                        "created_by": user,
-                        "kind": item["kind"],
-                        "started_at": item["started_at"],
-                        "ended_at": item["ended_at"],
-                        "planned_sectors": content["planned_sectors"],
-                        "content_hash": content_hash(content),
-                        "created_at": datetime.now(UTC),
-                    }
+                    {**shift_row(item, organisation, user), "created_at": datetime.now(UTC)}
                 )
                 kinds[item["id"]] = item["kind"]
             rows, deltas = [], Deltas()
@@ -292,13 +280,7 @@ def run_limit(database_url: str, work: dict[str, list[list[tuple[str, bytes]]]])
                 for sql, parameter in statements:
                     connection.execute(sql, (parameter.decode(),), prepare=True)
 
-    threads = [threading.Thread(target=write, args=(name,)) for name in work]
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    seconds = time.perf_counter() - started
+    seconds = phones.run_threads([functools.partial(write, name) for name in work])
     for connection in connections.values():
         connection.close()
     return seconds

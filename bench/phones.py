@@ -20,6 +20,7 @@ drives the same phones as its load generator.
 from __future__ import annotations
 
 import argparse
+import functools
 import http.client
 import os
 import random
@@ -30,7 +31,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -418,16 +419,12 @@ def run_fleet(
     }
     for phone in phones.values():
         phone.login()
-    threads = [
-        threading.Thread(target=sync_queue, args=(phones[name], plans[name][0], reports[name]))
-        for name in plans
-    ]
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    seconds = time.perf_counter() - started
+    seconds = run_threads(
+        [
+            functools.partial(sync_queue, phones[name], plans[name][0], reports[name])
+            for name in plans
+        ]
+    )
     for phone in phones.values():
         phone.close()
     return FleetResult(
@@ -478,6 +475,17 @@ def check_stored(database_url: str, plans: dict[str, tuple[list[Batch], int, int
     if {slug: int(total) for slug, total in per_org.items()} != counted:
         problems.append(f"rollups count {per_org}, phones queued {counted}")
     return problems
+
+
+def run_threads(tasks: list[Callable[[], object]]) -> float:
+    """Run every task in its own thread, all at once; the seconds until the last ends."""
+    threads = [threading.Thread(target=task) for task in tasks]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return time.perf_counter() - started
 
 
 def percentile(values: list[float], share: float) -> float:

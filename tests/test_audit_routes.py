@@ -103,6 +103,16 @@ def _verify(client: FlaskClient, headers: dict[str, str], query: str = "") -> di
     return body
 
 
+def _first_read(app: Flask) -> int:
+    """The sequence number of the first ``encounters.read`` event."""
+    with app.app_context():
+        seq = db.session.scalar(
+            select(AuditEvent.seq).where(AuditEvent.action == "encounters.read").limit(1)
+        )
+    assert seq is not None
+    return seq
+
+
 def _event(app: Flask, seq: int) -> dict[str, Any]:
     with app.app_context():
         row = db.session.execute(select(AuditEvent.__table__).where(AuditEvent.seq == seq)).one()
@@ -183,11 +193,7 @@ def test_any_edit_of_any_field_is_found(
 ) -> None:
     """Each field the hash covers, changed by the least amount, breaks the chain there."""
     _activity(client, make_account)
-    with app.app_context():
-        seq = db.session.scalar(
-            select(AuditEvent.seq).where(AuditEvent.action == "encounters.read").limit(1)
-        )
-    assert seq is not None
+    seq = _first_read(app)
     event = _event(app, seq)
     _tamper(
         app, update(AuditEvent).where(AuditEvent.seq == seq).values({column: EDITS[column](event)})
@@ -205,11 +211,7 @@ def test_params_stored_with_other_spacing_and_key_order_still_verify(
 ) -> None:
     """The hash covers what the parameters say, not how the database spells them."""
     _activity(client, make_account)
-    with app.app_context():
-        seq = db.session.scalar(
-            select(AuditEvent.seq).where(AuditEvent.action == "encounters.read").limit(1)
-        )
-    assert seq is not None
+    seq = _first_read(app)
     params = _event(app, seq)["params"]
     assert len(params) > 1
     respelled = (

@@ -87,6 +87,21 @@ def shift_content(item: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def shift_row(item: dict[str, Any], organisation_id: Any, user_id: Any) -> dict[str, Any]:
+    """A validated shift as the row stored for ``organisation_id``, sent by ``user_id``."""
+    content = shift_content(item)
+    return {
+        "id": item["id"],
+        "organisation_id": organisation_id,
+        "created_by": user_id,
+        "kind": item["kind"],
+        "started_at": item["started_at"],
+        "ended_at": item["ended_at"],
+        "planned_sectors": content["planned_sectors"],
+        "content_hash": content_hash(content),
+    }
+
+
 def encounter_content(row: dict[str, Any]) -> dict[str, Any]:
     """The part of a stored encounter its hash covers (what a phone decides)."""
     return {
@@ -326,22 +341,7 @@ def _prepare_shifts(
         if errors:
             results[("shift", index)] = ItemResult(str(item["id"]), "shift", "invalid", errors)
             continue
-        content = shift_content(item)
-        rows.append(
-            (
-                index,
-                {
-                    "id": item["id"],
-                    "organisation_id": org,
-                    "created_by": user,
-                    "kind": item["kind"],
-                    "started_at": item["started_at"],
-                    "ended_at": item["ended_at"],
-                    "planned_sectors": content["planned_sectors"],
-                    "content_hash": content_hash(content),
-                },
-            )
-        )
+        rows.append((index, shift_row(item, org, user)))
         stored = checks.stored_shifts.get(item["id"])
         if stored is None:
             kinds.setdefault(item["id"], item["kind"])
