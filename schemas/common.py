@@ -13,8 +13,11 @@ MAX_PER_PAGE = 500
 class StrictBoolean(fields.Boolean):
     """A JSON boolean only: ``"yes"``, ``1`` and ``"true"`` are type errors in a body."""
 
-    truthy = {True}
-    falsy = {False}
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
+        # A type test, not membership: ``1 in {True}`` holds, since 1 == True in Python.
+        if type(value) is not bool:
+            raise self.make_error("invalid", input=value)
+        return value
 
 
 class PaginationQuery(ma.Schema):

@@ -140,6 +140,9 @@ def test_each_invalid_item_says_why(client: FlaskClient, headers: dict[str, str]
         (encounter(location={"lat": "48.88", "lon": 2.36}), "location", "Not a valid number"),
         (encounter(location={"lat": 48.88}), "location", "Missing data"),
         (encounter(person={"ref": "short"}), "person", "Length must be between"),
+        # 1 == True in Python: a membership test would take these for booleans.
+        (encounter(person={"first_contact": 1}), "person", "Not a valid boolean"),
+        (encounter(person={"first_contact": 0.0}), "person", "Not a valid boolean"),
     ]
     for item, field, words in cases:
         errors = _invalid(client, headers, item)
