@@ -35,6 +35,17 @@ class Snapped:
 class _Area:
     code: str
     geometry: BaseGeometry
+    # The bounding box, (min lon, min lat, max lon, max lat): comparing four floats
+    # rules most sectors out before shapely is called.
+    bounds: tuple[float, float, float, float]
+
+    def contains(self, lat: float, lon: float) -> bool:
+        min_lon, min_lat, max_lon, max_lat = self.bounds
+        return (
+            min_lon <= lon <= max_lon
+            and min_lat <= lat <= max_lat
+            and bool(contains_xy(self.geometry, lon, lat))
+        )
 
 
 class Geography:
@@ -50,7 +61,8 @@ class Geography:
             if feature["properties"]["kind"] == "service_area":
                 service_area = geometry
             else:
-                self._sectors.append(_Area(feature["properties"]["code"], geometry))
+                code = feature["properties"]["code"]
+                self._sectors.append(_Area(code, geometry, geometry.bounds))
         if service_area is None:
             raise RuntimeError("the sectors file has no service_area feature")
         self._service_area = service_area
@@ -61,7 +73,7 @@ class Geography:
         if not contains_xy(self._service_area, lon, lat):
             raise OutsideServiceArea("This position is outside the service area.")
         sector = next(
-            (s.code for s in self._sectors if contains_xy(s.geometry, lon, lat)), OUTSIDE_SECTORS
+            (area.code for area in self._sectors if area.contains(lat, lon)), OUTSIDE_SECTORS
         )
         return Snapped(cell=h3.latlng_to_cell(lat, lon, self.resolution), sector=sector)
 

@@ -104,13 +104,19 @@ class Deltas:
         Derived from the sector deltas, already summed over the batch, rather than
         bumped per encounter: a fraction of the work for the same numbers.
         """
-        totals: dict[tuple[Any, ...], list[int]] = {}
+        daily: dict[tuple[Any, ...], list[int]] = {}
         for (day, organisation_id, _sector, _kind, metric), (value, basis) in self.sectors.items():
-            for span, start in (
-                ("day", day),
-                ("week", day - timedelta(days=day.weekday())),
-                ("month", day.replace(day=1)),
-            ):
+            _bump(daily, (day, organisation_id, metric), value, basis)
+        totals: dict[tuple[Any, ...], list[int]] = {}
+        spans: dict[date, tuple[tuple[str, date], ...]] = {}
+        for (day, organisation_id, metric), (value, basis) in daily.items():
+            if day not in spans:
+                spans[day] = (
+                    ("day", day),
+                    ("week", day - timedelta(days=day.weekday())),
+                    ("month", day.replace(day=1)),
+                )
+            for span, start in spans[day]:
                 _bump(totals, (span, start, organisation_id, metric), value, basis)
         return totals
 
@@ -164,10 +170,8 @@ class _CounterChange:
         # Sorted keys: concurrent transactions lock counter rows in the same order, so
         # they queue instead of deadlocking.
         changes = sorted((k, v) for k, v in deltas.items() if any(v))
-        rows = [
-            {**dict(zip(key, k, strict=True)), **dict(zip(value_columns, v, strict=True))}
-            for k, v in changes
-        ]
+        columns = (*key, *value_columns)
+        rows = [dict(zip(columns, (*k, *v), strict=True)) for k, v in changes]
         upsert = Upsert(cast(Table, model.__table__), key, value_columns, rows, "add")
         # The last value column counts encounters: a counter whose count reaches zero is empty.
         return cls(upsert, [k for k, v in changes if v[-1] < 0])
