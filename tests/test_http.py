@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 from flask import Flask
 from flask.testing import FlaskClient
 
 from outreach import create_app
+from outreach.models import Role
 from tests.conftest import make_settings
+
+LOGIN = "/api/v1/auth/login"
 
 
 def test_healthz_and_readyz(client: FlaskClient) -> None:
@@ -71,6 +75,41 @@ def test_security_headers_on_every_response(app: Flask, client: FlaskClient) -> 
         assert "frame-ancestors 'none'" in headers["Content-Security-Policy"]
         assert "Access-Control-Allow-Origin" not in headers
     assert client.get("/api/v1/healthz").headers["Cache-Control"] == "no-store"
+
+
+def test_every_route_sends_the_security_headers_no_cors_and_no_cookie(
+    app: Flask, client: FlaskClient, auth_headers: Callable[..., dict[str, str]]
+) -> None:
+    headers = {**auth_headers(Role.COORDINATOR), "Origin": "https://elsewhere.example"}
+    responses = []
+    for rule in app.url_map.iter_rules():
+        if "GET" not in (rule.methods or set()):
+            continue
+        url = re.sub(r"<string:code>", "pipe", rule.rule)
+        url = re.sub(r"<path:[a-z_]+>", "missing.txt", url)
+        url = re.sub(r"<(?:uuid:)?[a-z_]+>", "00000000-0000-4000-8000-000000000000", url)
+        responses.append((url, client.get(url, headers=headers)))
+    preflight = {
+        "Origin": "https://elsewhere.example",
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization, content-type",
+    }
+    responses.append(("OPTIONS /sync", client.options("/api/v1/sync", headers=preflight)))
+    login = client.post(LOGIN, json={"username": "nobody", "password": "wrong password"})
+    responses.append(("POST /auth/login", login))
+    assert len(responses) >= 25
+    for url, response in responses:
+        sent = response.headers
+        assert sent["X-Content-Type-Options"] == "nosniff", url
+        assert sent["X-Frame-Options"] == "DENY", url
+        assert "frame-ancestors 'none'" in sent["Content-Security-Policy"], url
+        # CORS closed: no origin, method or header is ever granted to another site.
+        assert not [key for key, _ in sent.items() if key.lower().startswith("access-control-")]
+        # Tokens travel in the Authorization header; the service sets no cookie at all.
+        assert "Set-Cookie" not in sent, url
+        if url.startswith("/api/"):
+            assert sent["Cache-Control"] == "no-store", url
+        response.close()
 
 
 def test_request_id_is_echoed_or_made(client: FlaskClient) -> None:
