@@ -1,0 +1,178 @@
+"""PostgreSQL stopped under load, then started again (issue 8, point 7).
+
+The shared test server cannot be stopped (other tests use it), so this test runs
+its own PostgreSQL cluster, made with the server's ``initdb`` on a free port, and
+stops it with ``pg_ctl stop -m immediate`` (a crash, as far as clients can tell)
+while threads keep calling the service. Every answer must be a success or a 503 in
+the envelope, ``/readyz`` must say not ready while it is down, and once it is back
+the same application object serves again: no restart.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
+
+from outreach import create_app, migrate
+from outreach.extensions import db
+from outreach.models import Role
+from outreach.services import accounts
+from outreach.services.access import ROLE_ORG_KIND
+from outreach.services.context import OPERATOR
+from tests.conftest import PASSWORD, bearer, login, make_settings
+from tests.payloads import encounter
+
+BIN = next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin"))), None)
+
+
+@dataclass
+class Cluster:
+    """A throwaway PostgreSQL server this test may stop and start."""
+
+    home: Path
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres?connect_timeout=2"
+
+    def run(self, program: str, *args: str, check: bool = True) -> None:
+        assert BIN is not None
+        command = [str(BIN / program), *args]
+        if os.geteuid() == 0:  # initdb and postgres refuse to run as root
+            command = ["runuser", "-u", "postgres", "--", *command]
+        subprocess.run(command, check=check, capture_output=True, timeout=60)
+
+    def start(self) -> None:
+        options = f"-p {self.port} -k {self.home} -c listen_addresses=127.0.0.1 -c fsync=off"
+        log = str(self.home / "log")
+        self.run("pg_ctl", "-D", str(self.home / "data"), "-o", options, "-l", log, "-w", "start")
+
+    def stop(self, check: bool = True) -> None:
+        self.run(
+            "pg_ctl", "-D", str(self.home / "data"), "-m", "immediate", "-w", "stop", check=check
+        )
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def cluster() -> Iterator[Cluster]:
+    if BIN is None or (os.geteuid() == 0 and shutil.which("runuser") is None):
+        message = "no PostgreSQL server binaries (initdb, pg_ctl) on this machine"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    # Outside pytest's own temporary tree, which the postgres user may not enter.
+    home = Path(tempfile.mkdtemp(prefix="outreach-pg-"))
+    if os.geteuid() == 0:
+        shutil.chown(home, "postgres")
+    server = Cluster(home, _free_port())
+    try:
+        server.run("initdb", "-D", str(home / "data"), "-A", "trust", "-U", "postgres", "--no-sync")
+        server.start()
+        yield server
+    finally:
+        server.stop(check=False)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def test_database_stopped_under_load_then_back(cluster: Cluster, tmp_path: Path) -> None:
+    migrate.upgrade(cluster.url)
+    app = create_app(make_settings(cluster.url, tmp_path / "instance"))
+    client = app.test_client()
+    with app.app_context():
+        organisation, _ = accounts.get_or_create_organisation(
+            db.session, OPERATOR, slug="asso", name="asso", kind=ROLE_ORG_KIND[Role.WORKER]
+        )
+        accounts.create_user(
+            db.session,
+            OPERATOR,
+            app.extensions["outreach.security"].passwords,
+            accounts.NewUser("worker-down", PASSWORD, Role.WORKER, organisation.id),
+        )
+    headers = bearer(login(client, "worker-down")["access_token"])
+
+    answers = Answers()
+    stop_calling = threading.Event()
+
+    def call(make_request: Callable[[FlaskClient], TestResponse]) -> None:
+        own = app.test_client()
+        while not stop_calling.is_set():
+            answers.add(make_request(own))
+
+    requests = [
+        lambda c: c.get("/api/v1/auth/me", headers=headers),
+        lambda c: c.post("/api/v1/sync", json={"encounters": [encounter()]}, headers=headers),
+        lambda c: c.get("/api/v1/encounters", headers=headers),
+    ]
+    threads = [threading.Thread(target=call, args=(make,)) for make in requests]
+    for thread in threads:
+        thread.start()
+    answers.wait_for(200, 20)
+    cluster.stop()
+    answers.wait_for(503, 20)
+    down = client.get("/api/v1/readyz")
+    assert down.status_code == 503
+    assert down.get_json() == {"status": "not ready", "database": "unreachable"}
+    assert client.get("/api/v1/healthz").status_code == 200  # the process lives
+    refused = client.get("/api/v1/auth/me", headers=headers)
+    assert refused.status_code == 503
+    assert refused.headers["Retry-After"]
+    cluster.start()
+    answers.wait_for(200, answers.count(200) + 20)
+    stop_calling.set()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert not answers.bad, answers.bad[:5]
+    assert client.get("/api/v1/readyz").status_code == 200
+    stored = client.post("/api/v1/sync", json={"encounters": [encounter()]}, headers=headers)
+    assert stored.status_code == 200
+    assert stored.get_json()["counts"]["created"] == 1
+
+
+class Answers:
+    """Statuses seen by the calling threads; a waiter wakes on each new answer."""
+
+    def __init__(self) -> None:
+        self._statuses: Counter[int] = Counter()
+        self._changed = threading.Condition()
+        self.bad: list[tuple[int, object]] = []
+
+    def add(self, response: TestResponse) -> None:
+        body = response.get_json()
+        with self._changed:
+            self._statuses[response.status_code] += 1
+            if response.status_code not in (200, 503) or (
+                response.status_code == 503 and body["code"] != 503
+            ):
+                self.bad.append((response.status_code, body))
+            self._changed.notify_all()
+
+    def count(self, status: int) -> int:
+        with self._changed:
+            return self._statuses[status]
+
+    def wait_for(self, status: int, count: int) -> None:
+        """Until ``count`` answers of ``status`` are in (the threads keep calling)."""
+        with self._changed:
+            if not self._changed.wait_for(lambda: self._statuses[status] >= count, timeout=60):
+                raise AssertionError(f"never {count} answers of {status}: {dict(self._statuses)}")
