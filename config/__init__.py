@@ -183,7 +183,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     if name not in ENVIRONMENTS:
         raise ConfigError(f"OUTREACH_ENV must be one of {', '.join(ENVIRONMENTS)}, got {name!r}")
     environment: Environment = name
-    instance_path = Path(env.get("OUTREACH_INSTANCE_PATH") or DEFAULT_INSTANCE_PATH)
+    # Absolute: Flask refuses a relative instance path, with a traceback.
+    instance_path = Path(env.get("OUTREACH_INSTANCE_PATH") or DEFAULT_INSTANCE_PATH).resolve()
 
     secret_values = {key: env.get(key, "") for key in SECRET_NAMES}
     if environment == "production":

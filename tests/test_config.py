@@ -38,6 +38,15 @@ def test_development_needs_no_variable(tmp_path: Path) -> None:
     assert create_app(settings).config["JWT_SECRET_KEY"] == settings.jwt_secret
 
 
+def test_a_relative_instance_path_is_taken_from_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings({"OUTREACH_INSTANCE_PATH": "instance/here"})
+    assert settings.instance_path == tmp_path / "instance" / "here"
+    assert create_app(settings).instance_path == str(tmp_path / "instance" / "here")
+
+
 def test_variables_are_read(tmp_path: Path) -> None:
     settings = load_settings(
         {
