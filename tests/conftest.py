@@ -12,6 +12,7 @@ fails under ``CI=true``.
 from __future__ import annotations
 
 import os
+import socket
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -158,39 +159,43 @@ class Account:
     organisation_slug: str
 
 
+def create_account(
+    flask_app: Flask, role: Role, org_slug: str | None = None, username: str | None = None
+) -> Account:
+    """Create a user (and its organisation when new) through the account service."""
+    kind: OrgKind = ROLE_ORG_KIND[role]
+    slug = org_slug or f"{kind.value.replace('_', '-')}-one"
+    username = username or f"{role.value.replace('_', '-')}-{uuid.uuid4().hex[:6]}"
+    with flask_app.app_context():
+        session = db.session
+        organisation, _ = accounts.get_or_create_organisation(
+            session, OPERATOR, slug=slug, name=slug, kind=kind
+        )
+        passwords = flask_app.extensions["outreach.security"].passwords
+        user = accounts.create_user(
+            session,
+            OPERATOR,
+            passwords,
+            accounts.NewUser(
+                username=username, password=PASSWORD, role=role, organisation_id=organisation.id
+            ),
+        )
+        return Account(
+            username=user.username,
+            password=PASSWORD,
+            role=role,
+            user_id=user.id,
+            organisation_id=organisation.id,
+            organisation_slug=organisation.slug,
+        )
+
+
 @pytest.fixture
 def make_account(app: Flask) -> Callable[..., Account]:
-    """Create a user (and its organisation when new) through the account service."""
+    """``create_account`` on this test's app."""
 
     def make(role: Role, org_slug: str | None = None, username: str | None = None) -> Account:
-        kind: OrgKind = ROLE_ORG_KIND[role]
-        slug = org_slug or f"{kind.value.replace('_', '-')}-one"
-        username = username or f"{role.value.replace('_', '-')}-{uuid.uuid4().hex[:6]}"
-        with app.app_context():
-            session = db.session
-            organisation, _ = accounts.get_or_create_organisation(
-                session, OPERATOR, slug=slug, name=slug, kind=kind
-            )
-            passwords = app.extensions["outreach.security"].passwords
-            user = accounts.create_user(
-                session,
-                OPERATOR,
-                passwords,
-                accounts.NewUser(
-                    username=username,
-                    password=PASSWORD,
-                    role=role,
-                    organisation_id=organisation.id,
-                ),
-            )
-            return Account(
-                username=user.username,
-                password=PASSWORD,
-                role=role,
-                user_id=user.id,
-                organisation_id=organisation.id,
-                organisation_slug=organisation.slug,
-            )
+        return create_account(app, role, org_slug, username)
 
     return make
 
@@ -200,6 +205,14 @@ def login(client: FlaskClient, username: str, password: str = PASSWORD) -> dict[
     assert response.status_code == 200, response.get_json()
     body: dict[str, Any] = response.get_json()
     return body
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on now, for a server a test starts."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
 
 
 def bearer(token: str) -> dict[str, str]:

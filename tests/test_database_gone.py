@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import threading
@@ -26,12 +25,8 @@ from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from outreach import create_app, migrate
-from outreach.extensions import db
 from outreach.models import Role
-from outreach.services import accounts
-from outreach.services.access import ROLE_ORG_KIND
-from outreach.services.context import OPERATOR
-from tests.conftest import PASSWORD, bearer, login, make_settings
+from tests.conftest import bearer, create_account, free_port, login, make_settings
 from tests.payloads import encounter
 
 BIN = next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin"))), None)
@@ -66,13 +61,6 @@ class Cluster:
         )
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 def cluster() -> Iterator[Cluster]:
     if BIN is None or (os.geteuid() == 0 and shutil.which("runuser") is None):
@@ -84,7 +72,7 @@ def cluster() -> Iterator[Cluster]:
     home = Path(tempfile.mkdtemp(prefix="outreach-pg-"))
     if os.geteuid() == 0:
         shutil.chown(home, "postgres")
-    server = Cluster(home, _free_port())
+    server = Cluster(home, free_port())
     try:
         server.run("initdb", "-D", str(home / "data"), "-A", "trust", "-U", "postgres", "--no-sync")
         server.start()
@@ -98,17 +86,8 @@ def test_database_stopped_under_load_then_back(cluster: Cluster, tmp_path: Path)
     migrate.upgrade(cluster.url)
     app = create_app(make_settings(cluster.url, tmp_path / "instance"))
     client = app.test_client()
-    with app.app_context():
-        organisation, _ = accounts.get_or_create_organisation(
-            db.session, OPERATOR, slug="asso", name="asso", kind=ROLE_ORG_KIND[Role.WORKER]
-        )
-        accounts.create_user(
-            db.session,
-            OPERATOR,
-            app.extensions["outreach.security"].passwords,
-            accounts.NewUser("worker-down", PASSWORD, Role.WORKER, organisation.id),
-        )
-    headers = bearer(login(client, "worker-down")["access_token"])
+    worker = create_account(app, Role.WORKER)
+    headers = bearer(login(client, worker.username)["access_token"])
 
     answers = Answers()
     stop_calling = threading.Event()
