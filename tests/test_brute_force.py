@@ -1,0 +1,145 @@
+"""Brute force (issue 8, point 10): lockouts shared through Redis, and no timing oracle.
+
+The single-process lockout and the per-client rate are in ``test_auth.py`` and
+``test_errors.py``. Here two application instances, standing for two gunicorn
+workers or hosts, share the Redis server on 127.0.0.1:6379: what one counts, the
+other enforces; with the in-memory storage they would not (the control). Each test
+gets its own pepper, so its keys in the shared Redis are its own.
+
+Unknown usernames and wrong passwords must not be told apart by time. Rather than
+time them (a flaky assertion), the test counts the work: each answer costs exactly
+one argon2id verification with the same parameters, the decoy hash standing in for
+the missing account's.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from argon2 import extract_parameters
+from argon2.profiles import Parameters
+from flask import Flask
+from flask.testing import FlaskClient
+
+from outreach import create_app
+from outreach.extensions import db
+from outreach.models import Role
+from tests.conftest import PASSWORD, Account, create_account, make_settings
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+LOGIN = "/api/v1/auth/login"
+
+
+@pytest.fixture
+def redis_url() -> str:
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_timeout=2).ping()
+    except redis.RedisError as error:
+        message = f"Redis unreachable at {REDIS_URL}: {error}"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return REDIS_URL
+
+
+def _two_workers(
+    database_url: str, tmp_path: Path, storage: str, **overrides: Any
+) -> tuple[Flask, Flask]:
+    pepper = "test-pepper-" + secrets.token_hex(24)
+    apps = tuple(
+        create_app(
+            make_settings(
+                database_url,
+                tmp_path / name,
+                ratelimit_storage_url=storage,
+                pepper=pepper,
+                **overrides,
+            )
+        )
+        for name in ("first", "second")
+    )
+    return apps[0], apps[1]
+
+
+def _login(client: FlaskClient, username: str, password: str, address: str = "127.0.0.1") -> int:
+    body = {"username": username, "password": password}
+    return client.post(LOGIN, json=body, environ_base={"REMOTE_ADDR": address}).status_code
+
+
+def _lockout_seen_by_the_other(first: Flask, second: Flask, account: Account) -> int:
+    limit = first.config["OUTREACH_SETTINGS"].login_max_failures
+    for _ in range(limit):
+        assert _login(first.test_client(), account.username, "wrong password here") == 401
+    return _login(second.test_client(), account.username, PASSWORD)
+
+
+def test_a_username_locked_on_one_worker_is_locked_on_the_other(
+    app: Flask, database_url: str, tmp_path: Path, redis_url: str
+) -> None:
+    account = create_account(app, Role.WORKER)
+    first, second = _two_workers(database_url, tmp_path, redis_url)
+    # The right password is refused during the lock, on the worker that saw no failure.
+    assert _lockout_seen_by_the_other(first, second, account) == 429
+    # The control: without shared storage the second worker knows nothing.
+    alone_first, alone_second = _two_workers(database_url, tmp_path / "memory", "memory://")
+    other = create_account(app, Role.WORKER)
+    assert _lockout_seen_by_the_other(alone_first, alone_second, other) == 200
+    for flask_app in (first, second, alone_first, alone_second):
+        db.engine_for(flask_app).dispose()
+
+
+def test_a_client_rate_counted_on_one_worker_holds_on_the_other(
+    app: Flask, database_url: str, tmp_path: Path, redis_url: str
+) -> None:
+    first, second = _two_workers(database_url, tmp_path, redis_url, login_rate="3 per minute")
+    # An address of this test's own: the rate's key in Redis is the client's address.
+    address = f"10.{secrets.randbelow(256)}.{secrets.randbelow(256)}.{secrets.randbelow(256)}"
+    statuses = [
+        _login(worker.test_client(), "nobody-at-all", "some password here", address)
+        for worker in (first, second, first, second)
+    ]
+    assert statuses == [401, 401, 401, 429]
+    for flask_app in (first, second):
+        db.engine_for(flask_app).dispose()
+
+
+class _CountingHasher:
+    """The real argon2 hasher, noting the parameters of each hash it verifies against."""
+
+    def __init__(self, real: Any) -> None:
+        self._real = real
+        self.verified: list[Parameters] = []
+
+    def verify(self, password_hash: str, password: str) -> Any:
+        self.verified.append(extract_parameters(password_hash))
+        return self._real.verify(password_hash, password)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+
+def test_unknown_user_and_wrong_password_cost_the_same_verification(
+    app: Flask,
+    client: FlaskClient,
+    make_account: Callable[..., Account],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    account = make_account(Role.WORKER)
+    passwords = app.extensions["outreach.security"].passwords
+    counting = _CountingHasher(passwords._hasher)
+    monkeypatch.setattr(passwords, "_hasher", counting)
+
+    assert _login(client, account.username, "not the password at all") == 401
+    wrong = list(counting.verified)
+    counting.verified.clear()
+    assert _login(client, "nobody-by-that-name", "not the password at all") == 401
+    unknown = list(counting.verified)
+
+    assert len(wrong) == len(unknown) == 1
+    assert wrong == unknown  # same time, memory and parallelism cost
