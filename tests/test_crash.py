@@ -20,13 +20,11 @@ import http.client
 import os
 import signal
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import orjson
 import psycopg
 import pytest
 from flask import Flask
@@ -38,12 +36,18 @@ from outreach.extensions import db
 from outreach.models import Encounter, Role, RollupTotal
 from outreach.services import audit
 from outreach.services.audit import AUDIT_LOCK_KEY
-from tests.conftest import PASSWORD, create_account, empty_database, free_port, make_settings
+from tests.conftest import PASSWORD, create_account, empty_database, make_settings
 from tests.payloads import encounter
+from tests.servers import call, gunicorn, idle_wait, wait_until_ready
 
-ROOT = Path(__file__).resolve().parent.parent
 BATCHES, ITEMS = 10, 500
 KILLED = 3
+
+
+@pytest.fixture
+def server(postgresql_url: str, tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    with gunicorn(postgresql_url, tmp_path / "gunicorn") as running:
+        yield running
 
 
 @pytest.fixture
@@ -52,74 +56,6 @@ def service_app(postgresql_url: str, tmp_path: Path) -> Iterator[Flask]:
     empty_database(flask_app)
     yield flask_app
     db.engine_for(flask_app).dispose()
-
-
-@pytest.fixture
-def server(postgresql_url: str, tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
-    """The service under gunicorn (one worker, so the one to kill is known)."""
-    port = free_port()
-    environment = {
-        **os.environ,
-        "OUTREACH_ENV": "development",
-        "OUTREACH_DATABASE_URL": postgresql_url,
-        "OUTREACH_INSTANCE_PATH": str(tmp_path / "gunicorn"),
-        "OUTREACH_WORKERS": "1",
-        "OUTREACH_BIND": f"127.0.0.1:{port}",
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "app:app"],
-        cwd=ROOT,
-        env=environment,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        _wait_until_ready(process, port)
-        yield process, port
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=30)
-
-
-def _wait_until_ready(process: subprocess.Popen[bytes], port: int) -> None:
-    """Ask ``/readyz`` until a worker answers (each try waits on the network, not a timer)."""
-    for _ in range(300):
-        if process.poll() is not None:
-            raise RuntimeError("gunicorn exited")
-        try:
-            status, _body = _call(port, "GET", "/api/v1/readyz", timeout=0.2)
-        except OSError:
-            _idle_wait(0.1)
-            continue
-        if status == 200:
-            return
-    raise RuntimeError("gunicorn did not become ready")
-
-
-def _idle_wait(seconds: float) -> None:
-    # Nothing to wait on while gunicorn boots but the clock.
-    threading.Event().wait(seconds)
-
-
-def _call(
-    port: int,
-    method: str,
-    path: str,
-    body: Any = None,
-    token: str | None = None,
-    timeout: float = 60,
-) -> tuple[int, Any]:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    headers = {"Content-Type": "application/json"}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    try:
-        payload = None if body is None else orjson.dumps(body)
-        connection.request(method, path, body=payload, headers=headers)
-        response = connection.getresponse()
-        data = response.read()
-        return response.status, orjson.loads(data) if data else None
-    finally:
-        connection.close()
 
 
 def _worker_pids(master: int) -> list[int]:
@@ -134,7 +70,7 @@ def test_a_worker_killed_mid_batch_loses_nothing_and_stores_nothing_twice(
 ) -> None:
     process, port = server
     worker = create_account(service_app, Role.WORKER)
-    status, tokens = _call(
+    status, tokens = call(
         port, "POST", "/api/v1/auth/login", {"username": worker.username, "password": PASSWORD}
     )
     assert status == 200, tokens
@@ -143,7 +79,7 @@ def test_a_worker_killed_mid_batch_loses_nothing_and_stores_nothing_twice(
     killed_ids = {item["id"] for item in batches[KILLED]}
 
     for batch in batches[:KILLED]:
-        status, answer = _call(port, "POST", "/api/v1/sync", {"encounters": batch}, token)
+        status, answer = call(port, "POST", "/api/v1/sync", {"encounters": batch}, token)
         assert (status, answer["counts"]["created"]) == (200, ITEMS)
 
     psql_url = make_url(postgresql_url).set(drivername="postgresql").render_as_string(False)
@@ -153,7 +89,7 @@ def test_a_worker_killed_mid_batch_loses_nothing_and_stores_nothing_twice(
 
         def send() -> None:
             try:
-                outcome["answer"] = _call(
+                outcome["answer"] = call(
                     port, "POST", "/api/v1/sync", {"encounters": batches[KILLED]}, token
                 )
             except (OSError, http.client.HTTPException) as error:
@@ -174,9 +110,9 @@ def test_a_worker_killed_mid_batch_loses_nothing_and_stores_nothing_twice(
         assert not ids & killed_ids  # nothing of the killed batch, not one row
         assert len(ids) == KILLED * ITEMS
 
-    _wait_until_ready(process, port)
+    wait_until_ready(process, port)
     for batch in batches[KILLED:]:
-        status, answer = _call(port, "POST", "/api/v1/sync", {"encounters": batch}, token)
+        status, answer = call(port, "POST", "/api/v1/sync", {"encounters": batch}, token)
         assert (status, answer["counts"]["created"]) == (200, ITEMS), answer["counts"]
 
     with service_app.app_context():
@@ -200,5 +136,5 @@ def _wait_for_lock_waiter(watcher: psycopg.Connection[Any]) -> None:
         ).fetchone()
         if row and row[0]:
             return
-        _idle_wait(0.05)
+        idle_wait(0.05)
     raise AssertionError("the sync never reached the audit lock")

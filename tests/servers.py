@@ -1,0 +1,89 @@
+"""The service under real gunicorn, for the tests that need a process to kill or stream to."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from tests.conftest import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@contextmanager
+def gunicorn(database_url: str, instance: Path) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    """One worker (so the one to kill is known) of ``gunicorn.conf.py`` on ``database_url``."""
+    port = free_port()
+    environment = {
+        **os.environ,
+        "OUTREACH_ENV": "development",
+        "OUTREACH_DATABASE_URL": database_url,
+        "OUTREACH_INSTANCE_PATH": str(instance),
+        "OUTREACH_WORKERS": "1",
+        "OUTREACH_BIND": f"127.0.0.1:{port}",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "app:app"],
+        cwd=ROOT,
+        env=environment,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_until_ready(process, port)
+        yield process, port
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+
+
+def wait_until_ready(process: subprocess.Popen[bytes], port: int) -> None:
+    """Ask ``/readyz`` until a worker answers (each try waits on the network, not a timer)."""
+    for _ in range(300):
+        if process.poll() is not None:
+            raise RuntimeError("gunicorn exited")
+        try:
+            status, _body = call(port, "GET", "/api/v1/readyz", timeout=0.2)
+        except OSError:
+            idle_wait(0.1)
+            continue
+        if status == 200:
+            return
+    raise RuntimeError("gunicorn did not become ready")
+
+
+def idle_wait(seconds: float) -> None:
+    """Wait where there is nothing to wait on but the clock (a server booting)."""
+    threading.Event().wait(seconds)
+
+
+def call(
+    port: int,
+    method: str,
+    path: str,
+    body: Any = None,
+    token: str | None = None,
+    timeout: float = 60,
+) -> tuple[int, Any]:
+    """One request on its own connection: the status and the decoded JSON answer."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    try:
+        payload = None if body is None else orjson.dumps(body)
+        connection.request(method, path, body=payload, headers=headers)
+        response = connection.getresponse()
+        data = response.read()
+        return response.status, orjson.loads(data) if data else None
+    finally:
+        connection.close()
