@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: run test lint typecheck setup setup-dev browser clean
+.PHONY: run test lint typecheck setup setup-dev browser audit-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -57,6 +57,12 @@ typecheck: setup-dev
 
 test: lint typecheck
 	$(BIN)/pytest -n 2 $(PYTEST_ARGS)
+
+# Known vulnerabilities in the pinned requirements (needs PyPI's JSON API or OSV on the
+# network; --strict fails on a package it could not check). See docs/security.md.
+audit-deps: setup-dev
+	$(BIN)/pip install --quiet pip-audit==2.10.1
+	$(BIN)/pip-audit --strict --progress-spinner off -r requirements.txt -r requirements-dev.txt
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache .mypy_cache .ruff_cache test-output
