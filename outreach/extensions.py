@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.exceptions import HTTPException
 
 from outreach.models.engine import make_engine
+from outreach.services.crypto import keyed_hash
 
 
 class Api(SmorestApi):  # type: ignore[misc]
@@ -76,11 +77,13 @@ class Database:
             session.close()
 
 
-def client_address() -> str:
-    """The caller's address as Flask-Limiter keys it (after ProxyFix, if configured)."""
-    return request.remote_addr or "unknown"
+def client_key() -> str:
+    """The caller as rate limits and audit events know it: a keyed hash of its address
+    (after ProxyFix, if configured), so neither Redis nor the log holds an address."""
+    pepper = current_app.config["OUTREACH_SETTINGS"].pepper
+    return keyed_hash(pepper, "client", request.remote_addr or "unknown")
 
 
 db = Database()
 jwt = JWTManager()
-limiter = Limiter(key_func=client_address, default_limits=[], headers_enabled=True)
+limiter = Limiter(key_func=client_key, default_limits=[], headers_enabled=True)

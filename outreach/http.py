@@ -7,10 +7,10 @@ import uuid
 from typing import Any
 
 import orjson
-from flask import Flask, Response, current_app, g, request
+from flask import Flask, Response, g, request
 from flask.json.provider import JSONProvider
 
-from outreach.services.crypto import keyed_hash
+from outreach.extensions import client_key
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
@@ -32,8 +32,7 @@ def assign_request_context() -> None:
     """Give the request an id (the client's if well formed) and a keyed client hash."""
     supplied = request.headers.get(REQUEST_ID_HEADER, "")
     g.request_id = supplied if _REQUEST_ID_PATTERN.match(supplied) else uuid.uuid4().hex
-    pepper = current_app.config["OUTREACH_SETTINGS"].pepper
-    g.client_hash = keyed_hash(pepper, "client", request.remote_addr or "unknown")
+    g.client_hash = client_key()
 
 
 def add_security_headers(response: Response) -> Response:

@@ -105,6 +105,10 @@ def test_a_client_rate_counted_on_one_worker_holds_on_the_other(
         for worker in (first, second, first, second)
     ]
     assert statuses == [401, 401, 401, 429]
+    # The counters are keyed by a keyed hash of the address, never the address itself.
+    keys = redis.Redis.from_url(redis_url).keys("*")
+    assert keys
+    assert not [key for key in keys if address.encode() in key]
     for flask_app in (first, second):
         db.engine_for(flask_app).dispose()
 
