@@ -141,17 +141,43 @@ def _tile_url(raw: str | None) -> str | None:
 
 
 def _development_secrets(instance_path: Path) -> dict[str, str]:
-    """Secrets generated once per checkout so tokens and ref hashes survive restarts."""
+    """Secrets generated once per checkout so tokens and ref hashes survive restarts.
+
+    Every gunicorn worker loads the app at once: were each to write its own secrets,
+    they would sign tokens the others refuse. So the file appears whole and only once
+    (written aside, then hard-linked into place, which fails if another got there
+    first), and every process uses what is on disk.
+    """
     path = instance_path / DEV_SECRETS_FILE
-    if path.exists():
-        stored: dict[str, str] = json.loads(path.read_text())
-        if all(stored.get(name) for name in SECRET_NAMES):
-            return stored
-    generated = {name: secrets.token_urlsafe(48) for name in SECRET_NAMES}
+    incomplete = path.exists()
+    stored = _read_development_secrets(path)
+    if stored is not None:
+        return stored
     instance_path.mkdir(parents=True, exist_ok=True)
-    path.touch(mode=0o600)
-    path.write_text(json.dumps(generated, indent=2))
-    return generated
+    aside = path.with_name(f".{DEV_SECRETS_FILE}.{os.getpid()}.{secrets.token_hex(8)}")
+    descriptor = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        json.dump({name: secrets.token_urlsafe(48) for name in SECRET_NAMES}, file, indent=2)
+    try:
+        if incomplete:
+            os.replace(aside, path)
+        else:
+            os.link(aside, path)
+    except FileExistsError:
+        pass  # another process's secrets won the race: use them
+    finally:
+        aside.unlink(missing_ok=True)
+    written = _read_development_secrets(path)
+    if written is None:
+        raise ConfigError(f"{path} holds no usable development secrets")
+    return written
+
+
+def _read_development_secrets(path: Path) -> dict[str, str] | None:
+    if not path.exists():
+        return None
+    stored: dict[str, str] = json.loads(path.read_text())
+    return stored if all(stored.get(name) for name in SECRET_NAMES) else None
 
 
 def _check_production_secrets(values: Mapping[str, str], instance_path: Path) -> None:

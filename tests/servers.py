@@ -21,8 +21,12 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @contextmanager
-def gunicorn(database_url: str, instance: Path) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
-    """One worker (so the one to kill is known) of ``gunicorn.conf.py`` on ``database_url``."""
+def gunicorn(
+    database_url: str, instance: Path, **settings: str
+) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    """``gunicorn.conf.py`` on ``database_url``, with one worker (so the one to kill is
+    known) unless ``settings`` (``OUTREACH_*`` variables) say otherwise. Servers given the
+    same ``instance`` share its generated secrets, as the hosts of one deployment do."""
     port = free_port()
     environment = {
         **os.environ,
@@ -30,6 +34,7 @@ def gunicorn(database_url: str, instance: Path) -> Iterator[tuple[subprocess.Pop
         "OUTREACH_DATABASE_URL": database_url,
         "OUTREACH_INSTANCE_PATH": str(instance),
         "OUTREACH_WORKERS": "1",
+        **settings,
         "OUTREACH_BIND": f"127.0.0.1:{port}",
     }
     process = subprocess.Popen(

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
+from multiprocessing.queues import Queue
+from multiprocessing.synchronize import Barrier
 from pathlib import Path
 
 import pytest
 
-from config import DEV_SECRETS_FILE, ConfigError, load_settings
+from config import DEV_SECRETS_FILE, SECRET_NAMES, ConfigError, load_settings
 from outreach import create_app
 
 STRONG = {
@@ -36,6 +39,33 @@ def test_development_needs_no_variable(tmp_path: Path) -> None:
     again = load_settings({"OUTREACH_INSTANCE_PATH": str(tmp_path)})
     assert again.jwt_secret == settings.jwt_secret
     assert create_app(settings).config["JWT_SECRET_KEY"] == settings.jwt_secret
+
+
+def _load_development_secrets(instance: Path, start: Barrier, answers: Queue[str]) -> None:
+    start.wait()
+    settings = load_settings({"OUTREACH_INSTANCE_PATH": str(instance)})
+    answers.put(f"{settings.secret_key} {settings.jwt_secret} {settings.pepper}")
+
+
+def test_workers_starting_at_once_share_one_set_of_development_secrets(tmp_path: Path) -> None:
+    # gunicorn's workers each load the app at the same moment; before the fix about one
+    # start in five gave two workers different JWT keys (each refusing the other's tokens).
+    forked = multiprocessing.get_context("fork")
+    for start_number in range(20):
+        instance = tmp_path / f"start-{start_number}"
+        start, answers = forked.Barrier(8), forked.Queue()
+        workers = [
+            forked.Process(target=_load_development_secrets, args=(instance, start, answers))
+            for _ in range(8)
+        ]
+        for worker in workers:
+            worker.start()
+        seen = {answers.get(timeout=30) for _ in workers}
+        for worker in workers:
+            worker.join(timeout=30)
+        on_disk = json.loads((instance / DEV_SECRETS_FILE).read_text())
+        assert seen == {" ".join(on_disk[name] for name in SECRET_NAMES)}
+        assert not [path.name for path in instance.iterdir() if path.name != DEV_SECRETS_FILE]
 
 
 def test_a_relative_instance_path_is_taken_from_the_working_directory(
