@@ -1,10 +1,12 @@
 """Brute force (issue 8, point 10): lockouts shared through Redis, and no timing oracle.
 
 The single-process lockout and the per-client rate are in ``test_auth.py`` and
-``test_errors.py``. Here two application instances, standing for two gunicorn
-workers or hosts, share the Redis server on 127.0.0.1:6379: what one counts, the
-other enforces; with the in-memory storage they would not (the control). Each test
-gets its own pepper, so its keys in the shared Redis are its own.
+``test_errors.py``. Here the counts are shared through the Redis server on
+127.0.0.1:6379: first between two real gunicorn servers of two workers each, as two
+hosts of one deployment, taking turns; then, finer, between two application
+instances. What one counts, the other enforces; with the in-memory storage they do
+not (the controls). Each test gets its own pepper, so its keys in the shared Redis are
+its own.
 
 Unknown usernames and wrong passwords must not be told apart by time. Rather than
 time them (a flaky assertion), the test counts the work: each answer costs exactly
@@ -16,7 +18,10 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +36,7 @@ from outreach import create_app
 from outreach.extensions import db
 from outreach.models import Role
 from tests.conftest import PASSWORD, Account, create_account, make_settings
+from tests.servers import call, gunicorn
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 LOGIN = "/api/v1/auth/login"
@@ -77,6 +83,69 @@ def _lockout_seen_by_the_other(first: Flask, second: Flask, account: Account) ->
     for _ in range(limit):
         assert _login(first.test_client(), account.username, "wrong password here") == 401
     return _login(second.test_client(), account.username, PASSWORD)
+
+
+@contextmanager
+def _two_servers(database_url: str, deployment: Path, storage: str) -> Iterator[tuple[int, int]]:
+    """Two gunicorn servers of two workers each, one deployment: the ports."""
+    settings = {
+        "OUTREACH_RATELIMIT_STORAGE_URL": storage,
+        "OUTREACH_WORKERS": "2",
+        "OUTREACH_LOGIN_MAX_FAILURES": "5",
+        # The username's count is under test, not the client's (every request here
+        # comes from 127.0.0.1).
+        "OUTREACH_LOGIN_CLIENT_MAX_FAILURES": "10000",
+        "OUTREACH_LOGIN_RATE": "10000 per minute",
+    }
+    with (
+        gunicorn(database_url, deployment, **settings) as (_, first),
+        gunicorn(database_url, deployment, **settings) as (_, second),
+    ):
+        yield first, second
+
+
+WRONG = "wrong password here"
+
+
+def _credentials(account: Account, password: str = WRONG) -> dict[str, str]:
+    return {"username": account.username, "password": password}
+
+
+def _taking_turns(ports: tuple[int, int], account: Account) -> list[int]:
+    """Six failed logins taking turns between the servers, then the right password on
+    each: the statuses of the two right-password logins."""
+    failures = [call(port, "POST", LOGIN, _credentials(account))[0] for port in ports * 3]
+    assert failures[:5] == [401] * 5, failures  # the sixth is refused when shared
+    return [call(port, "POST", LOGIN, _credentials(account, PASSWORD))[0] for port in ports]
+
+
+def _all_at_once(ports: tuple[int, int], account: Account, guesses: int) -> list[int]:
+    """``guesses`` wrong passwords sent together, half to each server: their statuses."""
+    start = threading.Barrier(guesses)
+
+    def guess(number: int) -> int:
+        start.wait()
+        return call(ports[number % 2], "POST", LOGIN, _credentials(account))[0]
+
+    with ThreadPoolExecutor(max_workers=guesses) as pool:
+        return list(pool.map(guess, range(guesses)))
+
+
+def test_a_username_locked_through_one_gunicorn_server_is_locked_on_the_other(
+    app: Flask, database_url: str, tmp_path: Path, redis_url: str
+) -> None:
+    with _two_servers(database_url, tmp_path / "redis", redis_url) as ports:
+        # The right password is refused during the lock, on both servers.
+        assert _taking_turns(ports, create_account(app, Role.WORKER)) == [429, 429]
+        # Sixteen guesses at once, on four worker processes with four threads each:
+        # five are checked, not one per thread that got there before a failure counted.
+        rushed = create_account(app, Role.WORKER)
+        statuses = _all_at_once(ports, rushed, 16)
+        assert sorted(statuses) == [401] * 5 + [429] * 11, statuses
+        assert call(ports[0], "POST", LOGIN, _credentials(rushed, PASSWORD))[0] == 429
+    # The control: three failures on each of four worker processes lock nothing.
+    with _two_servers(database_url, tmp_path / "memory", "memory://") as ports:
+        assert _taking_turns(ports, create_account(app, Role.WORKER)) == [200, 200]
 
 
 def test_a_username_locked_on_one_worker_is_locked_on_the_other(

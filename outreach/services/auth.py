@@ -86,7 +86,7 @@ def login(
     username = normalise_username(username)
     user_key = keyed_hash(security.pepper, "login-user", username)
     try:
-        security.guard.check(user_key, ctx.client_hash)
+        security.guard.attempt(user_key, ctx.client_hash)
     except TooManyAttempts:
         with session.begin():
             audit.record(
@@ -108,7 +108,7 @@ def login(
     if not user.active or not organisation.active:
         return _refuse_login(session, ctx, security, user_key, target=str(user.id))
 
-    security.guard.succeeded(user_key)
+    security.guard.succeeded(user_key, ctx.client_hash)
     with session.begin():
         user = session.get_one(User, user.id)
         if security.passwords.needs_rehash(user.password_hash):
@@ -282,7 +282,7 @@ def change_own_password(
     principal = ctx.principal
     assert principal is not None
     user_key = keyed_hash(security.pepper, "login-user", principal.username)
-    security.guard.check(user_key, ctx.client_hash)
+    security.guard.attempt(user_key, ctx.client_hash)
     with session.begin():
         user = session.get_one(User, principal.user_id)
         current_ok = security.passwords.verify(user.password_hash, current)
@@ -303,5 +303,6 @@ def change_own_password(
     if not current_ok:
         security.guard.failed(user_key, ctx.client_hash)
         raise Invalid("Check the form.", {"current_password": ["Wrong password."]})
+    security.guard.succeeded(user_key, ctx.client_hash)
     if problems:
         raise Invalid("Check the form.", {"new_password": problems})

@@ -14,7 +14,14 @@ from outreach.services.errors import TooManyAttempts
 
 
 class LoginGuard:
-    """Counts failures in a window; at the threshold, locks the key for a while."""
+    """Counts tries in a window; at the threshold, locks the key for a while.
+
+    A try is counted before its password is checked, not after it failed: counting
+    after would let parallel requests (on several workers or hosts) all pass the check
+    before any failure was counted, as many guesses as connections. Counted first, the
+    tries beyond the threshold are refused whatever is still in flight. A right password
+    gives the username all its tries back, and the client the one it took.
+    """
 
     def __init__(
         self,
@@ -28,28 +35,49 @@ class LoginGuard:
         self._limits = {"user": max_failures_per_user, "client": max_failures_per_client}
         self._lockout = lockout_seconds
 
-    def check(self, user_key: str, client_key: str | None) -> None:
-        """Raise ``TooManyAttempts`` while the username or the client is locked."""
+    def attempt(self, user_key: str, client_key: str | None) -> None:
+        """Take one try for the username and the client, before checking a password.
+
+        Raise ``TooManyAttempts`` while either is locked, or when its tries are used up
+        by tries that failed or are still being checked.
+        """
         for scope, key in self._keys(user_key, client_key):
-            lock = f"outreach:login:lock:{scope}:{key}"
+            lock = self._lock_key(scope, key)
             if self._storage.get(lock) > 0:
                 remaining = int(self._storage.get_expiry(lock) - time.time()) + 1
-                raise TooManyAttempts(
-                    "Too many failed logins. Try again later.",
-                    retry_after=max(1, min(remaining, self._lockout)),
-                )
+                raise self._refusal(max(1, min(remaining, self._lockout)))
+        for scope, key in self._keys(user_key, client_key):
+            if self._storage.incr(self._tries_key(scope, key), self._lockout) > self._limits[scope]:
+                raise self._refusal(self._lockout)
 
     def failed(self, user_key: str, client_key: str | None) -> None:
-        """Count one failure; lock whichever key reached its threshold."""
-        for scope, key in self._keys(user_key, client_key):
-            failures = self._storage.incr(f"outreach:login:fail:{scope}:{key}", self._lockout)
-            if failures >= self._limits[scope]:
-                self._storage.incr(f"outreach:login:lock:{scope}:{key}", self._lockout)
-                self._storage.clear(f"outreach:login:fail:{scope}:{key}")
+        """The try failed: lock whichever key has used up its tries.
 
-    def succeeded(self, user_key: str) -> None:
-        """A right password clears the username's failures (not the client's)."""
-        self._storage.clear(f"outreach:login:fail:user:{user_key}")
+        The count is left to expire, not cleared: a try that passed the lock check a
+        moment ago and is about to count must still find the tries used up. It started
+        with the first try, so it expires before the lock does.
+        """
+        for scope, key in self._keys(user_key, client_key):
+            if self._storage.get(self._tries_key(scope, key)) >= self._limits[scope]:
+                self._storage.incr(self._lock_key(scope, key), self._lockout)
+
+    def succeeded(self, user_key: str, client_key: str | None) -> None:
+        """A right password: the username's tries back, and the client's one try."""
+        self._storage.clear(self._tries_key("user", user_key))
+        if client_key:
+            self._storage.incr(self._tries_key("client", client_key), self._lockout, amount=-1)
+
+    @staticmethod
+    def _refusal(retry_after: int) -> TooManyAttempts:
+        return TooManyAttempts("Too many failed logins. Try again later.", retry_after=retry_after)
+
+    @staticmethod
+    def _tries_key(scope: str, key: str) -> str:
+        return f"outreach:login:fail:{scope}:{key}"
+
+    @staticmethod
+    def _lock_key(scope: str, key: str) -> str:
+        return f"outreach:login:lock:{scope}:{key}"
 
     @staticmethod
     def _keys(user_key: str, client_key: str | None) -> list[tuple[str, str]]:
