@@ -11,8 +11,9 @@ PORT ?= 5000
 PYTEST_ARGS ?=
 
 CHROMIUM := /usr/bin/chromium
+NGINX := /usr/sbin/nginx
 
-.PHONY: run test lint typecheck setup setup-dev browser audit-deps clean
+.PHONY: run test lint typecheck setup setup-dev browser proxy audit-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,13 +29,19 @@ $(VENV)/.dev: requirements.txt requirements-dev.txt | $(BIN)/python
 
 setup: $(VENV)/.runtime
 
-setup-dev: $(VENV)/.dev browser
+setup-dev: $(VENV)/.dev browser proxy
 
 # The dashboard's browser test drives Debian's Chromium (playwright's own download
 # does not work here); installing it needs root, as on CI.
 browser:
 	@test -x $(CHROMIUM) || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
 	  || { echo "Install Chromium (apt-get install chromium) for the dashboard test"; exit 1; }
+
+# The slow-client and proxy tests run Debian's nginx with deploy/nginx/outreach-proxy.conf
+# (no daemon is started: the tests run their own).
+proxy:
+	@test -x $(NGINX) || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null; } \
+	  || { echo "Install nginx (apt-get install nginx-light) for the proxy tests"; exit 1; }
 
 run: setup
 	$(BIN)/flask --app app db upgrade
