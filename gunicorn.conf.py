@@ -4,9 +4,11 @@ Each worker is a process with a few threads: a thread waiting on PostgreSQL leav
 the CPU to another, and the process keeps one engine and connection pool. Workers
 are stateless (tokens are signed, rate-limit counters live in Redis when
 ``OUTREACH_RATELIMIT_STORAGE_URL`` names it), so hosts and workers can be added
-freely. Slow clients: a client trickling its body holds a thread until ``timeout``;
-in production a buffering proxy (nginx's default ``proxy_request_buffering on``)
-receives whole requests before they reach gunicorn. See docs/scaling.md.
+freely. Slow clients: a thread reads its request itself, so a client trickling its
+body holds the thread for as long as it keeps trickling (``timeout`` does not end it:
+it watches the worker's main loop, not its threads). Hence nginx in front, with
+deploy/nginx/outreach-proxy.conf, which hands gunicorn whole requests only
+(tests/test_proxy.py). See docs/scaling.md.
 """
 
 import os
