@@ -8,7 +8,9 @@ on a fresh database. The simulated phones of ``bench/phones.py`` are the clients
 each on its own connection, every body drawn before the clock starts; the network
 does not drop here (``phones.py`` proves resends). For each number of clients and
 batch size: encounters per second and batch latency p50/p99. Then 32 phones each
-send encounters one at a time (the shift synced first): p50/p99 of a sync.
+send encounters one at a time (the shift synced first): p50/p99 of a sync, as fast as
+the answers come (closed loop: the saturation), then at fixed offered rates (open
+loop, ``--single-rates``: the latency a phone sees at that load).
 
 The limit, in the same run: the very rows the service stored (built by the
 service's own code, untimed) and their rollup increments, written with psycopg
@@ -75,17 +77,34 @@ def run_load(
 
 
 def run_single(
-    url: str, accounts: dict[str, list[str]], clients: int, days: int, seed: str
+    url: str,
+    accounts: dict[str, list[str]],
+    clients: int,
+    per_phone: int,
+    seed: str,
+    rate: float | None = None,
 ) -> dict[str, Any]:
-    """Phones online: each encounter synced alone, its shift synced before the clock runs."""
+    """Phones online: each of ``per_phone`` encounters synced alone, the phone's shifts
+    synced first (not counted). Every phone sends as many, so that all ``clients`` are
+    busy to the end and an offered rate holds.
+
+    Closed loop without ``rate`` (each phone sends the next as soon as it has the answer:
+    the server's saturation); open loop with it (the fleet sends ``rate`` syncs a second
+    whatever the answers, latency counted from when each was due)."""
     chosen = _first(accounts, clients)
-    plans = phones.plan_fleet(chosen, days, 500, seed)
+    # Enough days that the quietest phone has its share (about ten encounters a day).
+    plans = phones.plan_fleet(chosen, per_phone // 4 + 2, 500, seed)
+    queues = {
+        username: [item for batch in queue for item in batch.encounters]
+        for username, (queue, _, _) in plans.items()
+    }
+    length = min(per_phone, *(len(queue) for queue in queues.values()))
     singles: dict[str, tuple[list[phones.Batch], int, int]] = {}
-    for username, (queue, encounters, shifts) in plans.items():
+    for username, (queue, _, shifts) in plans.items():
         every_shift = [shift for batch in queue for shift in batch.shifts]
-        one_by_one = [phones.Batch([], [item]) for batch in queue for item in batch.encounters]
-        singles[username] = ([phones.Batch(every_shift, []), *one_by_one], encounters, shifts)
-    result = phones.run_fleet(url, singles, drop=0.0, seed=seed)
+        one_by_one = [phones.Batch([], [item]) for item in queues[username][:length]]
+        singles[username] = ([phones.Batch(every_shift, []), *one_by_one], len(one_by_one), shifts)
+    result = phones.run_fleet(url, singles, drop=0.0, seed=seed, rate=rate)
     problems = [p for report in result.reports for p in report.problems]
     if problems:
         raise SystemExit(f"the single-encounter run failed: {problems[:3]}")
@@ -93,6 +112,7 @@ def run_single(
     latencies = sorted(x for report in result.reports for x in report.latencies[1:])
     return {
         "clients": clients,
+        "loop": f"open, {rate:g} syncs/s offered" if rate else "closed",
         "syncs": len(latencies),
         "seconds": round(result.seconds, 2),
         "syncs_per_second": round(len(latencies) / result.seconds),
@@ -313,12 +333,17 @@ def main() -> None:
     parser.add_argument("--clients", help="Comma-separated client counts (default 8,32).")
     parser.add_argument("--batches", help="Comma-separated batch sizes in items (default 500).")
     parser.add_argument("--days", type=int, help="Days of work each phone syncs (default 10).")
+    parser.add_argument(
+        "--single-rates",
+        default="50,100",
+        help="Syncs a second offered by the 32 single-encounter phones (default 50,100).",
+    )
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "ingest.json")
     args = parser.parse_args()
     clients = [int(n) for n in (args.clients or ("8,16,32" if args.full else "8,32")).split(",")]
     sizes = [int(n) for n in (args.batches or ("100,250,500" if args.full else "500")).split(",")]
     days = args.days or (90 if args.full else 10)
-    single_days = 20 if args.full else 1
+    single_syncs = 150 if args.full else 10
     seed = uuid.uuid4().hex[:8]
 
     database = phones.fresh_database(DATABASE)
@@ -343,12 +368,16 @@ def main() -> None:
                 )
                 runs.append(figures)
                 plans_by_run.append(plans)
-        phones.log("service: 32 clients, one encounter per sync")
-        single = run_single(url, accounts, 32, single_days, f"{seed}-single")
-        phones.log(
-            f"  {single['syncs']:,} syncs: {single['syncs_per_second']:,}/s, "
-            f"p50 {single['p50_ms']} ms, p99 {single['p99_ms']} ms"
-        )
+        singles = []
+        for rate in [None, *(float(r) for r in args.single_rates.split(",") if r)]:
+            loop = f"{rate:g} syncs/s offered (open loop)" if rate else "closed loop"
+            phones.log(f"service: 32 clients, one encounter per sync, {loop}")
+            single = run_single(url, accounts, 32, single_syncs, f"{seed}-single-{rate}", rate)
+            phones.log(
+                f"  {single['syncs']:,} syncs: {single['syncs_per_second']:,}/s, "
+                f"p50 {single['p50_ms']} ms, p99 {single['p99_ms']} ms"
+            )
+            singles.append(single)
         peaks = worker_peak_rss(server.pid)
         phones.log(f"peak RSS of the gunicorn workers: {peaks} MiB")
 
@@ -375,7 +404,7 @@ def main() -> None:
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "server": "gunicorn -c gunicorn.conf.py (2 workers x 4 threads), PostgreSQL on this host",
         "runs": runs,
-        "single_encounter": single,
+        "single_encounter": singles,
         "worker_peak_rss_mib": peaks,
     }
     args.output.parent.mkdir(parents=True, exist_ok=True)

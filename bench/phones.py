@@ -335,17 +335,31 @@ class PhoneReport:
     problems: list[str] = field(default_factory=list)
 
 
-def sync_queue(phone: Phone, queue: list[Batch], report: PhoneReport) -> None:
-    """Sync every batch until each item is acknowledged, resending after a drop."""
-    for batch in queue:
+def sync_queue(
+    phone: Phone, queue: list[Batch], report: PhoneReport, pace: Pace | None = None
+) -> None:
+    """Sync every batch until each item is acknowledged, resending after a drop.
+
+    Without ``pace`` the phone sends each batch as soon as the last is answered (a
+    closed loop: the load adapts to the server). With it, batch ``k`` is due at
+    ``pace.start + k * pace.interval`` whatever the server does (an open loop), and
+    its latency counts from when it was due, so time spent queued behind a slow answer
+    is counted too (no coordinated omission).
+    """
+    for number, batch in enumerate(queue):
         body = batch.body()
+        due = pace.due(number) if pace else None
+        if due is not None:
+            wait = due - time.perf_counter()
+            if wait > 0:
+                time.sleep(wait)
         attempts = 0
         while True:
             attempts += 1
             if attempts > 20:
                 report.problems.append(f"{phone.username}: a batch failed 20 times")
                 return
-            started = time.perf_counter()
+            started = time.perf_counter() if due is None else due
             try:
                 status, answer = phone.send_sync(body)
             except Dropped:
@@ -370,6 +384,17 @@ def sync_queue(phone: Phone, queue: list[Batch], report: PhoneReport) -> None:
             report.batches += 1
             report.sent += len(batch.encounters)
             break
+
+
+@dataclass(frozen=True)
+class Pace:
+    """When a phone's batches are due: one every ``interval`` seconds from ``start``."""
+
+    start: float
+    interval: float
+
+    def due(self, number: int) -> float:
+        return self.start + number * self.interval
 
 
 # A whole fleet ----------------------------------------------------------------------
@@ -407,9 +432,15 @@ def plan_fleet(
 
 
 def run_fleet(
-    url: str, plans: dict[str, tuple[list[Batch], int, int]], drop: float, seed: str
+    url: str,
+    plans: dict[str, tuple[list[Batch], int, int]],
+    drop: float,
+    seed: str,
+    rate: float | None = None,
 ) -> FleetResult:
-    """Every phone logs in and syncs its queue at once, one thread each."""
+    """Every phone logs in and syncs its queue at once, one thread each: as fast as the
+    server answers, or, given ``rate``, at that many batches a second for the fleet
+    (each phone its share, phones evenly out of step), latency counted from when due."""
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     reports = {username: PhoneReport() for username in plans}
@@ -417,11 +448,16 @@ def run_fleet(
         username: Phone(host, port, username, drop, random.Random(f"{seed}/{username}/net"))
         for username in plans
     }
-    for phone in phones.values():
-        phone.login()
+    run_threads([phone.login for phone in phones.values()])  # argon2: a tenth of a second each
+    paces: dict[str, Pace | None] = dict.fromkeys(plans)
+    if rate:
+        interval = len(plans) / rate
+        start = time.perf_counter() + 0.5  # once every thread is up
+        for offset, name in enumerate(plans):
+            paces[name] = Pace(start + interval * offset / len(plans), interval)
     seconds = run_threads(
         [
-            functools.partial(sync_queue, phones[name], plans[name][0], reports[name])
+            functools.partial(sync_queue, phones[name], plans[name][0], reports[name], paces[name])
             for name in plans
         ]
     )
