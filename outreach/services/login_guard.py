@@ -36,19 +36,19 @@ class LoginGuard:
         self._lockout = lockout_seconds
 
     def attempt(self, user_key: str, client_key: str | None) -> None:
-        """Take one try for the username and the client, before checking a password.
+        """Take one try for the client and the username, before checking a password.
 
         Raise ``TooManyAttempts`` while either is locked, or when its tries are used up
-        by tries that failed or are still being checked.
+        by tries that failed or are still being checked. The client's try is taken
+        first, so a client past its own limit cannot use up a username's tries.
         """
         for scope, key in self._keys(user_key, client_key):
-            lock = self._lock_key(scope, key)
-            if self._storage.get(lock) > 0:
-                remaining = int(self._storage.get_expiry(lock) - time.time()) + 1
-                raise self._refusal(max(1, min(remaining, self._lockout)))
+            if self._storage.get(self._lock_key(scope, key)) > 0:
+                raise self._refusal(self._lock_key(scope, key))
         for scope, key in self._keys(user_key, client_key):
-            if self._storage.incr(self._tries_key(scope, key), self._lockout) > self._limits[scope]:
-                raise self._refusal(self._lockout)
+            tries = self._tries_key(scope, key)
+            if self._storage.incr(tries, self._lockout) > self._limits[scope]:
+                raise self._refusal(tries)
 
     def failed(self, user_key: str, client_key: str | None) -> None:
         """The try failed: lock whichever key has used up its tries.
@@ -67,9 +67,13 @@ class LoginGuard:
         if client_key:
             self._storage.incr(self._tries_key("client", client_key), self._lockout, amount=-1)
 
-    @staticmethod
-    def _refusal(retry_after: int) -> TooManyAttempts:
-        return TooManyAttempts("Too many failed logins. Try again later.", retry_after=retry_after)
+    def _refusal(self, until_expired: str) -> TooManyAttempts:
+        """The refusal, to be retried when the key ``until_expired`` is gone."""
+        remaining = int(self._storage.get_expiry(until_expired) - time.time()) + 1
+        return TooManyAttempts(
+            "Too many failed logins. Try again later.",
+            retry_after=max(1, min(remaining, self._lockout)),
+        )
 
     @staticmethod
     def _tries_key(scope: str, key: str) -> str:
@@ -81,7 +85,6 @@ class LoginGuard:
 
     @staticmethod
     def _keys(user_key: str, client_key: str | None) -> list[tuple[str, str]]:
-        keys = [("user", user_key)]
-        if client_key:
-            keys.append(("client", client_key))
+        keys = [("client", client_key)] if client_key else []
+        keys.append(("user", user_key))
         return keys
