@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -52,18 +52,28 @@ def gunicorn(
 
 
 def wait_until_ready(process: subprocess.Popen[bytes], port: int) -> None:
-    """Ask ``/readyz`` until a worker answers (each try waits on the network, not a timer)."""
+    """Until a gunicorn worker answers ``/readyz`` with 200."""
+
+    def ready() -> bool:
+        status, _body = call(port, "GET", "/api/v1/readyz", timeout=0.2)
+        return status == 200
+
+    wait_for(process, ready, "gunicorn")
+
+
+def wait_for(process: subprocess.Popen[bytes], ready: Callable[[], bool], name: str) -> None:
+    """Try ``ready`` until it holds (a refused connection is a no), while ``process``
+    runs; between tries, a pause (a server booting gives nothing else to wait on)."""
     for _ in range(300):
         if process.poll() is not None:
-            raise RuntimeError("gunicorn exited")
+            raise RuntimeError(f"{name} exited")
         try:
-            status, _body = call(port, "GET", "/api/v1/readyz", timeout=0.2)
+            if ready():
+                return
         except OSError:
-            idle_wait(0.1)
-            continue
-        if status == 200:
-            return
-    raise RuntimeError("gunicorn did not become ready")
+            pass
+        idle_wait(0.1)
+    raise RuntimeError(f"{name} did not become ready")
 
 
 def idle_wait(seconds: float) -> None:

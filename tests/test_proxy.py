@@ -35,7 +35,7 @@ import orjson
 import pytest
 
 from tests.conftest import free_port
-from tests.servers import ROOT, gunicorn, idle_wait
+from tests.servers import ROOT, gunicorn, wait_for
 
 PROXY_SETTINGS = ROOT / "deploy" / "nginx" / "outreach-proxy.conf"
 LOGIN = "/api/v1/auth/login"
@@ -93,23 +93,20 @@ http {{
     assert checked.returncode == 0, checked.stderr
     process = subprocess.Popen(command, stderr=subprocess.DEVNULL)
     try:
-        _wait_for_port(process, port)
+        wait_for(
+            process,
+            lambda: bool(socket.create_connection(("127.0.0.1", port)).close() or 1),
+            "nginx",
+        )
         yield port
     finally:
         process.send_signal(signal.SIGQUIT)
         process.wait(timeout=30)
 
 
-def _wait_for_port(process: subprocess.Popen[bytes], port: int) -> None:
-    for _ in range(200):
-        if process.poll() is not None:
-            raise RuntimeError("nginx exited")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            idle_wait(0.05)
-    raise RuntimeError("nginx did not listen")
+def _listening(port: int) -> bool:
+    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    return True
 
 
 @dataclass
