@@ -46,9 +46,7 @@ WAIT = 30.0  # how long a request that should be answered may take on a loaded C
 
 @pytest.fixture
 def nginx_binary() -> str:
-    found = shutil.which("nginx") or next(
-        (path for path in ("/usr/sbin/nginx",) if os.access(path, os.X_OK)), None
-    )
+    found = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin")
     if found is None:
         message = "nginx is not installed (make setup-dev installs it)"
         if os.environ.get("CI", "").lower() == "true":
@@ -93,11 +91,7 @@ http {{
     assert checked.returncode == 0, checked.stderr
     process = subprocess.Popen(command, stderr=subprocess.DEVNULL)
     try:
-        wait_for(
-            process,
-            lambda: bool(socket.create_connection(("127.0.0.1", port)).close() or 1),
-            "nginx",
-        )
+        wait_for(process, lambda: _listening(port), "nginx")
         yield port
     finally:
         process.send_signal(signal.SIGQUIT)
