@@ -2,12 +2,12 @@
 ``deploy/nginx/outreach-proxy.conf`` that a deployment installs, before real gunicorn.
 
 gunicorn's ``gthread`` worker gives a connection to one of its threads as soon as bytes
-arrive, and that thread reads the request itself: a client that sends its headers and
-then trickles its body holds the thread. The control shows it on bare gunicorn: with
-every thread of a one-worker server held by such clients, a plain request gets no
-answer until they finish. Through nginx the same clients hold nothing of gunicorn: the
-plain request is answered while they trickle, and once they finish, their whole
-requests reach the service.
+arrive, and that thread reads the request itself: a client that stops half-way through
+its headers or its body (a phone on a failing link, or slowloris) holds the thread. The
+control shows it on bare gunicorn: with every thread of a one-worker server held by
+such clients, a plain request gets no answer until they finish. Through nginx the same
+clients hold nothing of gunicorn: the plain request is answered while they stall, and
+once they finish, their whole requests reach the service.
 
 The same proxy settings pass each phone's address on (and only the address nginx saw,
 whatever the phone claims), give the service's own 413 under its cap and nginx's in the
@@ -119,12 +119,13 @@ class Exchange:
         path: str,
         body: bytes = b"",
         *,
-        sent: int | None = None,
+        stall: str | None = None,
         headers: dict[str, str] | None = None,
         source: str = "127.0.0.1",
     ) -> Exchange:
-        """Send the request line, the headers and the first ``sent`` bytes of ``body``
-        (all of it by default) from the address ``source``."""
+        """Send the request from the address ``source``: all of it, or, to ``stall``
+        half-way, only half of its headers (``"headers"``) or its headers and five bytes
+        of its body (``"body"``)."""
         connection = socket.create_connection(
             ("127.0.0.1", port), timeout=WAIT, source_address=(source, 0)
         )
@@ -133,9 +134,10 @@ class Exchange:
             lines += ["Content-Type: application/json", f"Content-Length: {len(body)}"]
         lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
         head = ("\r\n".join(lines) + "\r\n\r\n").encode()
-        cut = len(body) if sent is None else sent
-        connection.sendall(head + body[:cut])
-        return cls(connection, body[cut:])
+        whole = head + body
+        cut = {None: len(whole), "headers": len(head) // 2, "body": len(head) + 5}[stall]
+        connection.sendall(whole[:cut])
+        return cls(connection, whole[cut:])
 
     def finish(self) -> None:
         self.connection.sendall(self.rest)
@@ -170,15 +172,21 @@ def _login_body(username: str = "nobody-by-that-name") -> bytes:
 
 
 def _tricklers(port: int, count: int) -> list[Exchange]:
-    """Clients that sent their headers and five bytes of their login body, and stall
-    (each a different username, so that no lockout answers for the service)."""
+    """Clients that stall half-way through their login, in turn in the headers and in
+    the body (each a different username, so that no lockout answers for the service)."""
     return [
-        Exchange.open(port, "POST", LOGIN, _login_body(f"nobody-{number}"), sent=5)
+        Exchange.open(
+            port,
+            "POST",
+            LOGIN,
+            _login_body(f"nobody-{number}"),
+            stall=("headers", "body")[number % 2],
+        )
         for number in range(count)
     ]
 
 
-def test_clients_trickling_bodies_hold_every_thread_of_bare_gunicorn(
+def test_clients_stalling_half_way_hold_every_thread_of_bare_gunicorn(
     database_url: str, tmp_path: Path
 ) -> None:
     # The control: what the proxy is for. Its connections are accepted in order, so the
@@ -193,7 +201,7 @@ def test_clients_trickling_bodies_hold_every_thread_of_bare_gunicorn(
         assert plain.response()[0] == 200
 
 
-def test_behind_nginx_trickling_clients_hold_no_gunicorn_thread(
+def test_behind_nginx_stalling_clients_hold_no_gunicorn_thread(
     database_url: str, tmp_path: Path, nginx_binary: str
 ) -> None:
     with (
@@ -249,7 +257,8 @@ def test_behind_nginx_refusals_keep_the_error_envelope(
         assert (status, body["code"]) == (413, 413)
         # ...and far over it, nginx's, in the same envelope, without buffering it all.
         five_mib = b'{"username": "' + b"x" * (5 << 20) + b'"}'
-        status, headers, body = Exchange.open(port, "POST", LOGIN, five_mib, sent=0).response()
+        far_over = Exchange.open(port, "POST", LOGIN, five_mib, stall="body")
+        status, headers, body = far_over.response()
         assert headers["content-type"].startswith("application/json")
         assert (status, body["code"], body["status"]) == (
             413,
