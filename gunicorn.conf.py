@@ -11,6 +11,7 @@ deploy/nginx/outreach-proxy.conf, which hands gunicorn whole requests only
 (tests/test_proxy.py). See docs/scaling.md.
 """
 
+import gc
 import os
 
 bind = os.environ.get("OUTREACH_BIND", "127.0.0.1:8000")
@@ -28,3 +29,17 @@ limit_request_field_size = 8190
 # Recycle workers now and then so that no slow growth of memory accumulates.
 max_requests = 20_000
 max_requests_jitter = 2_000
+
+
+def post_worker_init(worker: object) -> None:
+    """Move everything the app built at start-up out of the collector's sight.
+
+    A batch allocates tens of thousands of short-lived objects, and every full
+    collection the cyclic collector runs then walks the whole heap: the app's
+    modules, schemas, statements and geography, some 170,000 objects that live as
+    long as the worker. Frozen, they are never walked again; a batch of 500 items
+    costs about a fifth less CPU (bench/RESULTS.md). Garbage made at start-up is
+    collected first, so none is frozen with them.
+    """
+    gc.collect()
+    gc.freeze()

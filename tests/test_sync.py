@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 
 from outreach.extensions import db
 from outreach.models import AuditEvent, Encounter, Role, Shift
+from schemas.sync import SyncResponseSchema
 from tests.conftest import Account, bearer, login
 from tests.payloads import CHATELET, STALINGRAD, encounter, group, shift
 
@@ -161,6 +162,28 @@ def test_a_bad_item_does_not_stop_the_good_ones(
     assert statuses(response) == ["created", "invalid", "invalid", "created"]
     assert response.get_json()["results"][2]["id"] is None
     assert count(app, Encounter) == 2
+
+
+def test_the_answer_is_the_documented_one(client: FlaskClient, headers: dict[str, str]) -> None:
+    # The view answers without a schema walk; the schema must still describe it.
+    kept = encounter()
+    client.post(SYNC, json={"encounters": [kept]}, headers=headers)
+    changed = {**kept, "kits": {"kit_base": 3}}
+    response = client.post(
+        SYNC,
+        json={"encounters": [encounter(), kept, changed, {"id": "x"}, 7]},
+        headers=headers,
+    )
+    answer = response.get_json()
+    assert [r["status"] for r in answer["results"]] == [
+        "created",
+        "duplicate",
+        "conflict",
+        "invalid",
+        "invalid",
+    ]
+    assert SyncResponseSchema().validate(answer) == {}
+    assert answer["counts"] == {"created": 1, "duplicate": 1, "conflict": 1, "invalid": 2}
 
 
 def test_atomic_stores_nothing_when_any_item_is_invalid(

@@ -80,23 +80,65 @@ def metrics(row: Mapping[str, Any]) -> dict[str, int]:
 
 @dataclass
 class Deltas:
-    """Counter increments gathered over a batch, applied in one go."""
+    """Counter increments gathered over a batch, applied in one go.
 
-    sectors: dict[tuple[Any, ...], list[int]] = field(default_factory=dict)
-    cells: dict[tuple[Any, ...], list[int]] = field(default_factory=dict)
+    Sector and hexagon counters are gathered per grain (day, organisation, sector,
+    shift kind) and per grain and hexagon, each a dict by metric name: an encounter's
+    twenty-odd increments then hash short strings instead of six-part keys holding a
+    UUID, whose hash Python computes in Python.
+    """
+
+    by_grain: dict[tuple[Any, ...], dict[str, list[int]]] = field(default_factory=dict)
+    by_cell: dict[tuple[tuple[Any, ...], str], dict[str, list[int]]] = field(default_factory=dict)
     people: Counter[tuple[Any, ...]] = field(default_factory=Counter)
     shift_sectors: Counter[tuple[Any, ...]] = field(default_factory=Counter)
 
     def add(self, row: Mapping[str, Any], sign: int = 1) -> None:
         grain = (row["local_day"], row["organisation_id"], row["sector"], row["shift_kind"])
+        in_sector = self.by_grain.get(grain)
+        if in_sector is None:
+            in_sector = self.by_grain[grain] = {}
+        in_cell = self.by_cell.get((grain, row["cell"]))
+        if in_cell is None:
+            in_cell = self.by_cell[(grain, row["cell"])] = {}
+        # Inlined bumps: this loop runs some twenty times per encounter synced.
         for metric, value in metrics(row).items():
-            _bump(self.sectors, (*grain, metric), sign * value, sign)
+            amounts = in_sector.get(metric)
+            if amounts is None:
+                in_sector[metric] = [sign * value, sign]
+            else:
+                amounts[0] += sign * value
+                amounts[1] += sign
             if metric in MAP_METRICS:
-                _bump(self.cells, (*grain, row["cell"], metric), sign * value, sign)
+                amounts = in_cell.get(metric)
+                if amounts is None:
+                    in_cell[metric] = [sign * value, sign]
+                else:
+                    amounts[0] += sign * value
+                    amounts[1] += sign
         if row["ref_hash"]:
             self.people[(*grain, row["ref_hash"])] += sign
         if row["shift_id"] is not None:
             self.shift_sectors[(row["shift_id"], row["sector"])] += sign
+
+    @property
+    def sectors(self) -> dict[tuple[Any, ...], list[int]]:
+        """Sector counters by ``COUNTER_KEY``, in key order (sorting a hundred grains
+        and their metrics costs less than sorting every key)."""
+        return {
+            (*grain, metric): counters[metric]
+            for grain, counters in sorted(self.by_grain.items())
+            for metric in sorted(counters)
+        }
+
+    @property
+    def cells(self) -> dict[tuple[Any, ...], list[int]]:
+        """Hexagon counters by ``CELL_KEY``, in key order."""
+        return {
+            (*grain, cell, metric): counters[metric]
+            for (grain, cell), counters in sorted(self.by_cell.items())
+            for metric in sorted(counters)
+        }
 
     def totals(self) -> dict[tuple[Any, ...], list[int]]:
         """The sector counters summed per organisation over each day, week and month.
@@ -104,20 +146,20 @@ class Deltas:
         Derived from the sector deltas, already summed over the batch, rather than
         bumped per encounter: a fraction of the work for the same numbers.
         """
-        daily: dict[tuple[Any, ...], list[int]] = {}
-        for (day, organisation_id, _sector, _kind, metric), (value, basis) in self.sectors.items():
-            _bump(daily, (day, organisation_id, metric), value, basis)
+        daily: dict[tuple[Any, ...], dict[str, list[int]]] = {}
+        for (day, organisation_id, _sector, _kind), counters in self.by_grain.items():
+            into = daily.setdefault((day, organisation_id), {})
+            for metric, (value, basis) in counters.items():
+                _bump(into, metric, value, basis)
         totals: dict[tuple[Any, ...], list[int]] = {}
-        spans: dict[date, tuple[tuple[str, date], ...]] = {}
-        for (day, organisation_id, metric), (value, basis) in daily.items():
-            if day not in spans:
-                spans[day] = (
-                    ("day", day),
-                    ("week", day - timedelta(days=day.weekday())),
-                    ("month", day.replace(day=1)),
-                )
-            for span, start in spans[day]:
-                _bump(totals, (span, start, organisation_id, metric), value, basis)
+        for (day, organisation_id), counters in daily.items():
+            for span, start in (
+                ("day", day),
+                ("week", day - timedelta(days=day.weekday())),
+                ("month", day.replace(day=1)),
+            ):
+                for metric, (value, basis) in counters.items():
+                    _bump(totals, (span, start, organisation_id, metric), value, basis)
         return totals
 
     def apply(self, session: Session) -> None:
@@ -140,9 +182,7 @@ class Deltas:
             _clear_days(session, gone)
 
 
-def _bump(
-    into: dict[tuple[Any, ...], list[int]], key: tuple[Any, ...], value: int, basis: int
-) -> None:
+def _bump(into: dict[Any, list[int]], key: Any, value: int, basis: int) -> None:
     amounts = into.setdefault(key, [0, 0])
     amounts[0] += value
     amounts[1] += basis
