@@ -64,9 +64,15 @@ class Database:
 
     @property
     def session(self) -> Session:
-        """The session of the current app context, created on first use."""
+        """The session of the current app context, created on first use.
+
+        It keeps one connection for the whole context: a request's token check, use
+        case and audit are several transactions, and each checkout from the pool
+        cost a ping to the server and the pool's bookkeeping (bench/RESULTS.md).
+        """
         if "db_session" not in g:
-            g.db_session = self._state().sessions()
+            g.db_connection = self._state().engine.connect()
+            g.db_session = self._state().sessions(bind=g.db_connection)
         session: Session = g.db_session
         return session
 
@@ -75,6 +81,7 @@ class Database:
         session = g.pop("db_session", None)
         if session is not None:
             session.close()
+            g.pop("db_connection").close()
 
 
 def client_key() -> str:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from outreach.extensions import db
 from outreach.models import AuditEvent, Encounter, Role, Shift
@@ -162,6 +162,26 @@ def test_a_bad_item_does_not_stop_the_good_ones(
     assert statuses(response) == ["created", "invalid", "invalid", "created"]
     assert response.get_json()["results"][2]["id"] is None
     assert count(app, Encounter) == 2
+
+
+def test_a_sync_takes_one_connection_from_the_pool(
+    app: Flask, client: FlaskClient, headers: dict[str, str]
+) -> None:
+    # The token check and the sync share the request's connection: each checkout
+    # costs a ping to the server and the pool's bookkeeping.
+    engine = db.engine_for(app)
+    checkouts: list[tuple[object, ...]] = []
+
+    def checked_out(*args: object) -> None:
+        checkouts.append(args)
+
+    event.listen(engine, "checkout", checked_out)
+    try:
+        response = client.post(SYNC, json={"encounters": [encounter()]}, headers=headers)
+    finally:
+        event.remove(engine, "checkout", checked_out)
+    assert statuses(response) == ["created"]
+    assert len(checkouts) == 1
 
 
 def test_the_answer_is_the_documented_one(client: FlaskClient, headers: dict[str, str]) -> None:
