@@ -69,12 +69,13 @@ class Geography:
 
     def snap(self, lat: float, lon: float) -> Snapped:
         # contains_xy tests the coordinates without building a Point: every encounter
-        # of every sync comes through here.
-        if not contains_xy(self._service_area, lon, lat):
-            raise OutsideServiceArea("This position is outside the service area.")
+        # of every sync comes through here. Sectors lie inside the service area (a
+        # test checks the data), so only a point outside them needs the area's test.
         sector = next(
             (area.code for area in self._sectors if area.contains(lat, lon)), OUTSIDE_SECTORS
         )
+        if sector == OUTSIDE_SECTORS and not contains_xy(self._service_area, lon, lat):
+            raise OutsideServiceArea("This position is outside the service area.")
         return Snapped(cell=h3.latlng_to_cell(lat, lon, self.resolution), sector=sector)
 
 
