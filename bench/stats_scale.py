@@ -21,6 +21,7 @@ import json
 import os
 import platform
 import random
+import runpy
 import statistics
 import sys
 import time
@@ -498,6 +499,8 @@ def run_size(
         .post("/api/v1/auth/login", json={"username": "coordinator", "password": PASSWORD})
         .get_json()["access_token"]
     )
+    # As a gunicorn worker does once it has loaded the app (gunicorn.conf.py).
+    runpy.run_path(str(ROOT / "gunicorn.conf.py"))["post_worker_init"](None)
     latencies = measure(app, url, token, first, last, repeat, raw_repeat)
     result = {"size": size, "loaded": loaded, "tables": table_sizes(url), "latency": latencies}
     db.engine_for(app).dispose()

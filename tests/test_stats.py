@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
+import h3
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
@@ -200,6 +201,36 @@ def test_a_map_never_leaves_a_single_masked_hexagon(
     assert published["eole"] is None
     assert published["stalingrad"] is None
     assert published["rosa_parks"] == 0
+
+
+def test_a_coarser_map_sums_the_hexagons_inside_each_cell(
+    client: FlaskClient, people: dict[str, dict[str, str]]
+) -> None:
+    day = paris_today() - timedelta(days=1)
+    # 12 encounters (k is 11) at each sector's centre and at two points 150 m and 300 m
+    # east of it: hexagons of resolution 9 that share a parent at 8 or 7, or do not.
+    places = [(lat, lon + shift) for lat, lon in CENTRES.values() for shift in (0, 0.002, 0.004)]
+    sync(
+        client,
+        people["worker"],
+        encounters=[encounter(place, occurred_at=at(day)) for place in places for _ in range(12)],
+    )
+    counts = {}
+    for resolution in (9, 8, 7):
+        features = get(client, people["coordinator"], f"/api/v1/stats/map?resolution={resolution}")
+        counts[resolution] = {
+            f["id"]: (f["properties"]["encounters"], f["properties"]["people"])
+            for f in features["features"]
+        }
+    assert sum(n for n, _people in counts[9].values()) == 12 * len(places)
+    for coarse in (8, 7):
+        expected: dict[str, list[int]] = {}
+        for cell, (encounters, people_met) in counts[9].items():
+            parent = expected.setdefault(h3.cell_to_parent(cell, coarse), [0, 0])
+            parent[0] += encounters
+            parent[1] += people_met
+        assert {cell: tuple(sums) for cell, sums in expected.items()} == counts[coarse]
+    assert len(counts[9]) > len(counts[8]) > 1
 
 
 def _polygons(collection: dict[str, Any]) -> Iterator[tuple[Any, dict[str, Any]]]:

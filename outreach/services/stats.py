@@ -17,10 +17,10 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import h3
-from sqlalchemy import ColumnElement, and_, func, or_, select
+from sqlalchemy import BigInteger, ColumnElement, and_, cast, func, or_, select
 from sqlalchemy.orm import Session
 
 from config import Settings
@@ -241,11 +241,27 @@ def to_resolution(settings: Settings, cell: str, resolution: int) -> str:
     return str(h3.cell_to_parent(cell, resolution))
 
 
+def at_resolution(
+    settings: Settings, sums: dict[tuple[Any, ...], Sum], resolution: int
+) -> dict[tuple[Any, ...], Sum]:
+    """Counters keyed ``(cell, metric)``, summed into the cells' parents at ``resolution``."""
+    if resolution == settings.h3_resolution:
+        return sums
+    summed: dict[tuple[Any, ...], list[int]] = {}
+    for (cell, metric), (value, basis) in sums.items():
+        amounts = summed.setdefault((to_resolution(settings, cell, resolution), metric), [0, 0])
+        amounts[0] += value
+        amounts[1] += basis
+    return {key: Sum(value, basis) for key, (value, basis) in summed.items()}
+
+
 # Reading the rollups ---------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Sum:
+class Sum(NamedTuple):
+    """A summed counter and the encounters behind it. A tuple: a whole-area map makes
+    tens of thousands, and a frozen dataclass cost more to build than its row to fetch."""
+
     value: int
     basis: int
 
@@ -259,14 +275,24 @@ def counter_sums(
     metrics: Iterable[str] | None = None,
 ) -> dict[tuple[Any, ...], Sum]:
     """Summed counters of the rows ``where`` selects, keyed by ``(*by, metric)``."""
+    # Sums cast back to bigint: PostgreSQL's sum of a bigint is a numeric, which the
+    # driver would turn into a Decimal per value.
     statement = (
-        select(*by, table.metric, func.sum(table.value), func.sum(table.basis))
+        select(
+            *by,
+            table.metric,
+            cast(func.sum(table.value), BigInteger),
+            cast(func.sum(table.basis), BigInteger),
+        )
         .where(*where)
         .group_by(*by, table.metric)
     )
     if metrics is not None:
         statement = statement.where(table.metric.in_(list(metrics)))
-    return {tuple(row[:-2]): Sum(int(row[-2]), int(row[-1])) for row in session.execute(statement)}
+    # Through the connection, all rows at once: plain rows, without the ORM's result
+    # loading (a tenth of a whole-area map's time).
+    rows = session.connection().execute(statement).all()
+    return {(*key, metric): Sum(value, basis) for *key, metric, value, basis in rows}
 
 
 def distinct_people(session: Session, scope: Scope) -> Sum:
@@ -573,11 +599,7 @@ def hexagon_map(
         rows = counter_sums(
             session, RollupCell, scope.where(RollupCell), by=(RollupCell.cell,), metrics=MAP_METRICS
         )
-        sums: dict[tuple[Any, ...], Sum] = {}
-        for (cell, metric), amount in rows.items():
-            parent = to_resolution(settings, cell, resolution)
-            known = sums.get((parent, metric), Sum(0, 0))
-            sums[(parent, metric)] = Sum(known.value + amount.value, known.basis + amount.basis)
+        sums = at_resolution(settings, rows, resolution)
         cells = sorted({cell for cell, _metric in sums})
         published = area_release(settings.small_cell_k, cells, sums).publish()
         audit.record(
