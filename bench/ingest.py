@@ -29,6 +29,7 @@ import json
 import os
 import platform
 import sys
+import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -58,7 +59,9 @@ def run_load(
     """``clients`` phones each syncing ``days`` of work in batches of ``size`` items."""
     chosen = _first(accounts, clients)
     plans = phones.plan_fleet(chosen, days, size, seed)
+    cpu = time.process_time()
     result = phones.run_fleet(url, plans, drop=0.0, seed=seed)
+    cpu = time.process_time() - cpu
     problems = [p for report in result.reports for p in report.problems]
     if problems:
         raise SystemExit(f"the load run failed: {problems[:3]}")
@@ -72,8 +75,15 @@ def run_load(
         "encounters_per_second": round(result.encounters / result.seconds),
         "batch_p50_ms": round(phones.percentile(latencies, 0.5) * 1000, 1),
         "batch_p99_ms": round(phones.percentile(latencies, 0.99) * 1000, 1),
+        # The phones run on the same two cores: what they take, the service lacks.
+        "client_cpu_share": cpu_share(cpu, result.seconds),
     }
     return figures, plans
+
+
+def cpu_share(cpu_seconds: float, seconds: float) -> float:
+    """CPU time as a share of the whole machine's over ``seconds``."""
+    return round(cpu_seconds / (seconds * (os.cpu_count() or 1)), 3)
 
 
 def run_single(
@@ -289,8 +299,11 @@ def _counter_rows(table: str, amounts: dict[tuple[Any, ...], list[int]]) -> list
     ]
 
 
-def run_limit(database_url: str, work: dict[str, list[list[tuple[str, bytes]]]]) -> float:
-    """Every phone's batches written at once, one connection each; seconds taken."""
+def run_limit(
+    database_url: str, work: dict[str, list[list[tuple[str, bytes]]]]
+) -> tuple[float, float]:
+    """Every phone's batches written at once, one connection each; seconds taken and
+    the CPU seconds of this process (the writer's own share of the machine)."""
     connections = {name: psycopg.connect(database_url) for name in work}
 
     def write(name: str) -> None:
@@ -300,10 +313,12 @@ def run_limit(database_url: str, work: dict[str, list[list[tuple[str, bytes]]]])
                 for sql, parameter in statements:
                     connection.execute(sql, (parameter.decode(),), prepare=True)
 
+    cpu = time.process_time()
     seconds = phones.run_threads([functools.partial(write, name) for name in work])
+    cpu = time.process_time() - cpu
     for connection in connections.values():
         connection.close()
-    return seconds
+    return seconds, cpu
 
 
 def owners_of(database_url: str) -> dict[str, tuple[uuid.UUID, uuid.UUID]]:
@@ -364,7 +379,8 @@ def main() -> None:
                 phones.log(
                     f"  {figures['encounters']:,} encounters in {figures['seconds']} s: "
                     f"{figures['encounters_per_second']:,}/s, "
-                    f"batch p50 {figures['batch_p50_ms']} ms, p99 {figures['batch_p99_ms']} ms"
+                    f"batch p50 {figures['batch_p50_ms']} ms, p99 {figures['batch_p99_ms']} ms; "
+                    f"the phones took {figures['client_cpu_share']:.0%} of the CPU"
                 )
                 runs.append(figures)
                 plans_by_run.append(plans)
@@ -386,14 +402,16 @@ def main() -> None:
         work = stored_rows(plans, owners)
         limit_database = phones.fresh_database(LIMIT_DATABASE)
         copy_accounts(database, limit_database)
-        seconds = run_limit(limit_database, work)
+        seconds, cpu = run_limit(limit_database, work)
         limit = round(figures["encounters"] / seconds)
         figures["limit_encounters_per_second"] = limit
+        figures["limit_client_cpu_share"] = cpu_share(cpu, seconds)
         figures["ratio"] = round(figures["encounters_per_second"] / limit, 2)
         _check_limit(limit_database, figures["encounters"])
         phones.log(
             f"limit, {figures['clients']} connections, {figures['batch_items']}-item batches: "
-            f"{limit:,}/s; the service reaches {figures['ratio']:.0%}"
+            f"{limit:,}/s (its writer took {figures['limit_client_cpu_share']:.0%} of the CPU); "
+            f"the service reaches {figures['ratio']:.0%}"
         )
         phones.drop_database(LIMIT_DATABASE)
     phones.drop_database(DATABASE)

@@ -123,21 +123,20 @@ class Deltas:
 
     @property
     def sectors(self) -> dict[tuple[Any, ...], list[int]]:
-        """Sector counters by ``COUNTER_KEY``, in key order (sorting a hundred grains
-        and their metrics costs less than sorting every key)."""
+        """Sector counters by ``COUNTER_KEY``."""
         return {
-            (*grain, metric): counters[metric]
-            for grain, counters in sorted(self.by_grain.items())
-            for metric in sorted(counters)
+            (*grain, metric): amounts
+            for grain, counters in self.by_grain.items()
+            for metric, amounts in counters.items()
         }
 
     @property
     def cells(self) -> dict[tuple[Any, ...], list[int]]:
-        """Hexagon counters by ``CELL_KEY``, in key order."""
+        """Hexagon counters by ``CELL_KEY``."""
         return {
-            (*grain, cell, metric): counters[metric]
-            for (grain, cell), counters in sorted(self.by_cell.items())
-            for metric in sorted(counters)
+            (*grain, cell, metric): amounts
+            for (grain, cell), counters in self.by_cell.items()
+            for metric, amounts in counters.items()
         }
 
     def totals(self) -> dict[tuple[Any, ...], list[int]]:

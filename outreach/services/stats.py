@@ -241,20 +241,6 @@ def to_resolution(settings: Settings, cell: str, resolution: int) -> str:
     return str(h3.cell_to_parent(cell, resolution))
 
 
-def at_resolution(
-    settings: Settings, sums: dict[tuple[Any, ...], Sum], resolution: int
-) -> dict[tuple[Any, ...], Sum]:
-    """Counters keyed ``(cell, metric)``, summed into the cells' parents at ``resolution``."""
-    if resolution == settings.h3_resolution:
-        return sums
-    summed: dict[tuple[Any, ...], list[int]] = {}
-    for (cell, metric), (value, basis) in sums.items():
-        amounts = summed.setdefault((to_resolution(settings, cell, resolution), metric), [0, 0])
-        amounts[0] += value
-        amounts[1] += basis
-    return {key: Sum(value, basis) for key, (value, basis) in summed.items()}
-
-
 # Reading the rollups ---------------------------------------------------------------
 
 
@@ -562,6 +548,20 @@ def _bucket_end(start: date, bucket: str) -> date:
 
 
 # Maps ------------------------------------------------------------------------------
+
+
+def at_resolution(
+    settings: Settings, sums: dict[tuple[Any, ...], Sum], resolution: int
+) -> dict[tuple[Any, ...], Sum]:
+    """Counters keyed ``(cell, metric)``, summed into the cells' parents at ``resolution``."""
+    if resolution == settings.h3_resolution:
+        return sums
+    summed: dict[tuple[Any, ...], list[int]] = {}
+    for (cell, metric), (value, basis) in sums.items():
+        amounts = summed.setdefault((to_resolution(settings, cell, resolution), metric), [0, 0])
+        amounts[0] += value
+        amounts[1] += basis
+    return {key: Sum(value, basis) for key, (value, basis) in summed.items()}
 
 
 def area_release(k: int, areas: Sequence[str], sums: dict[tuple[Any, ...], Sum]) -> Release:
