@@ -12,10 +12,10 @@ send encounters one at a time (the shift synced first): p50/p99 of a sync, as fa
 the answers come (closed loop: the saturation), then at fixed offered rates (open
 loop, ``--single-rates``: the latency a phone sees at that load).
 
-The limit, in the same run: the very rows the service stored (built by the
-service's own code, untimed) and their rollup increments, written with psycopg
-straight to a fresh database by as many connections, one transaction per batch,
-with no HTTP, no validation and no audit. ``ratio`` is the service's rate over it.
+The limit, right after each service run (the service idle): the very rows the service
+stored (built by the service's own code, untimed) and their rollup increments, written
+with psycopg straight to a fresh database by as many connections, one transaction per
+batch, with no HTTP, no validation and no audit. ``ratio`` is the service's rate over it.
 
 Peak RSS of each gunicorn worker (VmHWM) is read at the end. Results go to
 ``bench/results/ingest.json``.
@@ -368,8 +368,8 @@ def main() -> None:
     runs: list[dict[str, Any]] = []
     port = phones.free_port()
     url = f"http://127.0.0.1:{port}"
-    plans_by_run = []
     with phones.gunicorn(environment, port) as server:
+        owners = owners_of(database)
         for count in clients:
             for size in sizes:
                 phones.log(f"service: {count} clients, batches of {size} items, {days} days each")
@@ -382,8 +382,10 @@ def main() -> None:
                     f"batch p50 {figures['batch_p50_ms']} ms, p99 {figures['batch_p99_ms']} ms; "
                     f"the phones took {figures['client_cpu_share']:.0%} of the CPU"
                 )
+                # The limit right after, the service idle: this machine's speed drifts
+                # within minutes, and a ratio of runs far apart would measure the drift.
+                measure_limit(figures, plans, database, owners)
                 runs.append(figures)
-                plans_by_run.append(plans)
         singles = []
         for rate in [None, *(float(r) for r in args.single_rates.split(",") if r)]:
             loop = f"{rate:g} syncs/s offered (open loop)" if rate else "closed loop"
@@ -397,23 +399,6 @@ def main() -> None:
         peaks = worker_peak_rss(server.pid)
         phones.log(f"peak RSS of the gunicorn workers: {peaks} MiB")
 
-    owners = owners_of(database)
-    for figures, plans in zip(runs, plans_by_run, strict=True):
-        work = stored_rows(plans, owners)
-        limit_database = phones.fresh_database(LIMIT_DATABASE)
-        copy_accounts(database, limit_database)
-        seconds, cpu = run_limit(limit_database, work)
-        limit = round(figures["encounters"] / seconds)
-        figures["limit_encounters_per_second"] = limit
-        figures["limit_client_cpu_share"] = cpu_share(cpu, seconds)
-        figures["ratio"] = round(figures["encounters_per_second"] / limit, 2)
-        _check_limit(limit_database, figures["encounters"])
-        phones.log(
-            f"limit, {figures['clients']} connections, {figures['batch_items']}-item batches: "
-            f"{limit:,}/s (its writer took {figures['limit_client_cpu_share']:.0%} of the CPU); "
-            f"the service reaches {figures['ratio']:.0%}"
-        )
-        phones.drop_database(LIMIT_DATABASE)
     phones.drop_database(DATABASE)
 
     report = {
@@ -427,6 +412,30 @@ def main() -> None:
     }
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(report, indent=2) + "\n")
+
+
+def measure_limit(
+    figures: dict[str, Any],
+    plans: dict[str, tuple[list[phones.Batch], int, int]],
+    database: str,
+    owners: dict[str, tuple[uuid.UUID, uuid.UUID]],
+) -> None:
+    """The rows a service run stored, written by psycopg alone to a fresh database."""
+    work = stored_rows(plans, owners)
+    limit_database = phones.fresh_database(LIMIT_DATABASE)
+    copy_accounts(database, limit_database)
+    seconds, cpu = run_limit(limit_database, work)
+    limit = round(figures["encounters"] / seconds)
+    figures["limit_encounters_per_second"] = limit
+    figures["limit_client_cpu_share"] = cpu_share(cpu, seconds)
+    figures["ratio"] = round(figures["encounters_per_second"] / limit, 2)
+    _check_limit(limit_database, figures["encounters"])
+    phones.log(
+        f"  limit, {figures['clients']} connections: {limit:,}/s (its writer took "
+        f"{figures['limit_client_cpu_share']:.0%} of the CPU); the service reaches "
+        f"{figures['ratio']:.0%}"
+    )
+    phones.drop_database(LIMIT_DATABASE)
 
 
 def _check_limit(database_url: str, expected: int) -> None:
