@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/ingest.py            # small: ~10,000 encounters, under a minute
     .venv/bin/python bench/ingest.py --full     # 8/16/32 clients x 100/250/500 items
+    .venv/bin/python bench/ingest.py --full --repeat 3   # each one 3 times: medians
 
 The service runs under gunicorn (``gunicorn.conf.py``: 2 workers, as many as cores)
 on a fresh database. The simulated phones of ``bench/phones.py`` are the clients,
@@ -28,6 +29,7 @@ import functools
 import json
 import os
 import platform
+import statistics
 import sys
 import time
 import uuid
@@ -353,6 +355,12 @@ def main() -> None:
         default="50,100",
         help="Syncs a second offered by the 32 single-encounter phones (default 50,100).",
     )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="Service and limit pairs per configuration; the medians are reported (default 1).",
+    )
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "ingest.json")
     args = parser.parse_args()
     clients = [int(n) for n in (args.clients or ("8,16,32" if args.full else "8,32")).split(",")]
@@ -372,20 +380,25 @@ def main() -> None:
         owners = owners_of(database)
         for count in clients:
             for size in sizes:
-                phones.log(f"service: {count} clients, batches of {size} items, {days} days each")
-                figures, plans = run_load(
-                    url, accounts, count, size, days, f"{seed}-{count}-{size}"
-                )
-                phones.log(
-                    f"  {figures['encounters']:,} encounters in {figures['seconds']} s: "
-                    f"{figures['encounters_per_second']:,}/s, "
-                    f"batch p50 {figures['batch_p50_ms']} ms, p99 {figures['batch_p99_ms']} ms; "
-                    f"the phones took {figures['client_cpu_share']:.0%} of the CPU"
-                )
-                # The limit right after, the service idle: this machine's speed drifts
-                # within minutes, and a ratio of runs far apart would measure the drift.
-                measure_limit(figures, plans, database, owners)
-                runs.append(figures)
+                pairs = []
+                for repeat in range(args.repeat):
+                    phones.log(
+                        f"service: {count} clients, batches of {size} items, {days} days each"
+                    )
+                    figures, plans = run_load(
+                        url, accounts, count, size, days, f"{seed}-{count}-{size}-{repeat}"
+                    )
+                    phones.log(
+                        f"  {figures['encounters']:,} encounters in {figures['seconds']} s: "
+                        f"{figures['encounters_per_second']:,}/s, batch p50 "
+                        f"{figures['batch_p50_ms']} ms, p99 {figures['batch_p99_ms']} ms; "
+                        f"the phones took {figures['client_cpu_share']:.0%} of the CPU"
+                    )
+                    # The limit right after, the service idle: this machine's speed drifts
+                    # within minutes, and a ratio of runs far apart would measure the drift.
+                    measure_limit(figures, plans, database, owners)
+                    pairs.append(figures)
+                runs.append(median_of(pairs))
         singles = []
         for rate in [None, *(float(r) for r in args.single_rates.split(",") if r)]:
             loop = f"{rate:g} syncs/s offered (open loop)" if rate else "closed loop"
@@ -412,6 +425,35 @@ def main() -> None:
     }
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(report, indent=2) + "\n")
+
+
+MEDIAN_FIGURES = (
+    "encounters_per_second",
+    "batch_p50_ms",
+    "batch_p99_ms",
+    "limit_encounters_per_second",
+    "ratio",
+)
+
+
+def median_of(pairs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One configuration's figures: each the (low) median over its service and limit pairs,
+    every pair kept under ``pairs``."""
+    if len(pairs) == 1:
+        return pairs[0]
+    summary: dict[str, Any] = {
+        "clients": pairs[0]["clients"],
+        "batch_items": pairs[0]["batch_items"],
+        "encounters": sum(pair["encounters"] for pair in pairs),
+    }
+    for name in MEDIAN_FIGURES:
+        summary[name] = statistics.median_low(pair[name] for pair in pairs)
+    summary["pairs"] = pairs
+    phones.log(
+        f"  median of {len(pairs)}: {summary['encounters_per_second']:,}/s, limit "
+        f"{summary['limit_encounters_per_second']:,}/s, ratio {summary['ratio']:.0%}"
+    )
+    return summary
 
 
 def measure_limit(
