@@ -419,7 +419,9 @@ def plan_fleet(
     """Each worker's batches, with its encounter and shift counts, drawn before the clock runs."""
     names = sorted(sector_centres())
     today = datetime.now(PARIS).date()
-    worked = [today - timedelta(days=offset) for offset in range(days, 0, -1)]
+    # Up to the day before yesterday: a night's round ends after midnight, and the
+    # service refuses times in the future (a run at midnight in Paris met it).
+    worked = [today - timedelta(days=offset) for offset in range(days + 1, 1, -1)]
     plans = {}
     for slug, usernames in accounts.items():
         areas = tuple(random.Random(f"{seed}/{slug}").sample(names, k=4))
