@@ -53,6 +53,14 @@ from schemas.sync import EncounterSchema, ShiftSchema  # noqa: E402
 
 DATABASE = "outreach_bench_ingest"
 LIMIT_DATABASE = "outreach_bench_ingest_limit"
+# Reported as medians when a configuration is run several times (--repeat).
+MEDIAN_FIGURES = (
+    "encounters_per_second",
+    "batch_p50_ms",
+    "batch_p99_ms",
+    "limit_encounters_per_second",
+    "ratio",
+)
 
 
 def run_load(
@@ -425,15 +433,6 @@ def main() -> None:
     }
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(report, indent=2) + "\n")
-
-
-MEDIAN_FIGURES = (
-    "encounters_per_second",
-    "batch_p50_ms",
-    "batch_p99_ms",
-    "limit_encounters_per_second",
-    "ratio",
-)
 
 
 def median_of(pairs: list[dict[str, Any]]) -> dict[str, Any]:

@@ -34,7 +34,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -46,9 +46,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from outreach.migrate import upgrade  # noqa: E402
-from outreach.services.demo import field_day  # noqa: E402
+from outreach.services.demo import field_day, worked_days  # noqa: E402
 from outreach.services.geo import sector_centres  # noqa: E402
-from outreach.services.sync import PARIS  # noqa: E402
 
 ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 PASSWORD = "simulated-phone-passphrase-2026"
@@ -418,10 +417,7 @@ def plan_fleet(
 ) -> dict[str, tuple[list[Batch], int, int]]:
     """Each worker's batches, with its encounter and shift counts, drawn before the clock runs."""
     names = sorted(sector_centres())
-    today = datetime.now(PARIS).date()
-    # Up to the day before yesterday: a night's round ends after midnight, and the
-    # service refuses times in the future (a run at midnight in Paris met it).
-    worked = [today - timedelta(days=offset) for offset in range(days + 1, 1, -1)]
+    worked = worked_days(days)
     plans = {}
     for slug, usernames in accounts.items():
         areas = tuple(random.Random(f"{seed}/{slug}").sample(names, k=4))

@@ -161,7 +161,7 @@ def demo_password(settings: Settings) -> str:
     default=30,
     show_default=True,
     type=click.IntRange(0, 3650),
-    help="Days of synthetic activity, ending yesterday.",
+    help="Days of synthetic activity, ending the day before yesterday.",
 )
 @with_appcontext
 def seed_demo(days: int) -> None:

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import random
+from datetime import datetime, time
+
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 from sqlalchemy import func, select
 
 from outreach.extensions import db
 from outreach.models import AuditEvent, Encounter, Organisation, Structure, User
+from outreach.services import demo
 from outreach.services.demo import DEMO_ORGANISATIONS, DEMO_USERS
+from outreach.services.geo import sector_centres
+from outreach.services.sync import PARIS
 from tests.conftest import login
 
 
@@ -152,3 +158,22 @@ def test_seed_demo_generates_and_keeps_a_development_password(app: Flask) -> Non
     assert line in second.output
     password = line.split(": ", 1)[1]
     assert login(app.test_client(), "demo-admin", password)["role"] == "admin"
+
+
+def test_demo_days_end_before_today_so_seeding_works_at_any_hour() -> None:
+    # A night round ends after midnight: yesterday's would be in the future for the
+    # first hours of today, and the sync refuses it (seeding failed at 00:30 in Paris).
+    days = demo.worked_days(3)
+    assert days == sorted(days)
+    assert len(days) == 3
+    start_of_today = datetime.combine(datetime.now(PARIS).date(), time(0), PARIS)
+    centres = sector_centres()
+    latest = max(
+        datetime.fromisoformat(moment)
+        for seed in range(200)
+        for day in days
+        for items in [demo.field_day(random.Random(seed), "team", ("stalingrad",), day, centres)]
+        for moment in [s["ended_at"] for s in items["shifts"]]
+        + [e["occurred_at"] for e in items["encounters"]]
+    )
+    assert latest < start_of_today

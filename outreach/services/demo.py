@@ -210,25 +210,34 @@ def field_day(
     return {"shifts": shifts, "encounters": encounters}
 
 
+def worked_days(days: int) -> list[date]:
+    """The last ``days`` days whose rounds are all over, oldest first.
+
+    They end the day before yesterday: a night round ends after midnight, and the
+    service refuses times in the future, so yesterday's could not be synced in the
+    first hours of today (seeding failed then).
+    """
+    today = datetime.now(PARIS).date()
+    return [today - timedelta(days=offset) for offset in range(days + 1, 1, -1)]
+
+
 def seed_demo_activity(
     session: Session,
     settings: Settings,
     days: int,
     progress: Callable[[str], None] = lambda _msg: None,
 ) -> int:
-    """N days of synthetic activity up to yesterday, synced as the demo workers.
+    """N days of synthetic activity (``worked_days``), synced as the demo workers.
 
     Ids and random draws derive from the association and the day, so a second run
     on the same day sends the same items and stores nothing new.
     """
     centres = sector_centres()
     created = 0
-    today = datetime.now(PARIS).date()
     for slug, username in (("maraude-nord", "demo-worker"), ("rdr-est", "demo-worker-2")):
         principal = _demo_principal(session, username)
         ctx = CallContext(principal=principal, request_id="seed-demo", client_hash=None)
-        for offset in range(days, 0, -1):
-            day = today - timedelta(days=offset)
+        for day in worked_days(days):
             rng = random.Random(f"{slug}/{day.isoformat()}")  # noqa: S311 (synthetic data)
             raw = field_day(rng, slug, AREAS[slug], day, centres)
             batch = SyncBatch(
