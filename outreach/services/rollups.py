@@ -101,21 +101,10 @@ class Deltas:
         in_cell = self.by_cell.get((grain, row["cell"]))
         if in_cell is None:
             in_cell = self.by_cell[(grain, row["cell"])] = {}
-        # Inlined bumps: this loop runs some twenty times per encounter synced.
         for metric, value in metrics(row).items():
-            amounts = in_sector.get(metric)
-            if amounts is None:
-                in_sector[metric] = [sign * value, sign]
-            else:
-                amounts[0] += sign * value
-                amounts[1] += sign
+            _bump(in_sector, metric, sign * value, sign)
             if metric in MAP_METRICS:
-                amounts = in_cell.get(metric)
-                if amounts is None:
-                    in_cell[metric] = [sign * value, sign]
-                else:
-                    amounts[0] += sign * value
-                    amounts[1] += sign
+                _bump(in_cell, metric, sign * value, sign)
         if row["ref_hash"]:
             self.people[(*grain, row["ref_hash"])] += sign
         if row["shift_id"] is not None:
