@@ -49,13 +49,20 @@ from outreach.services import accounts  # noqa: E402
 from outreach.services.context import OPERATOR  # noqa: E402
 from outreach.services.demo import KIT_WEIGHTS, REFERRAL_WEIGHTS, SERVICE_WEIGHTS  # noqa: E402
 from outreach.services.geo import geography  # noqa: E402
-from outreach.services.rollups import TOTAL_KEY, Deltas, day_bit  # noqa: E402
+from outreach.services.rollups import (  # noqa: E402
+    CELL_SPAN_KEY,
+    CELL_SPAN_VALUES,
+    TOTAL_KEY,
+    Deltas,
+    day_bit,
+)
 from outreach.services.stats import paris_today  # noqa: E402
 from outreach.services.sync import PARIS  # noqa: E402
 from schemas.vocabulary import AGE_BANDS, GENDERS, SHIFT_KINDS, sector_features  # noqa: E402
 
 DAYS = 365
 TOTAL_COLUMNS = (*TOTAL_KEY, "value", "basis")
+CELL_SPAN_COLUMNS = (*CELL_SPAN_KEY, *CELL_SPAN_VALUES)
 PEOPLE_POPULATION = 3_000
 PASSWORD = "benchmark password 1234"
 ENCOUNTER_COLUMNS = (
@@ -199,10 +206,12 @@ def load(url: str, size: int, generator: Generator, last_day: date) -> dict[str,
         "rollup_cells": 0,
         "rollup_people": 0,
         "rollup_totals": 0,
+        "rollup_cell_spans": 0,
         "rollup_person_years": 0,
     }
     # Week and month counters and person-year bitmaps gather over the load, copied last.
     coarse: dict[tuple[Any, ...], list[int]] = {}
+    coarse_cells: dict[tuple[Any, ...], list[int]] = {}
     person_years: dict[tuple[Any, ...], list[int]] = {}
     with psycopg.connect(url) as connection:
         for offset in range(DAYS):
@@ -263,6 +272,18 @@ def load(url: str, size: int, generator: Generator, last_day: date) -> dict[str,
                     amounts = coarse.setdefault(key, [0, 0])
                     amounts[0] += value
                     amounts[1] += basis
+            cell_spans = deltas.cell_spans()
+            counts["rollup_cell_spans"] += _copy(
+                connection,
+                "rollup_cell_spans",
+                CELL_SPAN_COLUMNS,
+                ((*k, *v) for k, v in cell_spans.items() if k[0] == "day"),
+            )
+            for key, measures in cell_spans.items():
+                if key[0] != "day":
+                    amounts = coarse_cells.setdefault(key, [0] * len(measures))
+                    for index, amount in enumerate(measures):
+                        amounts[index] += amount
             for person_day, organisation_id, _sector, _kind, ref_hash in deltas.people:
                 word, bit = day_bit(person_day)
                 words = person_years.setdefault(
@@ -278,6 +299,12 @@ def load(url: str, size: int, generator: Generator, last_day: date) -> dict[str,
                 )
         counts["rollup_totals"] += _copy(
             connection, "rollup_totals", TOTAL_COLUMNS, ((*k, *v) for k, v in coarse.items())
+        )
+        counts["rollup_cell_spans"] += _copy(
+            connection,
+            "rollup_cell_spans",
+            CELL_SPAN_COLUMNS,
+            ((*k, *v) for k, v in coarse_cells.items()),
         )
         counts["rollup_person_years"] += _copy(
             connection,
@@ -403,6 +430,7 @@ def table_sizes(url: str) -> dict[str, Any]:
             "rollup_sectors",
             "rollup_cells",
             "rollup_totals",
+            "rollup_cell_spans",
             "rollup_people",
             "rollup_person_years",
         ):

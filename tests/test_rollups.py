@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from outreach.extensions import db
-from outreach.models import Role, RollupSector, RollupTotal
+from outreach.models import Role, RollupCell, RollupSector, RollupTotal
 from outreach.services import rollups, stats
 from outreach.services.stats import Scope
 from tests.conftest import Account, bearer, empty_database, login
@@ -127,12 +127,12 @@ FIRST_DAY = date(2024, 11, 20)
 LAST_DAY = date(2025, 3, 10)
 days = st.dates(FIRST_DAY, LAST_DAY)
 stored_rows = st.builds(
-    lambda day, organisation_id, sector, kind, people, ref_hash, kits: {
+    lambda day, organisation_id, sector, kind, people, ref_hash, kits, cell, referrals: {
         "local_day": day,
         "organisation_id": organisation_id,
         "sector": sector,
         "shift_kind": kind,
-        "cell": "891fb466257ffff",
+        "cell": cell,
         "shift_id": None,
         "people": people,
         "age_band": None,
@@ -141,7 +141,7 @@ stored_rows = st.builds(
         "ref_hash": ref_hash if people == 1 else None,
         "kits": kits,
         "services": ["soins"],
-        "referrals": [{"to": "assore", "status": "accepted"}],
+        "referrals": referrals,
     },
     days,
     st.sampled_from(ORGANISATIONS),
@@ -150,6 +150,8 @@ stored_rows = st.builds(
     st.integers(1, 3),
     st.sampled_from(["a" * 64, "b" * 64, "c" * 64]),
     st.dictionaries(st.sampled_from(["pipe", "naloxone"]), st.integers(0, 3), max_size=2),
+    st.sampled_from(["891fb466257ffff", "891fb46625bffff"]),
+    st.sampled_from([[], [{"to": "assore", "status": "accepted"}]]),
 )
 scopes = st.tuples(days, days, st.sampled_from([None, *ORGANISATIONS])).map(
     lambda drawn: Scope(
@@ -191,17 +193,28 @@ def test_organisation_rollups_answer_like_the_fine_ones(
             for scope in asked:
                 assert scope.whole_organisations
                 fine = stats.counter_sums(session, RollupSector, scope.where(RollupSector))
-                whole = stats.counter_sums(session, RollupTotal, scope.totals_where())
+                whole = stats.counter_sums(session, RollupTotal, scope.spans_where(RollupTotal))
                 assert whole == fine
                 people = stats.distinct_people(session, scope)
                 assert stats.distinct_people_met(session, scope) == people.value
                 assert whole.get(("identified",), stats.Sum(0, 0)).value == people.basis
+                fine_cells = stats.counter_sums(
+                    session,
+                    RollupCell,
+                    scope.where(RollupCell),
+                    by=(RollupCell.cell,),
+                    metrics=rollups.MAP_METRICS,
+                )
+                assert stats.cell_sums(session, scope) == fine_cells
                 by_day = stats.counter_sums(
                     session, RollupSector, scope.where(RollupSector), by=(RollupSector.day,)
                 )
                 for bucket, units in stats.BUCKET_UNITS.items():
                     by_start = stats.counter_sums(
-                        session, RollupTotal, scope.totals_where(units), by=(RollupTotal.start,)
+                        session,
+                        RollupTotal,
+                        scope.spans_where(RollupTotal, units),
+                        by=(RollupTotal.start,),
                     )
                     assert _per_bucket(by_start, bucket) == _per_bucket(by_day, bucket)
 

@@ -448,12 +448,16 @@ def test_stats_read_only_rollups(
     engine = db.engine_for(app)
     event.listen(engine, "before_cursor_execute", capture)
     try:
-        bodies = {url: get(client, people["coordinator"], url) for url in STATS_ROUTES}
+        # One sector's map too: it reads the fine hexagon rows.
+        routes = (*STATS_ROUTES, "/api/v1/stats/map?sector=stalingrad")
+        bodies = {url: get(client, people["coordinator"], url) for url in routes}
     finally:
         event.remove(engine, "before_cursor_execute", capture)
     assert any("rollup_sectors" in s for s in statements)
     assert any("rollup_totals" in s for s in statements)
     assert any("rollup_person_years" in s for s in statements)
+    # Maps of every sector read the span rows; a sector's map, the fine ones.
+    assert any("rollup_cell_spans" in s for s in statements)
     assert any("rollup_cells" in s for s in statements)
     assert ENCOUNTERS_TABLE.search("SELECT x FROM encounters WHERE y")  # the probe works
     readers = [s for s in statements if ENCOUNTERS_TABLE.search(s)]

@@ -18,7 +18,9 @@ questions at a cost that does not grow with the data: ``RollupTotal`` holds the 
 counters per organisation over a day, a week (from Monday) or a calendar month, so a
 year is twelve months and a few edge weeks and days; ``PersonYear`` holds, per person
 ref, organisation and year, the days the person was met as a bitmap, so distinct people
-over any period is one row per person read, with no day rows at all.
+over any period is one row per person read, with no day rows at all. ``RollupCellSpan``
+does for maps what ``RollupTotal`` does for totals: the map's measures per organisation
+and hexagon over a day, a week or a month, side by side in one row.
 """
 
 from __future__ import annotations
@@ -85,6 +87,31 @@ class RollupTotal(Counter, Base):
     span: Mapped[str] = mapped_column(String(8), primary_key=True, sort_order=-6)
     start: Mapped[date] = mapped_column(primary_key=True, sort_order=-5)
     organisation_id: Mapped[uuid.UUID] = mapped_column(primary_key=True, sort_order=-4)
+
+
+class RollupCellSpan(Base):
+    """The map's measures of one organisation in one hexagon over a ``span`` (``day``,
+    ``week`` or ``month``) from ``start``.
+
+    A whole-area map of a year then reads eleven months and a few edge weeks and days
+    per hexagon, not 365 days of every sector and shift kind; its measures sit side by
+    side, so one row per hexagon and span instead of one per measure. People and
+    encounters share a basis (every encounter adds people), so only kits and
+    referrals carry their own.
+    """
+
+    __tablename__ = "rollup_cell_spans"
+
+    span: Mapped[str] = mapped_column(String(8), primary_key=True)
+    start: Mapped[date] = mapped_column(primary_key=True)
+    organisation_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    cell: Mapped[str] = mapped_column(String(16), primary_key=True)
+    people: Mapped[int] = mapped_column(BigInteger)
+    kits: Mapped[int] = mapped_column(BigInteger)
+    kits_basis: Mapped[int] = mapped_column(BigInteger)
+    referrals: Mapped[int] = mapped_column(BigInteger)
+    referrals_basis: Mapped[int] = mapped_column(BigInteger)
+    encounters: Mapped[int] = mapped_column(BigInteger)
 
 
 class PersonYear(Base):

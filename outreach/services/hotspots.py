@@ -19,15 +19,19 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from config import Settings
-from outreach.models import RollupCell
 from outreach.services import audit
 from outreach.services.context import CallContext
 from outreach.services.geo import cell_geometry
-from outreach.services.stats import StatsQuery, check_resolution, resolve_scope, to_resolution
+from outreach.services.stats import (
+    StatsQuery,
+    cell_sums,
+    check_resolution,
+    resolve_scope,
+    to_resolution,
+)
 from outreach.services.suppression import Release
 
 RECENT_DAYS = 7
@@ -71,22 +75,17 @@ def hotspots(
         scope = resolve_scope(session, ctx.principal, query)
         end = scope.end
         recent_start = end - timedelta(days=RECENT_DAYS - 1)
-        window = replace(scope, start=recent_start - timedelta(days=BASELINE_DAYS))
-        is_recent = RollupCell.day >= recent_start
-        rows = session.execute(
-            select(
-                RollupCell.cell,
-                func.sum(case((is_recent, RollupCell.value), else_=0)),
-                func.sum(case((is_recent, 0), else_=RollupCell.value)),
-            )
-            .where(*window.where(RollupCell), RollupCell.metric == "encounters")
-            .group_by(RollupCell.cell)
+        recent_period = replace(scope, start=recent_start)
+        baseline_period = replace(
+            scope,
+            start=recent_start - timedelta(days=BASELINE_DAYS),
+            end=recent_start - timedelta(days=1),
         )
+        # Per cell at the asked resolution: [recent encounters, baseline encounters].
         counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-        for cell, recent, baseline in rows:
-            parent = to_resolution(settings, cell, resolution)
-            counts[parent][0] += int(recent)
-            counts[parent][1] += int(baseline)
+        for slot, period in enumerate((recent_period, baseline_period)):
+            for (cell, _metric), amount in cell_sums(session, period, ("encounters",)).items():
+                counts[to_resolution(settings, cell, resolution)][slot] += amount.value
         flagged = []
         for cell, (recent, baseline) in counts.items():
             expected = max(baseline, k) * RECENT_DAYS / BASELINE_DAYS
@@ -117,7 +116,7 @@ def hotspots(
         "filters": {**params, "resolution": resolution},
         "k": k,
         "recent": {"from": recent_start, "to": end},
-        "baseline": {"from": window.start, "to": recent_start - timedelta(days=1)},
+        "baseline": {"from": baseline_period.start, "to": baseline_period.end},
         "p_value_threshold": settings.hotspot_p_value,
         "features": [
             {

@@ -26,6 +26,7 @@ from outreach.models import (
     Encounter,
     PersonYear,
     RollupCell,
+    RollupCellSpan,
     RollupPerson,
     RollupSector,
     RollupTotal,
@@ -40,11 +41,28 @@ CELL_KEY = (*SECTOR_KEY, "cell", "metric")
 PERSON_KEY = (*SECTOR_KEY, "ref_hash")
 SHIFT_SECTOR_KEY = ("shift_id", "sector")
 TOTAL_KEY = ("span", "start", "organisation_id", "metric")
+CELL_SPAN_KEY = ("span", "start", "organisation_id", "cell")
 PERSON_YEAR_KEY = ("year", "organisation_id", "ref_hash")
 WORD_MASK = (1 << DAYS_PER_WORD) - 1
 COUNTER_VALUES = ("value", "basis")
 # The measures a map draws; the hexagon table keeps only these.
 MAP_METRICS = ("encounters", "people", "kits", "referrals")
+# The columns of a ``RollupCellSpan`` row holding each map measure's value and basis.
+MAP_COLUMNS: dict[str, tuple[str, str]] = {
+    "encounters": ("encounters", "encounters"),
+    "people": ("people", "encounters"),
+    "kits": ("kits", "kits_basis"),
+    "referrals": ("referrals", "referrals_basis"),
+}
+# Encounters last: the column that says a row counts nothing any more.
+CELL_SPAN_VALUES = ("people", "kits", "kits_basis", "referrals", "referrals_basis", "encounters")
+_SLOT = {name: index for index, name in enumerate(CELL_SPAN_VALUES)}
+# A measure adds its basis only to a basis column of its own: encounters are their own
+# basis and the basis of people, so those two add their value alone.
+_SPAN_SLOTS = {
+    metric: (_SLOT[value], None if basis == "encounters" else _SLOT[basis])
+    for metric, (value, basis) in MAP_COLUMNS.items()
+}
 REBUILD_BATCH = 5_000
 
 
@@ -141,14 +159,26 @@ class Deltas:
                 _bump(into, metric, value, basis)
         totals: dict[tuple[Any, ...], list[int]] = {}
         for (day, organisation_id), counters in daily.items():
-            for span, start in (
-                ("day", day),
-                ("week", day - timedelta(days=day.weekday())),
-                ("month", day.replace(day=1)),
-            ):
+            for span, start in spans_of(day):
                 for metric, (value, basis) in counters.items():
                     _bump(totals, (span, start, organisation_id, metric), value, basis)
         return totals
+
+    def cell_spans(self) -> dict[tuple[Any, ...], list[int]]:
+        """The hexagon counters per organisation over each day, week and month, their
+        measures side by side in ``CELL_SPAN_VALUES`` order."""
+        spans: dict[tuple[Any, ...], list[int]] = {}
+        for ((day, organisation_id, _sector, _kind), cell), counters in self.by_cell.items():
+            for span, start in spans_of(day):
+                amounts = spans.get((span, start, organisation_id, cell))
+                if amounts is None:
+                    amounts = spans[(span, start, organisation_id, cell)] = [0] * len(_SLOT)
+                for metric, (value, basis) in counters.items():
+                    value_slot, basis_slot = _SPAN_SLOTS[metric]
+                    amounts[value_slot] += value
+                    if basis_slot is not None:
+                        amounts[basis_slot] += basis
+        return spans
 
     def apply(self, session: Session) -> None:
         """Write every change; the upserts travel together (one round trip on PostgreSQL)."""
@@ -156,6 +186,7 @@ class Deltas:
             _CounterChange.of(RollupSector, COUNTER_KEY, COUNTER_VALUES, self.sectors),
             _CounterChange.of(RollupCell, CELL_KEY, COUNTER_VALUES, self.cells),
             _CounterChange.of(RollupTotal, TOTAL_KEY, COUNTER_VALUES, self.totals()),
+            _CounterChange.of(RollupCellSpan, CELL_SPAN_KEY, CELL_SPAN_VALUES, self.cell_spans()),
             _CounterChange.of(RollupPerson, PERSON_KEY, ("encounters",), _single(self.people)),
             _CounterChange.of(
                 ShiftSector, SHIFT_SECTOR_KEY, ("encounters",), _single(self.shift_sectors)
@@ -168,6 +199,15 @@ class Deltas:
         gone = _no_longer_met(session, lost) if lost else set()
         if gone:
             _clear_days(session, gone)
+
+
+def spans_of(day: date) -> tuple[tuple[str, date], ...]:
+    """The day, the week (from Monday) and the calendar month ``day`` counts in."""
+    return (
+        ("day", day),
+        ("week", day - timedelta(days=day.weekday())),
+        ("month", day.replace(day=1)),
+    )
 
 
 def _bump(into: dict[Any, list[int]], key: Any, value: int, basis: int) -> None:
@@ -190,7 +230,9 @@ class _CounterChange:
     @classmethod
     def of(
         cls,
-        model: type[RollupSector | RollupCell | RollupTotal | RollupPerson | ShiftSector],
+        model: type[
+            RollupSector | RollupCell | RollupTotal | RollupCellSpan | RollupPerson | ShiftSector
+        ],
         key: tuple[str, ...],
         value_columns: tuple[str, ...],
         deltas: Mapping[tuple[Any, ...], list[int]],
@@ -342,7 +384,15 @@ class RebuildSummary:
 
 def rebuild(session: Session, progress: Callable[[int], None] = lambda _n: None) -> RebuildSummary:
     """Recompute every aggregate from the live raw encounters, inside the caller's transaction."""
-    for model in (RollupSector, RollupCell, RollupTotal, RollupPerson, PersonYear, ShiftSector):
+    for model in (
+        RollupSector,
+        RollupCell,
+        RollupTotal,
+        RollupCellSpan,
+        RollupPerson,
+        PersonYear,
+        ShiftSector,
+    ):
         session.execute(delete(model))
     seen = 0
     deltas = Deltas()
@@ -352,9 +402,8 @@ def rebuild(session: Session, progress: Callable[[int], None] = lambda _n: None)
         seen += len(batch)
         progress(len(batch))
     deltas.apply(session)
-    return RebuildSummary(
-        encounters=seen, counters=len(deltas.sectors) + len(deltas.cells) + len(deltas.totals())
-    )
+    counters = (deltas.sectors, deltas.cells, deltas.totals(), deltas.cell_spans())
+    return RebuildSummary(encounters=seen, counters=sum(map(len, counters)))
 
 
 def _live_encounters(session: Session) -> Iterable[list[Encounter]]:
@@ -388,6 +437,7 @@ def snapshot(session: Session) -> dict[str, dict[tuple[Any, ...], Any]]:
         "sectors": read(RollupSector, COUNTER_KEY, COUNTER_VALUES),
         "cells": read(RollupCell, CELL_KEY, COUNTER_VALUES),
         "totals": read(RollupTotal, TOTAL_KEY, COUNTER_VALUES),
+        "cell_spans": read(RollupCellSpan, CELL_SPAN_KEY, CELL_SPAN_VALUES),
         "people": read(RollupPerson, PERSON_KEY, ("encounters",)),
         "person_years": read(PersonYear, PERSON_YEAR_KEY, DAY_WORDS),
         "shift_sectors": read(ShiftSector, SHIFT_SECTOR_KEY, ("encounters",)),

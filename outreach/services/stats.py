@@ -2,8 +2,9 @@
 
 Every figure here is read from the rollup tables, never from raw encounters. A
 request without a sector or shift-kind filter reads the per-organisation tables
-(``RollupTotal``, ``PersonYear``), whose cost does not grow with the encounters; a
-filtered one reads the finer tables and costs the rollup rows of its period.
+(``RollupTotal``, ``PersonYear``, ``RollupCellSpan`` for maps), whose cost does not
+grow with the encounters; a filtered one reads the finer tables and costs the rollup
+rows of its period.
 
 Every figure leaves through ``suppression.Release``; every request is audited
 (action, filters, number of counts returned) in the transaction that reads, so the
@@ -31,6 +32,7 @@ from outreach.models import (
     PersonYear,
     Role,
     RollupCell,
+    RollupCellSpan,
     RollupPerson,
     RollupSector,
     RollupTotal,
@@ -40,7 +42,7 @@ from outreach.services import audit
 from outreach.services.context import CallContext, Principal
 from outreach.services.errors import Invalid
 from outreach.services.geo import cell_geometry, sector_geometries
-from outreach.services.rollups import MAP_METRICS, year_masks
+from outreach.services.rollups import CELL_SPAN_VALUES, MAP_COLUMNS, MAP_METRICS, year_masks
 from outreach.services.suppression import Published, Release
 from outreach.services.sync import PARIS
 from schemas.vocabulary import (
@@ -125,19 +127,23 @@ class Scope:
         """No sector or shift-kind filter: the per-organisation rollups can answer."""
         return self.sector is None and self.shift_kind is None
 
-    def totals_where(self, units: Sequence[str] = ("month", "week")) -> list[ColumnElement[bool]]:
-        """The ``RollupTotal`` rows of the period: whole ``units`` (coarsest first) where
-        they fit, day rows for the rest."""
+    def spans_where(
+        self,
+        table: type[RollupTotal] | type[RollupCellSpan],
+        units: Sequence[str] = ("month", "week"),
+    ) -> list[ColumnElement[bool]]:
+        """The per-organisation span rows of the period: whole ``units`` (coarsest
+        first) where they fit, day rows for the rest."""
         clauses = [
             or_(
                 *(
-                    and_(RollupTotal.span == span, RollupTotal.start.between(first, last))
+                    and_(table.span == span, table.start.between(first, last))
                     for span, first, last in period_spans(self.start, self.end, units)
                 )
             )
         ]
         if self.organisation_id is not None:
-            clauses.append(RollupTotal.organisation_id == self.organisation_id)
+            clauses.append(table.organisation_id == self.organisation_id)
         return clauses
 
 
@@ -281,6 +287,39 @@ def counter_sums(
     return {(*key, metric): Sum(value, basis) for *key, metric, value, basis in rows}
 
 
+def cell_sums(
+    session: Session, scope: Scope, metrics: Sequence[str] = MAP_METRICS
+) -> dict[tuple[Any, ...], Sum]:
+    """The map's measures per hexagon in the scope, keyed ``(cell, metric)``; a measure
+    no encounter added to is left out, as no counter row holds it."""
+    if not scope.whole_organisations:
+        return counter_sums(
+            session, RollupCell, scope.where(RollupCell), by=(RollupCell.cell,), metrics=metrics
+        )
+    statement = (
+        select(
+            RollupCellSpan.cell,
+            *(
+                cast(func.sum(RollupCellSpan.__table__.c[name]), BigInteger)
+                for name in CELL_SPAN_VALUES
+            ),
+        )
+        .where(*scope.spans_where(RollupCellSpan))
+        .group_by(RollupCellSpan.cell)
+    )
+    columns = [
+        (metric, CELL_SPAN_VALUES.index(value), CELL_SPAN_VALUES.index(basis))
+        for metric, (value, basis) in MAP_COLUMNS.items()
+        if metric in metrics
+    ]
+    sums: dict[tuple[Any, ...], Sum] = {}
+    for cell, *values in session.connection().execute(statement):
+        for metric, value, basis in columns:
+            if values[basis]:
+                sums[(cell, metric)] = Sum(values[value], values[basis])
+    return sums
+
+
 def distinct_people(session: Session, scope: Scope) -> Sum:
     """Distinct person refs met in the scope, and the encounters that carried one,
     from the person-day rows (any filter)."""
@@ -347,7 +386,7 @@ class Totals:
 
 def totals(session: Session, scope: Scope) -> Totals:
     if scope.whole_organisations:
-        rows = counter_sums(session, RollupTotal, scope.totals_where())
+        rows = counter_sums(session, RollupTotal, scope.spans_where(RollupTotal))
         sums = {key[0]: value for key, value in rows.items()}
         identified = sums.get("identified", Sum(0, 0))
         people = Sum(distinct_people_met(session, scope), identified.value)
@@ -488,7 +527,7 @@ def timeseries(
             sums = counter_sums(
                 session,
                 RollupTotal,
-                scope.totals_where(units=BUCKET_UNITS[bucket]),
+                scope.spans_where(RollupTotal, BUCKET_UNITS[bucket]),
                 by=(RollupTotal.start,),
                 metrics=SERIES_MEASURES.values(),
             )
@@ -596,10 +635,7 @@ def hexagon_map(
     principal = _caller(ctx)
     with session.begin():
         scope = resolve_scope(session, principal, query)
-        rows = counter_sums(
-            session, RollupCell, scope.where(RollupCell), by=(RollupCell.cell,), metrics=MAP_METRICS
-        )
-        sums = at_resolution(settings, rows, resolution)
+        sums = at_resolution(settings, cell_sums(session, scope), resolution)
         cells = sorted({cell for cell, _metric in sums})
         published = area_release(settings.small_cell_k, cells, sums).publish()
         audit.record(
