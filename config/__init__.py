@@ -52,6 +52,8 @@ class Settings:
     coverage_target_days: int = 7
     # A hexagon is a hotspot when its last week is this improbable under its baseline.
     hotspot_p_value: float = 0.01
+    # Hexagons (features) of published maps each worker keeps until the counters change.
+    map_cache_features: int = 50_000
     ratelimit_storage_url: str = "memory://"
     # A base-map tile URL for the dashboard ({z}/{x}/{y}); none by default: no outside request.
     tile_url: str | None = None
@@ -237,6 +239,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             env, "OUTREACH_COVERAGE_TARGET_DAYS", defaults.coverage_target_days, 1, 7
         ),
         hotspot_p_value=_float(env, "OUTREACH_HOTSPOT_P_VALUE", defaults.hotspot_p_value, 0, 0.5),
+        map_cache_features=_int(
+            env, "OUTREACH_MAP_CACHE_FEATURES", defaults.map_cache_features, 0, 10_000_000
+        ),
         tile_url=_tile_url(env.get("OUTREACH_TILE_URL")),
         controller=env.get("OUTREACH_CONTROLLER") or defaults.controller,
         hosting=env.get("OUTREACH_HOSTING") or defaults.hosting,

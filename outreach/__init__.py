@@ -10,7 +10,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from config import Settings, load_settings
 from outreach import dashboard
 from outreach.api import BLUEPRINTS, docs
-from outreach.api.access import SECURITY_KEY, audit_failed_request
+from outreach.api.access import PUBLISHED_MAPS_KEY, SECURITY_KEY, audit_failed_request
 from outreach.api.errors import register_error_handlers
 from outreach.cli import COMMANDS
 from outreach.extensions import Api, db, jwt, limiter
@@ -18,6 +18,7 @@ from outreach.http import OrjsonProvider, register_http_hooks
 from outreach.services.auth import Security
 from outreach.services.login_guard import LoginGuard
 from outreach.services.passwords import Passwords
+from outreach.services.published import PublishedMaps
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -65,6 +66,7 @@ def register_extensions(app: Flask) -> None:
         access_ttl=app.config["JWT_ACCESS_TOKEN_EXPIRES"],
         refresh_ttl=app.config["JWT_REFRESH_TOKEN_EXPIRES"],
     )
+    app.extensions[PUBLISHED_MAPS_KEY] = PublishedMaps(settings.map_cache_features)
 
 
 def register_blueprints(app: Flask) -> None:

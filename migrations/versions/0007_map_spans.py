@@ -1,5 +1,6 @@
 """Maps whose reads do not grow with the days: the map's measures per organisation and
-hexagon over each day, week and month, side by side in one row.
+hexagon over each day, week and month, side by side in one row; and the generation of
+the counters, which every change raises, so a published map is reused until it is.
 
 Derived data like the other rollups: the table starts empty, and a database that
 already holds encounters needs ``flask rollups rebuild`` (the upgrade says so).
@@ -39,9 +40,16 @@ def upgrade() -> None:
             "span", "start", "organisation_id", "cell", name=op.f("pk_rollup_cell_spans")
         ),
     )
+    op.create_table(
+        "rollup_generation",
+        sa.Column("id", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column("generation", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_rollup_generation")),
+    )
     if op.get_bind().execute(sa.text("SELECT 1 FROM encounters LIMIT 1")).first() is not None:
         log.warning("Encounters are stored: run `flask rollups rebuild` to fill the new rollups.")
 
 
 def downgrade() -> None:
+    op.drop_table("rollup_generation")
     op.drop_table("rollup_cell_spans")

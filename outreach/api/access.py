@@ -23,6 +23,7 @@ from outreach.services.access import authorise, load_principal
 from outreach.services.auth import Security
 from outreach.services.context import CallContext, Principal
 from outreach.services.errors import Unauthorized
+from outreach.services.published import PublishedMaps
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -30,6 +31,7 @@ PUBLIC = "public"
 ALL_ROLES = frozenset(Role)
 ACCESS_ATTRIBUTE = "__access__"
 SECURITY_KEY = "outreach.security"
+PUBLISHED_MAPS_KEY = "outreach.published_maps"
 
 _BEARER_DOC: dict[str, Any] = {
     "security": [{"bearerAuth": []}],
@@ -39,6 +41,12 @@ _BEARER_DOC: dict[str, Any] = {
 def security() -> Security:
     """The app's authentication collaborators."""
     value: Security = current_app.extensions[SECURITY_KEY]
+    return value
+
+
+def published_maps() -> PublishedMaps:
+    """The maps this worker published and may serve again."""
+    value: PublishedMaps = current_app.extensions[PUBLISHED_MAPS_KEY]
     return value
 
 

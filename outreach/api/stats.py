@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 from flask import Response
 
-from outreach.api.access import call_context, requires, settings
+from outreach.api.access import call_context, published_maps, requires, settings
 from outreach.api.blueprint import Blueprint
 from outreach.extensions import db
 from outreach.models import Role
@@ -94,7 +94,14 @@ def timeseries(args: dict[str, Any]) -> dict[str, Any]:
 def hexagon_map(args: dict[str, Any]) -> Response:
     """A GeoJSON FeatureCollection of the H3 hexagons with activity, with their counts."""
     return geojson(
-        stats.hexagon_map(db.session, call_context(), settings(), _query(args), args["resolution"])
+        stats.hexagon_map(
+            db.session,
+            call_context(),
+            settings(),
+            published_maps(),
+            _query(args),
+            args["resolution"],
+        )
     )
 
 
@@ -104,7 +111,9 @@ def hexagon_map(args: dict[str, Any]) -> Response:
 @blp.response(200, SectorMapSchema, content_type=GEOJSON)
 def sector_map(args: dict[str, Any]) -> Response:
     """A GeoJSON FeatureCollection of the sectors with their counts."""
-    return geojson(stats.sector_map(db.session, call_context(), settings(), _query(args)))
+    return geojson(
+        stats.sector_map(db.session, call_context(), settings(), published_maps(), _query(args))
+    )
 
 
 @blp.route("/coverage", methods=["GET"])
@@ -123,5 +132,12 @@ def sector_coverage(args: dict[str, Any]) -> dict[str, Any]:
 def hotspot_cells(args: dict[str, Any]) -> Response:
     """Hexagons whose last 7 days clearly exceed their previous 28 (scene moving)."""
     return geojson(
-        hotspots.hotspots(db.session, call_context(), settings(), _query(args), args["resolution"])
+        hotspots.hotspots(
+            db.session,
+            call_context(),
+            settings(),
+            published_maps(),
+            _query(args),
+            args["resolution"],
+        )
     )

@@ -114,6 +114,16 @@ class RollupCellSpan(Base):
     encounters: Mapped[int] = mapped_column(BigInteger)
 
 
+class RollupGeneration(Base):
+    """One row whose number every change of the counters raises, in the transaction that
+    changes them: what was published from the counters stays true while it is the same."""
+
+    __tablename__ = "rollup_generation"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    generation: Mapped[int] = mapped_column(BigInteger)
+
+
 class PersonYear(Base):
     """The days of a year one organisation met one person ref: bit ``d`` of the words
     is day-of-year ``d`` (from 0)."""

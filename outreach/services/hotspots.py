@@ -25,10 +25,12 @@ from config import Settings
 from outreach.services import audit
 from outreach.services.context import CallContext
 from outreach.services.geo import cell_geometry
+from outreach.services.published import PublishedMap, PublishedMaps
 from outreach.services.stats import (
     StatsQuery,
     cell_sums,
     check_resolution,
+    map_key,
     resolve_scope,
     to_resolution,
 )
@@ -65,6 +67,7 @@ def hotspots(
     session: Session,
     ctx: CallContext,
     settings: Settings,
+    maps: PublishedMaps,
     query: StatsQuery,
     resolution: int,
 ) -> dict[str, Any]:
@@ -73,67 +76,66 @@ def hotspots(
     k = settings.small_cell_k
     with session.begin():
         scope = resolve_scope(session, ctx.principal, query)
-        end = scope.end
-        recent_start = end - timedelta(days=RECENT_DAYS - 1)
-        recent_period = replace(scope, start=recent_start)
+        recent_period = replace(scope, start=scope.end - timedelta(days=RECENT_DAYS - 1))
         baseline_period = replace(
             scope,
-            start=recent_start - timedelta(days=BASELINE_DAYS),
-            end=recent_start - timedelta(days=1),
+            start=recent_period.start - timedelta(days=BASELINE_DAYS),
+            end=recent_period.start - timedelta(days=1),
         )
-        # Per cell at the asked resolution: [recent encounters, baseline encounters].
-        counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-        for slot, period in enumerate((recent_period, baseline_period)):
-            for (cell, _metric), amount in cell_sums(session, period, ("encounters",)).items():
-                counts[to_resolution(settings, cell, resolution)][slot] += amount.value
-        flagged = []
-        for cell, (recent, baseline) in counts.items():
-            expected = max(baseline, k) * RECENT_DAYS / BASELINE_DAYS
-            p_value = poisson_upper_tail(recent, expected)
-            if recent >= k and p_value < settings.hotspot_p_value:
-                flagged.append((cell, recent, baseline, expected, p_value))
-        release = Release(k=k)
-        for cell, recent, baseline, _expected, _p in flagged:
-            release.count(f"{cell}.recent", recent)
-            release.count(f"{cell}.baseline", baseline)
-        published = release.publish()
-        params = {
-            "to": end.isoformat(),
+        filters = {
+            "to": scope.end.isoformat(),
             "sector": scope.sector,
             "organisation": scope.organisation,
             "shift_kind": scope.shift_kind,
+            "resolution": resolution,
         }
-        audit.record(
-            session,
-            ctx,
-            "stats.hotspots",
-            params={**params, "resolution": resolution},
-            records=len(published.values),
-        )
-    flagged.sort(key=lambda item: (item[4], item[0]))
+
+        def build() -> PublishedMap:
+            # Per cell at the asked resolution: [recent encounters, baseline encounters].
+            counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+            for slot, period in enumerate((recent_period, baseline_period)):
+                for (cell, _metric), amount in cell_sums(session, period, ("encounters",)).items():
+                    counts[to_resolution(settings, cell, resolution)][slot] += amount.value
+            flagged = []
+            for cell, (recent, baseline) in counts.items():
+                expected = max(baseline, k) * RECENT_DAYS / BASELINE_DAYS
+                p_value = poisson_upper_tail(recent, expected)
+                if recent >= k and p_value < settings.hotspot_p_value:
+                    flagged.append((cell, recent, baseline, expected, p_value))
+            release = Release(k=k)
+            for cell, recent, baseline, _expected, _p in flagged:
+                release.count(f"{cell}.recent", recent)
+                release.count(f"{cell}.baseline", baseline)
+            published = release.publish()
+            flagged.sort(key=lambda item: (item[4], item[0]))
+            features = [
+                {
+                    "type": "Feature",
+                    "id": cell,
+                    "geometry": cell_geometry(cell),
+                    "properties": {
+                        "cell": cell,
+                        "recent": published[f"{cell}.recent"],
+                        "baseline": published[f"{cell}.baseline"],
+                        "expected": round(expected, 2),
+                        "p_value": p_value,
+                        "score": _score(p_value),
+                    },
+                }
+                for cell, _recent, _baseline, expected, p_value in flagged
+            ]
+            return PublishedMap({"features": features}, len(published.values))
+
+        kept = maps.publish(session, map_key("hotspots", scope, filters), build)
+        audit.record(session, ctx, "stats.hotspots", params=filters, records=kept.records)
     return {
         "type": "FeatureCollection",
-        "filters": {**params, "resolution": resolution},
+        "filters": filters,
         "k": k,
-        "recent": {"from": recent_start, "to": end},
+        "recent": {"from": recent_period.start, "to": recent_period.end},
         "baseline": {"from": baseline_period.start, "to": baseline_period.end},
         "p_value_threshold": settings.hotspot_p_value,
-        "features": [
-            {
-                "type": "Feature",
-                "id": cell,
-                "geometry": cell_geometry(cell),
-                "properties": {
-                    "cell": cell,
-                    "recent": published[f"{cell}.recent"],
-                    "baseline": published[f"{cell}.baseline"],
-                    "expected": round(expected, 2),
-                    "p_value": p_value,
-                    "score": _score(p_value),
-                },
-            }
-            for cell, _recent, _baseline, expected, p_value in flagged
-        ],
+        **kept.body,
     }
 
 

@@ -33,7 +33,7 @@ from outreach.models import (
 from outreach.models.rollups import DAY_WORDS
 from outreach.services import audit
 from outreach.services.context import CallContext
-from outreach.services.rollups import year_masks
+from outreach.services.rollups import raise_generation, year_masks
 from outreach.services.stats import paris_today
 
 PURGE_BATCH = 5_000
@@ -173,6 +173,7 @@ def _purge_person_days(session: Session, before: date) -> int:
         session.execute(
             delete(PersonYear).where(*(getattr(PersonYear, word) == 0 for word in DAY_WORDS))
         )
+        raise_generation(session)
     return int(getattr(result, "rowcount", 0) or 0)
 
 

@@ -27,6 +27,7 @@ from outreach.models import (
     PersonYear,
     RollupCell,
     RollupCellSpan,
+    RollupGeneration,
     RollupPerson,
     RollupSector,
     RollupTotal,
@@ -199,6 +200,35 @@ class Deltas:
         gone = _no_longer_met(session, lost) if lost else set()
         if gone:
             _clear_days(session, gone)
+        if any(change.upsert.rows for change in counters):
+            raise_generation(session)
+
+
+_GENERATION_ROW = 1
+_NEXT_GENERATION = Upsert(
+    cast(Table, RollupGeneration.__table__),
+    ("id",),
+    ("generation",),
+    [{"id": _GENERATION_ROW, "generation": 1}],
+    "add",
+)
+
+
+def raise_generation(session: Session) -> None:
+    """Mark the counters changed by this transaction; call it after the changes.
+
+    Last, when every counter row the transaction changes is locked: one that waits
+    here holds no row the holder still needs, so they cannot deadlock.
+    """
+    upsert_all(session, [_NEXT_GENERATION])
+
+
+def generation(session: Session) -> int:
+    """The counters' generation: it rises with every committed change of them."""
+    number = session.scalar(
+        select(RollupGeneration.generation).where(RollupGeneration.id == _GENERATION_ROW)
+    )
+    return int(number or 0)
 
 
 def spans_of(day: date) -> tuple[tuple[str, date], ...]:
@@ -402,6 +432,8 @@ def rebuild(session: Session, progress: Callable[[int], None] = lambda _n: None)
         seen += len(batch)
         progress(len(batch))
     deltas.apply(session)
+    # Even with no encounter left, the counters were emptied.
+    raise_generation(session)
     counters = (deltas.sectors, deltas.cells, deltas.totals(), deltas.cell_spans())
     return RebuildSummary(encounters=seen, counters=sum(map(len, counters)))
 

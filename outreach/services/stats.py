@@ -42,6 +42,7 @@ from outreach.services import audit
 from outreach.services.context import CallContext, Principal
 from outreach.services.errors import Invalid
 from outreach.services.geo import cell_geometry, sector_geometries
+from outreach.services.published import PublishedMap, PublishedMaps
 from outreach.services.rollups import CELL_SPAN_VALUES, MAP_COLUMNS, MAP_METRICS, year_masks
 from outreach.services.suppression import Published, Release
 from outreach.services.sync import PARIS
@@ -629,71 +630,88 @@ def area_properties(published: Published, area: str) -> dict[str, Any]:
 
 
 def hexagon_map(
-    session: Session, ctx: CallContext, settings: Settings, query: StatsQuery, resolution: int
+    session: Session,
+    ctx: CallContext,
+    settings: Settings,
+    maps: PublishedMaps,
+    query: StatsQuery,
+    resolution: int,
 ) -> dict[str, Any]:
     check_resolution(settings, resolution)
     principal = _caller(ctx)
     with session.begin():
         scope = resolve_scope(session, principal, query)
-        sums = at_resolution(settings, cell_sums(session, scope), resolution)
-        cells = sorted({cell for cell, _metric in sums})
-        published = area_release(settings.small_cell_k, cells, sums).publish()
-        audit.record(
-            session,
-            ctx,
-            "stats.map",
-            params={**scope.params(), "resolution": resolution},
-            records=len(published.values),
-        )
+        filters = {**scope.params(), "resolution": resolution}
+
+        def build() -> PublishedMap:
+            sums = at_resolution(settings, cell_sums(session, scope), resolution)
+            cells = sorted({cell for cell, _metric in sums})
+            published = area_release(settings.small_cell_k, cells, sums).publish()
+            features = [
+                {
+                    "type": "Feature",
+                    "id": cell,
+                    "geometry": cell_geometry(cell),
+                    "properties": {"cell": cell, **area_properties(published, cell)},
+                }
+                for cell in cells
+            ]
+            return PublishedMap({"features": features}, len(published.values))
+
+        kept = maps.publish(session, map_key("map", scope, filters), build)
+        audit.record(session, ctx, "stats.map", params=filters, records=kept.records)
     return {
         "type": "FeatureCollection",
-        "filters": {**scope.params(), "resolution": resolution},
+        "filters": filters,
         "k": settings.small_cell_k,
-        "features": [
-            {
-                "type": "Feature",
-                "id": cell,
-                "geometry": cell_geometry(cell),
-                "properties": {"cell": cell, **area_properties(published, cell)},
-            }
-            for cell in cells
-        ],
+        **kept.body,
     }
 
 
+def map_key(kind: str, scope: Scope, filters: dict[str, Any]) -> tuple[Any, ...]:
+    """What names a published map: its kind, whose counts it shows, and its filters."""
+    return (kind, scope.organisation_id, *sorted(filters.items()))
+
+
 def sector_map(
-    session: Session, ctx: CallContext, settings: Settings, query: StatsQuery
+    session: Session, ctx: CallContext, settings: Settings, maps: PublishedMaps, query: StatsQuery
 ) -> dict[str, Any]:
     principal = _caller(ctx)
     with session.begin():
         scope = resolve_scope(session, principal, query)
-        sums = counter_sums(
-            session,
-            RollupSector,
-            scope.where(RollupSector),
-            by=(RollupSector.sector,),
-            metrics=MAP_METRICS,
-        )
-        published = area_release(settings.small_cell_k, SECTORS, sums).publish()
-        audit.record(
-            session, ctx, "stats.sectors", params=scope.params(), records=len(published.values)
-        )
-    geometries = sector_geometries()
+
+        def build() -> PublishedMap:
+            sums = counter_sums(
+                session,
+                RollupSector,
+                scope.where(RollupSector),
+                by=(RollupSector.sector,),
+                metrics=MAP_METRICS,
+            )
+            published = area_release(settings.small_cell_k, SECTORS, sums).publish()
+            geometries = sector_geometries()
+            features = [
+                {
+                    "type": "Feature",
+                    "id": sector,
+                    "geometry": geometries[sector],
+                    "properties": {"sector": sector, **area_properties(published, sector)},
+                }
+                for sector in SECTORS
+                if sector != OUTSIDE_SECTORS
+            ]
+            # Encounters outside every named sector have no outline to draw; they count
+            # here so the features and this add up to the summary.
+            outside = area_properties(published, OUTSIDE_SECTORS)
+            return PublishedMap(
+                {"features": features, "outside_sectors": outside}, len(published.values)
+            )
+
+        kept = maps.publish(session, map_key("sectors", scope, scope.params()), build)
+        audit.record(session, ctx, "stats.sectors", params=scope.params(), records=kept.records)
     return {
         "type": "FeatureCollection",
         "filters": scope.params(),
         "k": settings.small_cell_k,
-        "features": [
-            {
-                "type": "Feature",
-                "id": sector,
-                "geometry": geometries[sector],
-                "properties": {"sector": sector, **area_properties(published, sector)},
-            }
-            for sector in SECTORS
-            if sector != OUTSIDE_SECTORS
-        ],
-        # Encounters outside every named sector have no outline to draw; they count here
-        # so the features and this add up to the summary.
-        "outside_sectors": area_properties(published, OUTSIDE_SECTORS),
+        **kept.body,
     }

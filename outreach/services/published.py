@@ -1,0 +1,96 @@
+"""Maps published earlier, served again while the counters behind them are unchanged.
+
+A whole-area map is thousands of hexagons whose counts are read, summed and passed
+through suppression: hundreds of milliseconds at national volume, for an answer
+that is the same until the next sync. Each worker keeps the maps it published, with
+the counters' generation they were computed at (``rollups.generation``); a request
+whose generation is still current is answered from here. Every change of the
+counters raises the generation in its own transaction, so a map is never served
+after a change it does not show has committed.
+
+What is kept is what was published, masks applied: nothing here is finer than a
+response. Every request, served from here or not, is audited by its use case. The
+budget counts features (a whole-area map at resolution 9 is about 9,400), the least
+recently used map leaves first, and a budget of 0 keeps nothing.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from outreach.services.rollups import generation
+
+
+@dataclass(frozen=True)
+class PublishedMap:
+    """The members of a map's response that come from the counters (its ``features``
+    and any others), and how many counts it released, for the audit."""
+
+    body: dict[str, Any]
+    records: int
+
+    @property
+    def size(self) -> int:
+        return len(self.body["features"])
+
+
+@dataclass(frozen=True)
+class _Kept:
+    generation: int
+    published: PublishedMap
+
+
+class PublishedMaps:
+    """Published maps by request, within a budget of features; safe across threads."""
+
+    def __init__(self, max_features: int) -> None:
+        self.max_features = max_features
+        self._kept: OrderedDict[Hashable, _Kept] = OrderedDict()
+        self._features = 0
+        self._lock = threading.Lock()
+
+    def publish(
+        self, session: Session, key: Hashable, build: Callable[[], PublishedMap]
+    ) -> PublishedMap:
+        """The map ``key`` names, from here if the counters have not changed since it was
+        built, else from ``build`` (run in the caller's transaction) and kept."""
+        # Read before the counters: a change committed in between is in what ``build``
+        # reads, and only makes the kept map newer than its generation says.
+        current = generation(session)
+        kept = self._get(key, current)
+        if kept is not None:
+            return kept
+        published = build()
+        self._put(key, _Kept(current, published))
+        return published
+
+    def __len__(self) -> int:
+        return len(self._kept)
+
+    def _get(self, key: Hashable, current: int) -> PublishedMap | None:
+        with self._lock:
+            kept = self._kept.get(key)
+            if kept is None or kept.generation != current:
+                return None
+            self._kept.move_to_end(key)
+            return kept.published
+
+    def _put(self, key: Hashable, kept: _Kept) -> None:
+        size = kept.published.size
+        if size > self.max_features:
+            return
+        with self._lock:
+            previous = self._kept.pop(key, None)
+            if previous is not None:
+                self._features -= previous.published.size
+            self._kept[key] = kept
+            self._features += size
+            while self._features > self.max_features:
+                _key, evicted = self._kept.popitem(last=False)
+                self._features -= evicted.published.size
