@@ -8,21 +8,19 @@ next request reads the counters again.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
-from typing import Any
 
 import h3
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from outreach.extensions import db
 from outreach.models import AuditEvent
 from outreach.services import rollups
 from outreach.services.published import PublishedMap, PublishedMaps
 from outreach.services.stats import paris_today
+from tests.conftest import statements_of
 from tests.payloads import encounter
 from tests.test_stats import CENTRES, at, get, people, seed_mixed_day, sync
 
@@ -37,27 +35,12 @@ MAP_ROUTES = (
 COUNTER_TABLES = ("rollup_cell_spans", "rollup_cells", "rollup_sectors")
 
 
-@contextmanager
-def statements_of(app: Flask) -> Iterator[list[str]]:
-    seen: list[str] = []
-
-    def capture(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        seen.append(statement)
-
-    engine = db.engine_for(app)
-    event.listen(engine, "before_cursor_execute", capture)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", capture)
-
-
 def counter_reads(statements: list[str]) -> list[str]:
-    return [s for s in statements if s.lstrip().upper().startswith("SELECT") and _reads(s)]
-
-
-def _reads(statement: str) -> bool:
-    return any(table in statement for table in COUNTER_TABLES)
+    return [
+        s
+        for s in statements
+        if s.lstrip().upper().startswith("SELECT") and any(t in s for t in COUNTER_TABLES)
+    ]
 
 
 def audited(app: Flask, action: str) -> list[int]:

@@ -19,7 +19,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from shapely.geometry import shape
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from outreach.api import stats as stats_api
 from outreach.extensions import db
@@ -27,7 +27,7 @@ from outreach.models import AuditEvent, Role
 from outreach.services.geo import sector_centres
 from outreach.services.stats import paris_today
 from outreach.services.sync import PARIS
-from tests.conftest import Account, bearer, login
+from tests.conftest import Account, bearer, login, statements_of
 from tests.payloads import encounter, shift
 
 CENTRES = sector_centres()
@@ -440,19 +440,10 @@ def test_stats_read_only_rollups(
     app: Flask, client: FlaskClient, people: dict[str, dict[str, str]]
 ) -> None:
     seed_mixed_day(client, people["worker"], paris_today() - timedelta(days=1))
-    statements: list[str] = []
-
-    def capture(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        statements.append(statement)
-
-    engine = db.engine_for(app)
-    event.listen(engine, "before_cursor_execute", capture)
-    try:
-        # One sector's map too: it reads the fine hexagon rows.
-        routes = (*STATS_ROUTES, "/api/v1/stats/map?sector=stalingrad")
+    # One sector's map too: it reads the fine hexagon rows.
+    routes = (*STATS_ROUTES, "/api/v1/stats/map?sector=stalingrad")
+    with statements_of(app) as statements:
         bodies = {url: get(client, people["coordinator"], url) for url in routes}
-    finally:
-        event.remove(engine, "before_cursor_execute", capture)
     assert any("rollup_sectors" in s for s in statements)
     assert any("rollup_totals" in s for s in statements)
     assert any("rollup_person_years" in s for s in statements)
