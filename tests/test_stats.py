@@ -21,7 +21,6 @@ from flask.testing import FlaskClient
 from shapely.geometry import shape
 from sqlalchemy import select
 
-from outreach.api import stats as stats_api
 from outreach.extensions import db
 from outreach.models import AuditEvent, Role
 from outreach.services.geo import sector_centres
@@ -497,25 +496,27 @@ def test_every_stats_and_report_request_is_audited(
     assert actions["stats.map"].params["resolution"] == 8
 
 
-def test_maps_stream_their_features_in_chunks(
-    client: FlaskClient, people: dict[str, dict[str, str]], monkeypatch: pytest.MonkeyPatch
+def test_maps_are_sent_as_geojson_written_around_their_published_features(
+    client: FlaskClient, people: dict[str, dict[str, str]]
 ) -> None:
-    monkeypatch.setattr(stats_api, "FEATURES_PER_CHUNK", 2)
     day = paris_today() - timedelta(days=1)
     sync(
         client,
         people["worker"],
         encounters=[encounter(c, occurred_at=at(day)) for c in CENTRES.values() for _ in range(2)],
     )
-    for url in ("/api/v1/stats/map", "/api/v1/stats/sectors"):
-        response = client.get(url, headers=people["coordinator"])
-        assert response.status_code == 200
-        assert response.is_streamed
-        assert response.mimetype == "application/geo+json"
-        chunks = list(response.response)
-        body = json.loads(b"".join(chunks))
+    for url, area in (("/api/v1/stats/map", "cell"), ("/api/v1/stats/sectors", "sector")):
+        first, again = (client.get(url, headers=people["coordinator"]) for _ in range(2))
+        assert first.status_code == again.status_code == 200
+        assert first.mimetype == "application/geo+json"
+        assert first.get_data() == again.get_data()
+        body = json.loads(first.get_data())
         assert body["type"] == "FeatureCollection"
+        assert body["filters"]["to"] == paris_today().isoformat()
         assert len(body["features"]) > 2
-        # The head, one chunk per two features, and the tail.
-        assert len(chunks) == 2 + -(-len(body["features"]) // 2)
         assert len({feature["id"] for feature in body["features"]}) == len(body["features"])
+        for feature in body["features"]:
+            assert feature["type"] == "Feature"
+            assert feature["properties"][area] == feature["id"]
+            assert feature["geometry"]["type"] in ("Polygon", "MultiPolygon")
+    assert "outside_sectors" in body

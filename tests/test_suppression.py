@@ -12,7 +12,7 @@ from fractions import Fraction
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from outreach.services.suppression import Published, Release
+from outreach.services.suppression import Published, Release, publish_areas
 
 K = 11
 
@@ -198,3 +198,55 @@ def test_maps_with_several_measures_never_leak(k: int, cells: list[tuple[int, in
     for measure in ("encounters", "people", "kits"):
         release.adds_up([f"{i}.{measure}" for i in range(len(cells))])
     assert_safe(release, release.publish())
+
+
+MEASURES = ("encounters", "people", "kits")
+# Names whose paths sort apart from the names themselves ("ab-c." before "ab.") and
+# small amounts, so ties between complements are common.
+AREA_NAMES = ("ab", "ab-c", "abc", "b", "8a1fb46622dffff", "8a1fb46622d7fff", "z")
+amount = st.tuples(st.integers(0, 14), st.integers(0, 14))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    k=st.integers(min_value=2, max_value=12),
+    areas=st.lists(st.sampled_from(AREA_NAMES), min_size=0, max_size=7, unique=True),
+    data=st.data(),
+)
+def test_a_map_is_published_as_a_release_of_its_arithmetic_would(
+    k: int, areas: list[str], data: st.DataObject
+) -> None:
+    amounts = {
+        (area, measure): data.draw(amount)
+        for area in areas
+        for measure in MEASURES
+        if data.draw(st.booleans())
+    }
+    release = Release(k=k)
+    for area in areas:
+        for measure in MEASURES:
+            value, basis = amounts.get((area, measure), (0, 0))
+            release.count(f"{area}.{measure}", value, basis)
+        release.masked_with(f"{area}.encounters", [f"{area}.people", f"{area}.kits"])
+    for measure in MEASURES:
+        release.adds_up(f"{area}.{measure}" for area in areas)
+    published = release.publish()
+
+    flat = [
+        [part for measure in MEASURES for part in amounts.get((area, measure), (0, 0))]
+        for area in areas
+    ]
+    fast = publish_areas(k, areas, MEASURES, "encounters", flat)
+
+    assert fast == [[published[f"{area}.{measure}"] for measure in MEASURES] for area in areas]
+    assert_safe(release, published)
+
+
+def test_a_map_breaks_ties_between_complements_by_path() -> None:
+    # "ab-c.kits" sorts before "ab.kits" though "ab" sorts before "ab-c".
+    # encounters, people, then kits: value and basis of each.
+    amounts = [[30, 30, 30, 30, 3, 3], [30, 30, 30, 30, 20, 20], [30, 30, 30, 30, 20, 20]]
+
+    published = publish_areas(K, ["lone", "ab", "ab-c"], MEASURES, "encounters", amounts)
+
+    assert [counts[2] for counts in published] == [None, 20, None]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import orjson
@@ -35,28 +34,18 @@ blp = Blueprint(
 
 READERS = (Role.COORDINATOR, Role.AUDITOR, Role.ORG_ADMIN)
 GEOJSON = "application/geo+json"
-FEATURES_PER_CHUNK = 500
 
 
 def geojson(body: dict[str, Any]) -> Response:
-    """A FeatureCollection, streamed as it is serialised, a few hundred features at a
-    time: a map of thousands of hexagons is megabytes that need not sit in memory
-    twice, and a schema walk would cost more than its queries. The documented schema
-    still describes it, and the API tests validate it.
+    """A FeatureCollection whose ``features`` are already serialised: the other members
+    are written around them. A map's features are serialised once, when published, and
+    sent as they are each time it is served again; a schema walk would cost more than
+    its queries. The documented schema still describes it, and the API tests validate it.
     """
     features = body.pop("features")
-    # The other members first, then the features array the stream fills.
-    head = orjson.dumps(body)[:-1] + (b',"features":[' if body else b'"features":[')
-
-    def chunks() -> Iterator[bytes]:
-        yield head
-        for start in range(0, len(features), FEATURES_PER_CHUNK):
-            separator = b"," if start else b""
-            batch = features[start : start + FEATURES_PER_CHUNK]
-            yield separator + b",".join(orjson.dumps(feature) for feature in batch)
-        yield b"]}"
-
-    return Response(chunks(), mimetype=GEOJSON)
+    head = orjson.dumps(body)[:-1] + (b',"features":' if body else b'"features":')
+    # Three chunks rather than one joined body: the features are not copied again.
+    return Response(iter((head, features, b"}")), mimetype=GEOJSON)
 
 
 def _query(args: dict[str, Any]) -> stats.StatsQuery:

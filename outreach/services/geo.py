@@ -13,6 +13,7 @@ from functools import cache, lru_cache
 from typing import Any
 
 import h3
+import orjson
 from shapely import MultiPolygon, Polygon, contains_xy, prepare
 from shapely.geometry import mapping, shape
 from shapely.geometry.base import BaseGeometry
@@ -122,11 +123,9 @@ def _rounded(value: Any) -> Any:
 
 
 @lru_cache(maxsize=65_536)
-def cell_geometry(cell: str) -> dict[str, Any]:
-    """The hexagon of an H3 cell as an RFC 7946 polygon (cached: maps redraw the same cells).
-
-    The result is shared between callers and must not be changed.
-    """
+def cell_geometry(cell: str) -> bytes:
+    """The hexagon of an H3 cell as an RFC 7946 polygon, serialised (cached: maps redraw
+    the same cells, and a float's text costs more than the rest of its feature)."""
     # h3 answers (lat, lng) pairs; GeoJSON wants (lng, lat).
     ring = [
         [round(lng, COORDINATE_DIGITS), round(lat, COORDINATE_DIGITS)]
@@ -135,7 +134,7 @@ def cell_geometry(cell: str) -> dict[str, Any]:
     if _signed_area(ring) < 0:
         ring.reverse()
     ring.append(ring[0])
-    return {"type": "Polygon", "coordinates": [ring]}
+    return orjson.dumps({"type": "Polygon", "coordinates": [ring]})
 
 
 def _signed_area(ring: list[list[float]]) -> float:
@@ -146,10 +145,11 @@ def _signed_area(ring: list[list[float]]) -> float:
 
 
 @cache
-def sector_geometries() -> dict[str, dict[str, Any]]:
-    """Each named sector's outline as an RFC 7946 geometry, in the sectors file's order."""
+def sector_geometries() -> dict[str, bytes]:
+    """Each named sector's outline as an RFC 7946 geometry, serialised, in the sectors
+    file's order."""
     return {
-        feature["properties"]["code"]: rfc7946(shape(feature["geometry"]))
+        feature["properties"]["code"]: orjson.dumps(rfc7946(shape(feature["geometry"])))
         for feature in sector_features()
         if feature["properties"]["kind"] == "sector"
     }

@@ -25,11 +25,13 @@ from config import Settings
 from outreach.services import audit
 from outreach.services.context import CallContext
 from outreach.services.geo import cell_geometry
-from outreach.services.published import PublishedMap, PublishedMaps
+from outreach.services.published import PublishedMap, PublishedMaps, feature, published_map
+from outreach.services.rollups import MAP_METRICS
 from outreach.services.stats import (
     StatsQuery,
-    cell_sums,
+    cell_amounts,
     check_resolution,
+    feature_collection,
     map_key,
     resolve_scope,
     to_resolution,
@@ -37,6 +39,8 @@ from outreach.services.stats import (
 from outreach.services.suppression import Release
 
 RECENT_DAYS = 7
+# Where a hexagon's encounters sit in its map amounts.
+ENCOUNTERS = 2 * MAP_METRICS.index("encounters")
 BASELINE_DAYS = 28
 # Scores are -log10(p); beyond this p is below what floating point represents.
 MAX_SCORE = 300.0
@@ -94,8 +98,8 @@ def hotspots(
             # Per cell at the asked resolution: [recent encounters, baseline encounters].
             counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
             for slot, period in enumerate((recent_period, baseline_period)):
-                for (cell, _metric), amount in cell_sums(session, period, ("encounters",)).items():
-                    counts[to_resolution(settings, cell, resolution)][slot] += amount.value
+                for cell, amounts in cell_amounts(session, period).items():
+                    counts[to_resolution(settings, cell, resolution)][slot] += amounts[ENCOUNTERS]
             flagged = []
             for cell, (recent, baseline) in counts.items():
                 expected = max(baseline, k) * RECENT_DAYS / BASELINE_DAYS
@@ -109,11 +113,10 @@ def hotspots(
             published = release.publish()
             flagged.sort(key=lambda item: (item[4], item[0]))
             features = [
-                {
-                    "type": "Feature",
-                    "id": cell,
-                    "geometry": cell_geometry(cell),
-                    "properties": {
+                feature(
+                    cell,
+                    cell_geometry(cell),
+                    {
                         "cell": cell,
                         "recent": published[f"{cell}.recent"],
                         "baseline": published[f"{cell}.baseline"],
@@ -121,22 +124,21 @@ def hotspots(
                         "p_value": p_value,
                         "score": _score(p_value),
                     },
-                }
+                )
                 for cell, _recent, _baseline, expected, p_value in flagged
             ]
-            return PublishedMap({"features": features}, len(published.values))
+            return published_map(features, len(published.values))
 
         kept = maps.publish(session, map_key("hotspots", scope, filters), build)
         audit.record(session, ctx, "stats.hotspots", params=filters, records=kept.records)
-    return {
-        "type": "FeatureCollection",
-        "filters": filters,
-        "k": k,
-        "recent": {"from": recent_period.start, "to": recent_period.end},
-        "baseline": {"from": baseline_period.start, "to": baseline_period.end},
-        "p_value_threshold": settings.hotspot_p_value,
-        **kept.body,
-    }
+    return feature_collection(
+        kept,
+        filters=filters,
+        k=k,
+        recent={"from": recent_period.start, "to": recent_period.end},
+        baseline={"from": baseline_period.start, "to": baseline_period.end},
+        p_value_threshold=settings.hotspot_p_value,
+    )
 
 
 def _score(p_value: float) -> float:

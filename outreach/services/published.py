@@ -8,20 +8,22 @@ whose generation is still current is answered from here. Every change of the
 counters raises the generation in its own transaction, so a map is never served
 after a change it does not show has committed.
 
-What is kept is what was published, masks applied: nothing here is finer than a
-response. Every request, served from here or not, is audited by its use case. The
-budget counts features (a whole-area map at resolution 9 is about 9,400), the least
-recently used map leaves first, and a budget of 0 keeps nothing.
+What is kept is what was published, masks applied, serialised once as the bytes it
+is sent as: nothing here is finer than a response. Every request, served from here
+or not, is audited by its use case. The budget counts features (a whole-area map at
+resolution 9 is about 9,400), the least recently used map leaves first, and a budget
+of 0 keeps nothing.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
-from dataclasses import dataclass
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from sqlalchemy.orm import Session
 
 from outreach.services.rollups import generation
@@ -29,15 +31,36 @@ from outreach.services.rollups import generation
 
 @dataclass(frozen=True)
 class PublishedMap:
-    """The members of a map's response that come from the counters (its ``features``
-    and any others), and how many counts it released, for the audit."""
+    """What of a map's response comes from the counters: its features, as the JSON
+    array they are sent as, how many, any other members, and how many counts it
+    released, for the audit."""
 
-    body: dict[str, Any]
+    features: bytes
+    size: int
     records: int
+    members: dict[str, Any] = field(default_factory=dict)
 
-    @property
-    def size(self) -> int:
-        return len(self.body["features"])
+
+def published_map(
+    features: Sequence[bytes], records: int, members: dict[str, Any] | None = None
+) -> PublishedMap:
+    """A map of serialised ``feature``s."""
+    return PublishedMap(b"[" + b",".join(features) + b"]", len(features), records, members or {})
+
+
+def feature(area: str, geometry: bytes, properties: dict[str, Any]) -> bytes:
+    """One GeoJSON feature, serialised around its serialised ``geometry``."""
+    return b"".join(
+        (
+            b'{"type":"Feature","id":',
+            orjson.dumps(area),
+            b',"geometry":',
+            geometry,
+            b',"properties":',
+            orjson.dumps(properties),
+            b"}",
+        )
+    )
 
 
 @dataclass(frozen=True)

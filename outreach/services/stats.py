@@ -18,6 +18,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from operator import add, itemgetter
 from typing import Any, NamedTuple
 
 import h3
@@ -42,9 +43,9 @@ from outreach.services import audit
 from outreach.services.context import CallContext, Principal
 from outreach.services.errors import Invalid
 from outreach.services.geo import cell_geometry, sector_geometries
-from outreach.services.published import PublishedMap, PublishedMaps
+from outreach.services.published import PublishedMap, PublishedMaps, feature, published_map
 from outreach.services.rollups import CELL_SPAN_VALUES, MAP_COLUMNS, MAP_METRICS, year_masks
-from outreach.services.suppression import Published, Release
+from outreach.services.suppression import Published, Release, publish_areas
 from outreach.services.sync import PARIS
 from schemas.vocabulary import (
     AGE_BANDS,
@@ -288,14 +289,43 @@ def counter_sums(
     return {(*key, metric): Sum(value, basis) for *key, metric, value, basis in rows}
 
 
-def cell_sums(
-    session: Session, scope: Scope, metrics: Sequence[str] = MAP_METRICS
-) -> dict[tuple[Any, ...], Sum]:
-    """The map's measures per hexagon in the scope, keyed ``(cell, metric)``; a measure
-    no encounter added to is left out, as no counter row holds it."""
+# A map area's measures as one tuple: the value then the basis of each of MAP_METRICS,
+# in turn. A whole-area map has thousands of areas, and one tuple each is what its
+# rows cost to read and sum.
+Amounts = tuple[int, ...]
+# Where each MAP_METRICS measure's value and basis sit in a RollupCellSpan sum row,
+# after its cell.
+_SPAN_AMOUNTS = itemgetter(
+    *(
+        1 + CELL_SPAN_VALUES.index(column)
+        for metric in MAP_METRICS
+        for column in MAP_COLUMNS[metric]
+    )
+)
+
+
+def amounts_by_area(sums: dict[tuple[Any, ...], Sum]) -> dict[Any, Amounts]:
+    """Counters keyed ``(area, metric)`` as each area's ``Amounts`` (zero where absent)."""
+    slots = {metric: 2 * index for index, metric in enumerate(MAP_METRICS)}
+    amounts: dict[Any, list[int]] = {}
+    for (area, metric), (value, basis) in sums.items():
+        row = amounts.setdefault(area, [0] * (2 * len(MAP_METRICS)))
+        row[slots[metric]] = value
+        row[slots[metric] + 1] = basis
+    return {area: tuple(row) for area, row in amounts.items()}
+
+
+def cell_amounts(session: Session, scope: Scope) -> dict[str, Amounts]:
+    """The map's measures per hexagon with encounters in the scope."""
     if not scope.whole_organisations:
-        return counter_sums(
-            session, RollupCell, scope.where(RollupCell), by=(RollupCell.cell,), metrics=metrics
+        return amounts_by_area(
+            counter_sums(
+                session,
+                RollupCell,
+                scope.where(RollupCell),
+                by=(RollupCell.cell,),
+                metrics=MAP_METRICS,
+            )
         )
     statement = (
         select(
@@ -308,17 +338,7 @@ def cell_sums(
         .where(*scope.spans_where(RollupCellSpan))
         .group_by(RollupCellSpan.cell)
     )
-    columns = [
-        (metric, CELL_SPAN_VALUES.index(value), CELL_SPAN_VALUES.index(basis))
-        for metric, (value, basis) in MAP_COLUMNS.items()
-        if metric in metrics
-    ]
-    sums: dict[tuple[Any, ...], Sum] = {}
-    for cell, *values in session.connection().execute(statement):
-        for metric, value, basis in columns:
-            if values[basis]:
-                sums[(cell, metric)] = Sum(values[value], values[basis])
-    return sums
+    return {row[0]: _SPAN_AMOUNTS(row) for row in session.connection().execute(statement)}
 
 
 def distinct_people(session: Session, scope: Scope) -> Sum:
@@ -591,42 +611,37 @@ def _bucket_end(start: date, bucket: str) -> date:
 
 
 def at_resolution(
-    settings: Settings, sums: dict[tuple[Any, ...], Sum], resolution: int
-) -> dict[tuple[Any, ...], Sum]:
-    """Counters keyed ``(cell, metric)``, summed into the cells' parents at ``resolution``."""
+    settings: Settings, amounts: dict[str, Amounts], resolution: int
+) -> dict[str, Amounts]:
+    """Each cell's ``Amounts`` summed into its parent at ``resolution``."""
     if resolution == settings.h3_resolution:
-        return sums
-    summed: dict[tuple[Any, ...], list[int]] = {}
-    for (cell, metric), (value, basis) in sums.items():
-        amounts = summed.setdefault((to_resolution(settings, cell, resolution), metric), [0, 0])
-        amounts[0] += value
-        amounts[1] += basis
-    return {key: Sum(value, basis) for key, (value, basis) in summed.items()}
+        return amounts
+    summed: dict[str, Amounts] = {}
+    for cell, amount in amounts.items():
+        parent = to_resolution(settings, cell, resolution)
+        before = summed.get(parent)
+        summed[parent] = amount if before is None else tuple(map(add, before, amount))
+    return summed
 
 
-def area_release(k: int, areas: Sequence[str], sums: dict[tuple[Any, ...], Sum]) -> Release:
-    """A map's counts: each area's measures, hidden with its encounters, summing to totals."""
-    release = Release(k=k)
-    for area in areas:
-        for measure in MAP_METRICS:
-            amount = sums.get((area, measure), Sum(0, 0))
-            release.count(f"{area}.{measure}", amount.value, amount.basis)
-        release.masked_with(
-            f"{area}.encounters", [f"{area}.{m}" for m in MAP_METRICS if m != "encounters"]
-        )
-    # Every map's areas add up to the summary totals of the same filters.
-    for measure in MAP_METRICS:
-        release.adds_up(f"{area}.{measure}" for area in areas)
-    return release
-
-
-def area_properties(published: Published, area: str) -> dict[str, Any]:
-    counts = {measure: published[f"{area}.{measure}"] for measure in MAP_METRICS}
-    return {
-        **counts,
-        "suppressed": published.is_masked(f"{area}.encounters"),
-        "suppressed_counts": [m for m, v in counts.items() if v is None],
-    }
+def area_properties(
+    k: int, areas: Sequence[str], amounts: dict[Any, Amounts]
+) -> list[dict[str, Any]]:
+    """Each area's published measures: hidden with its encounters, and summing to the
+    summary totals of the same filters (``suppression.publish_areas``)."""
+    empty = (0,) * (2 * len(MAP_METRICS))
+    published = publish_areas(
+        k, areas, MAP_METRICS, "encounters", [amounts.get(area, empty) for area in areas]
+    )
+    leader = MAP_METRICS.index("encounters")
+    return [
+        {
+            **dict(zip(MAP_METRICS, counts, strict=True)),
+            "suppressed": counts[leader] is None,
+            "suppressed_counts": [m for m, v in zip(MAP_METRICS, counts, strict=True) if v is None],
+        }
+        for counts in published
+    ]
 
 
 def hexagon_map(
@@ -644,27 +659,30 @@ def hexagon_map(
         filters = {**scope.params(), "resolution": resolution}
 
         def build() -> PublishedMap:
-            sums = at_resolution(settings, cell_sums(session, scope), resolution)
-            cells = sorted({cell for cell, _metric in sums})
-            published = area_release(settings.small_cell_k, cells, sums).publish()
-            features = [
-                {
-                    "type": "Feature",
-                    "id": cell,
-                    "geometry": cell_geometry(cell),
-                    "properties": {"cell": cell, **area_properties(published, cell)},
-                }
-                for cell in cells
-            ]
-            return PublishedMap({"features": features}, len(published.values))
+            amounts = at_resolution(settings, cell_amounts(session, scope), resolution)
+            cells = sorted(amounts)
+            properties = area_properties(settings.small_cell_k, cells, amounts)
+            return published_map(
+                [
+                    feature(cell, cell_geometry(cell), {"cell": cell, **counts})
+                    for cell, counts in zip(cells, properties, strict=True)
+                ],
+                len(cells) * len(MAP_METRICS),
+            )
 
         kept = maps.publish(session, map_key("map", scope, filters), build)
         audit.record(session, ctx, "stats.map", params=filters, records=kept.records)
+    return feature_collection(kept, filters=filters, k=settings.small_cell_k)
+
+
+def feature_collection(published: PublishedMap, **members: Any) -> dict[str, Any]:
+    """A map's response: ``members`` of the request's, then the published ones; its
+    ``features`` are already serialised (``published.PublishedMap``)."""
     return {
         "type": "FeatureCollection",
-        "filters": filters,
-        "k": settings.small_cell_k,
-        **kept.body,
+        **members,
+        **published.members,
+        "features": published.features,
     }
 
 
@@ -681,37 +699,31 @@ def sector_map(
         scope = resolve_scope(session, principal, query)
 
         def build() -> PublishedMap:
-            sums = counter_sums(
-                session,
-                RollupSector,
-                scope.where(RollupSector),
-                by=(RollupSector.sector,),
-                metrics=MAP_METRICS,
+            amounts = amounts_by_area(
+                counter_sums(
+                    session,
+                    RollupSector,
+                    scope.where(RollupSector),
+                    by=(RollupSector.sector,),
+                    metrics=MAP_METRICS,
+                )
             )
-            published = area_release(settings.small_cell_k, SECTORS, sums).publish()
+            properties = dict(
+                zip(SECTORS, area_properties(settings.small_cell_k, SECTORS, amounts), strict=True)
+            )
             geometries = sector_geometries()
-            features = [
-                {
-                    "type": "Feature",
-                    "id": sector,
-                    "geometry": geometries[sector],
-                    "properties": {"sector": sector, **area_properties(published, sector)},
-                }
-                for sector in SECTORS
-                if sector != OUTSIDE_SECTORS
-            ]
             # Encounters outside every named sector have no outline to draw; they count
-            # here so the features and this add up to the summary.
-            outside = area_properties(published, OUTSIDE_SECTORS)
-            return PublishedMap(
-                {"features": features, "outside_sectors": outside}, len(published.values)
+            # in their own member so the features and it add up to the summary.
+            return published_map(
+                [
+                    feature(sector, geometries[sector], {"sector": sector, **properties[sector]})
+                    for sector in SECTORS
+                    if sector != OUTSIDE_SECTORS
+                ],
+                len(SECTORS) * len(MAP_METRICS),
+                {"outside_sectors": properties[OUTSIDE_SECTORS]},
             )
 
         kept = maps.publish(session, map_key("sectors", scope, scope.params()), build)
         audit.record(session, ctx, "stats.sectors", params=scope.params(), records=kept.records)
-    return {
-        "type": "FeatureCollection",
-        "filters": scope.params(),
-        "k": settings.small_cell_k,
-        **kept.body,
-    }
+    return feature_collection(kept, filters=scope.params(), k=settings.small_cell_k)
