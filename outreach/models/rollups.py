@@ -106,12 +106,15 @@ class RollupCellSpan(Base):
     start: Mapped[date] = mapped_column(primary_key=True)
     organisation_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     cell: Mapped[str] = mapped_column(String(16), primary_key=True)
-    people: Mapped[int] = mapped_column(BigInteger)
-    kits: Mapped[int] = mapped_column(BigInteger)
-    kits_basis: Mapped[int] = mapped_column(BigInteger)
-    referrals: Mapped[int] = mapped_column(BigInteger)
-    referrals_basis: Mapped[int] = mapped_column(BigInteger)
-    encounters: Mapped[int] = mapped_column(BigInteger)
+    # 32 bits: one organisation's counts in one hexagon over a month stay far below 2^31,
+    # and PostgreSQL sums integers in a machine word but bigints as numerics (migration
+    # 0008: a year's map sums hundreds of thousands of these rows).
+    people: Mapped[int] = mapped_column(Integer)
+    kits: Mapped[int] = mapped_column(Integer)
+    kits_basis: Mapped[int] = mapped_column(Integer)
+    referrals: Mapped[int] = mapped_column(Integer)
+    referrals_basis: Mapped[int] = mapped_column(Integer)
+    encounters: Mapped[int] = mapped_column(Integer)
 
 
 class RollupGeneration(Base):
