@@ -47,7 +47,7 @@ sys.path.insert(0, str(ROOT))
 from config import load_settings  # noqa: E402
 from outreach.models import NO_SHIFT  # noqa: E402
 from outreach.models.rollups import DAY_WORDS  # noqa: E402
-from outreach.services.rollups import Deltas, person_year_bits  # noqa: E402
+from outreach.services.rollups import CELL_SPAN_VALUES, Deltas, person_year_bits  # noqa: E402
 from outreach.services.sync import EncounterBuilder, shift_row  # noqa: E402
 from schemas.sync import EncounterSchema, ShiftSchema  # noqa: E402
 
@@ -211,6 +211,14 @@ SQL_COUNTERS = {
         "value = rollup_totals.value + excluded.value,"
         " basis = rollup_totals.basis + excluded.basis",
     ),
+    "rollup_cell_spans": (
+        "span text, start date, organisation_id uuid, cell text, "
+        + ", ".join(f"{name} int" for name in CELL_SPAN_VALUES),
+        "span, start, organisation_id, cell",
+        ", ".join(
+            f"{name} = rollup_cell_spans.{name} + excluded.{name}" for name in CELL_SPAN_VALUES
+        ),
+    ),
     "rollup_person_years": (
         "year int, organisation_id uuid, ref_hash text, "
         + ", ".join(f"{word} bigint" for word in DAY_WORDS),
@@ -279,6 +287,7 @@ def stored_rows(
                             ("rollup_sectors", deltas.sectors),
                             ("rollup_cells", deltas.cells),
                             ("rollup_totals", deltas.totals()),
+                            ("rollup_cell_spans", deltas.cell_spans()),
                             ("rollup_people", {k: [v] for k, v in deltas.people.items()}),
                             (
                                 "rollup_person_years",
