@@ -198,14 +198,10 @@ def test_organisation_rollups_answer_like_the_fine_ones(
                 people = stats.distinct_people(session, scope)
                 assert stats.distinct_people_met(session, scope) == people.value
                 assert whole.get(("identified",), stats.Sum(0, 0)).value == people.basis
-                fine_cells = stats.counter_sums(
-                    session,
-                    RollupCell,
-                    scope.where(RollupCell),
-                    by=(RollupCell.cell,),
-                    metrics=rollups.MAP_METRICS,
+                fine_cells = stats.area_amounts(
+                    session, RollupCell, scope.where(RollupCell), RollupCell.cell
                 )
-                assert stats.cell_amounts(session, scope) == stats.amounts_by_area(fine_cells)
+                assert stats.cell_amounts(session, scope) == fine_cells
                 by_day = stats.counter_sums(
                     session, RollupSector, scope.where(RollupSector), by=(RollupSector.day,)
                 )

@@ -26,8 +26,8 @@ from outreach.services import audit
 from outreach.services.context import CallContext
 from outreach.services.geo import cell_geometry
 from outreach.services.published import PublishedMap, PublishedMaps, feature, published_map
-from outreach.services.rollups import MAP_METRICS
 from outreach.services.stats import (
+    ENCOUNTERS_AT,
     StatsQuery,
     cell_amounts,
     check_resolution,
@@ -39,8 +39,6 @@ from outreach.services.stats import (
 from outreach.services.suppression import Release
 
 RECENT_DAYS = 7
-# Where a hexagon's encounters sit in its map amounts.
-ENCOUNTERS = 2 * MAP_METRICS.index("encounters")
 BASELINE_DAYS = 28
 # Scores are -log10(p); beyond this p is below what floating point represents.
 MAX_SCORE = 300.0
@@ -99,7 +97,9 @@ def hotspots(
             counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
             for slot, period in enumerate((recent_period, baseline_period)):
                 for cell, amounts in cell_amounts(session, period).items():
-                    counts[to_resolution(settings, cell, resolution)][slot] += amounts[ENCOUNTERS]
+                    counts[to_resolution(settings, cell, resolution)][slot] += amounts[
+                        ENCOUNTERS_AT
+                    ]
             flagged = []
             for cell, (recent, baseline) in counts.items():
                 expected = max(baseline, k) * RECENT_DAYS / BASELINE_DAYS

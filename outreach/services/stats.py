@@ -302,31 +302,32 @@ _SPAN_AMOUNTS = itemgetter(
         for column in MAP_COLUMNS[metric]
     )
 )
+# Where an area's encounters sit in its Amounts.
+ENCOUNTERS_AT = 2 * MAP_METRICS.index("encounters")
 
 
-def amounts_by_area(sums: dict[tuple[Any, ...], Sum]) -> dict[Any, Amounts]:
-    """Counters keyed ``(area, metric)`` as each area's ``Amounts`` (zero where absent)."""
+def area_amounts(
+    session: Session,
+    table: type[RollupSector | RollupCell],
+    where: Sequence[ColumnElement[bool]],
+    area: Any,
+) -> dict[Any, Amounts]:
+    """The map's measures summed per ``area`` (a column of ``table``) over the rows
+    ``where`` selects, as each area's ``Amounts`` (zero where no row holds one)."""
     slots = {metric: 2 * index for index, metric in enumerate(MAP_METRICS)}
     amounts: dict[Any, list[int]] = {}
-    for (area, metric), (value, basis) in sums.items():
-        row = amounts.setdefault(area, [0] * (2 * len(MAP_METRICS)))
+    sums = counter_sums(session, table, where, by=(area,), metrics=MAP_METRICS)
+    for (name, metric), (value, basis) in sums.items():
+        row = amounts.setdefault(name, [0] * (2 * len(MAP_METRICS)))
         row[slots[metric]] = value
         row[slots[metric] + 1] = basis
-    return {area: tuple(row) for area, row in amounts.items()}
+    return {name: tuple(row) for name, row in amounts.items()}
 
 
 def cell_amounts(session: Session, scope: Scope) -> dict[str, Amounts]:
     """The map's measures per hexagon with encounters in the scope."""
     if not scope.whole_organisations:
-        return amounts_by_area(
-            counter_sums(
-                session,
-                RollupCell,
-                scope.where(RollupCell),
-                by=(RollupCell.cell,),
-                metrics=MAP_METRICS,
-            )
-        )
+        return area_amounts(session, RollupCell, scope.where(RollupCell), RollupCell.cell)
     statement = (
         select(
             RollupCellSpan.cell,
@@ -699,14 +700,8 @@ def sector_map(
         scope = resolve_scope(session, principal, query)
 
         def build() -> PublishedMap:
-            amounts = amounts_by_area(
-                counter_sums(
-                    session,
-                    RollupSector,
-                    scope.where(RollupSector),
-                    by=(RollupSector.sector,),
-                    metrics=MAP_METRICS,
-                )
+            amounts = area_amounts(
+                session, RollupSector, scope.where(RollupSector), RollupSector.sector
             )
             properties = dict(
                 zip(SECTORS, area_properties(settings.small_cell_k, SECTORS, amounts), strict=True)
