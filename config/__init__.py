@@ -54,6 +54,8 @@ class Settings:
     hotspot_p_value: float = 0.01
     # Hexagons (features) of published maps each worker keeps until the counters change.
     map_cache_features: int = 50_000
+    # Hexagon span rows each worker keeps until their span changes (28 bytes a row).
+    map_cache_span_rows: int = 1_000_000
     ratelimit_storage_url: str = "memory://"
     # A base-map tile URL for the dashboard ({z}/{x}/{y}); none by default: no outside request.
     tile_url: str | None = None
@@ -241,6 +243,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         hotspot_p_value=_float(env, "OUTREACH_HOTSPOT_P_VALUE", defaults.hotspot_p_value, 0, 0.5),
         map_cache_features=_int(
             env, "OUTREACH_MAP_CACHE_FEATURES", defaults.map_cache_features, 0, 10_000_000
+        ),
+        map_cache_span_rows=_int(
+            env, "OUTREACH_MAP_CACHE_SPAN_ROWS", defaults.map_cache_span_rows, 0, 100_000_000
         ),
         tile_url=_tile_url(env.get("OUTREACH_TILE_URL")),
         controller=env.get("OUTREACH_CONTROLLER") or defaults.controller,

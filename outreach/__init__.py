@@ -66,7 +66,9 @@ def register_extensions(app: Flask) -> None:
         access_ttl=app.config["JWT_ACCESS_TOKEN_EXPIRES"],
         refresh_ttl=app.config["JWT_REFRESH_TOKEN_EXPIRES"],
     )
-    app.extensions[PUBLISHED_MAPS_KEY] = PublishedMaps(settings.map_cache_features)
+    app.extensions[PUBLISHED_MAPS_KEY] = PublishedMaps(
+        settings.map_cache_features, settings.map_cache_span_rows
+    )
 
 
 def register_blueprints(app: Flask) -> None:

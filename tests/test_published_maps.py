@@ -8,19 +8,26 @@ next request reads the counters again.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import h3
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import select
+from sqlalchemy import event, select, update
 
+from config import Settings
+from outreach import create_app
+from outreach.api.access import PUBLISHED_MAPS_KEY
 from outreach.extensions import db
-from outreach.models import AuditEvent
+from outreach.models import AuditEvent, Encounter, Role
 from outreach.services import rollups
 from outreach.services.published import PublishedMap, PublishedMaps, published_map
-from outreach.services.stats import paris_today
-from tests.conftest import statements_of
+from outreach.services.span_blocks import SpanBlocks
+from outreach.services.stats import ENCOUNTERS_AT, Scope, cell_amounts, paris_today
+from tests.conftest import Account, bearer, login, statements_of
 from tests.payloads import encounter
 from tests.test_stats import CENTRES, at, get, people, seed_mixed_day, sync
 
@@ -32,7 +39,7 @@ MAP_ROUTES = (
     "/api/v1/stats/sectors",
     "/api/v1/stats/hotspots",
 )
-COUNTER_TABLES = ("rollup_cell_spans", "rollup_cells", "rollup_sectors")
+COUNTER_TABLES = ("rollup_cell_spans", "rollup_span_generations", "rollup_cells", "rollup_sectors")
 
 
 def counter_reads(statements: list[str]) -> list[str]:
@@ -147,7 +154,7 @@ class Builder:
 def test_the_budget_keeps_the_most_recent_maps_and_never_one_too_big(app: Flask) -> None:
     with app.app_context(), db.session.begin():
         session = db.session
-        maps = PublishedMaps(max_features=10)
+        maps = PublishedMaps(max_features=10, max_span_rows=0)
         small, medium, other, huge = Builder(4), Builder(6), Builder(3), Builder(11)
         maps.publish(session, "small", small)
         maps.publish(session, "medium", medium)
@@ -162,6 +169,126 @@ def test_the_budget_keeps_the_most_recent_maps_and_never_one_too_big(app: Flask)
         maps.publish(session, "huge", huge)
         maps.publish(session, "huge", huge)
         assert huge.builds == 2
-        nothing = PublishedMaps(max_features=0)
+        nothing = PublishedMaps(max_features=0, max_span_rows=0)
         nothing.publish(session, "small", small)
+        assert len(nothing) == 0
+
+
+@contextmanager
+def span_row_reads(app: Flask) -> Iterator[list[set[date]]]:
+    """The dates each read of hexagon span rows names, while the block runs."""
+    seen: list[set[date]] = []
+
+    def capture(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_args: Any) -> None:
+        if "FROM rollup_cell_spans" in statement:
+            values = parameters.values() if isinstance(parameters, dict) else parameters
+            seen.append({value for value in values if isinstance(value, date)})
+
+    engine = db.engine_for(app)
+    event.listen(engine, "before_cursor_execute", capture)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", capture)
+
+
+def test_a_map_after_a_sync_reads_again_only_the_spans_the_sync_changed(
+    app: Flask,
+    client: FlaskClient,
+    settings: Settings,
+    make_account: Callable[..., Account],
+    people: dict[str, dict[str, str]],
+) -> None:
+    worker_b = bearer(login(client, make_account(Role.WORKER, "assoc-b").username)["access_token"])
+    today = paris_today()
+    yesterday = today - timedelta(days=1)
+    for days_ago in (70, 45, 20, 1):
+        seed_mixed_day(client, people["worker"], today - timedelta(days=days_ago))
+    seed_mixed_day(client, worker_b, today - timedelta(days=30))
+    url = f"/api/v1/stats/map?from={today - timedelta(days=90)}&to={today}"
+    coordinator = people["coordinator"]
+    with span_row_reads(app) as cold:
+        get(client, coordinator, url)
+    # Each span of the period with rows, once: months, weeks and days around them.
+    assert len(cold) >= 5
+    new_place = (48.8320, 2.3560)
+    sync(
+        client,
+        people["worker"],
+        encounters=[encounter(new_place, occurred_at=at(yesterday, 16)) for _ in range(12)],
+    )
+    with span_row_reads(app) as warm:
+        after = get(client, coordinator, url)
+    # Only the synced organisation's spans holding yesterday: its day, week or month.
+    assert 1 <= len(warm) <= 3
+    spans_of_yesterday = {start for _span, start in rollups.spans_of(yesterday)}
+    assert all(starts <= spans_of_yesterday for starts in warm), warm
+    assert h3.latlng_to_cell(*new_place, 9) in {f["id"] for f in after["features"]}
+    # What a worker that kept nothing answers (a second app on the same database).
+    fresh = create_app(settings.with_overrides(map_cache_span_rows=0))
+    try:
+        assert get(fresh.test_client(), coordinator, url) == after
+    finally:
+        db.engine_for(fresh).dispose()
+
+
+def test_a_rebuild_reads_every_span_again_even_one_it_emptied(
+    app: Flask, client: FlaskClient, people: dict[str, dict[str, str]]
+) -> None:
+    today = paris_today()
+    seed_mixed_day(client, people["worker"], today - timedelta(days=3))
+    seed_mixed_day(client, people["worker"], today - timedelta(days=12))
+    scope = Scope(
+        start=today - timedelta(days=20),
+        end=today,
+        sector=None,
+        organisation=None,
+        organisation_id=None,
+        shift_kind=None,
+    )
+    kept = app.extensions[PUBLISHED_MAPS_KEY].spans
+    stalingrad = h3.latlng_to_cell(*CENTRES["stalingrad"], 9)
+
+    def encounters() -> dict[str, int]:
+        with app.app_context(), db.session.begin():
+            sums = cell_amounts(db.session, scope, kept)
+            return dict(zip(sums.areas, sums.amounts[:, ENCOUNTERS_AT].tolist(), strict=True))
+
+    assert encounters()[stalingrad] == 24
+    # Counters out of step with the encounters, as a rebuild is there to repair: one
+    # day's encounters gone behind the service's back.
+    with app.app_context(), db.session.begin():
+        db.session.execute(
+            update(Encounter)
+            .where(Encounter.local_day == today - timedelta(days=12))
+            .values(deleted_at=datetime.now(UTC))
+        )
+    assert app.test_cli_runner().invoke(args=["rollups", "rebuild"]).exit_code == 0
+    assert encounters()[stalingrad] == 12
+
+
+def test_the_span_budget_keeps_recent_spans_and_none_when_zero(
+    app: Flask, client: FlaskClient, people: dict[str, dict[str, str]]
+) -> None:
+    today = paris_today()
+    for days_ago in (3, 10, 40):
+        seed_mixed_day(client, people["worker"], today - timedelta(days=days_ago))
+    scope = Scope(
+        start=today - timedelta(days=60),
+        end=today,
+        sector=None,
+        organisation=None,
+        organisation_id=None,
+        shift_kind=None,
+    )
+    with app.app_context(), db.session.begin():
+        everything = SpanBlocks(max_rows=1_000)
+        whole = cell_amounts(db.session, scope, everything)
+        assert len(everything) >= 2
+        # Each seeded day is two hexagons: a budget of two rows keeps the last span read.
+        one = SpanBlocks(max_rows=2)
+        assert cell_amounts(db.session, scope, one).areas == whole.areas
+        assert len(one) == 1
+        nothing = SpanBlocks(max_rows=0)
+        assert cell_amounts(db.session, scope, nothing).amounts.tolist() == whole.amounts.tolist()
         assert len(nothing) == 0

@@ -13,6 +13,7 @@ from outreach.models.rollups import (
     RollupGeneration,
     RollupPerson,
     RollupSector,
+    RollupSpanGeneration,
     RollupTotal,
     ShiftSector,
 )
@@ -35,6 +36,7 @@ __all__ = [
     "RollupGeneration",
     "RollupPerson",
     "RollupSector",
+    "RollupSpanGeneration",
     "RollupTotal",
     "Shift",
     "ShiftSector",

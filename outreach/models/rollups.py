@@ -117,6 +117,21 @@ class RollupCellSpan(Base):
     encounters: Mapped[int] = mapped_column(Integer)
 
 
+class RollupSpanGeneration(Base):
+    """A number every change of one organisation's hexagon measures over one ``span``
+    from ``start`` raises, in the transaction that changes them: what a worker read of
+    those ``RollupCellSpan`` rows stays true while it is the same
+    (``services/span_blocks.py``). Rows are never deleted, so a number is never given
+    twice to one span."""
+
+    __tablename__ = "rollup_span_generations"
+
+    span: Mapped[str] = mapped_column(String(8), primary_key=True)
+    start: Mapped[date] = mapped_column(primary_key=True)
+    organisation_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    generation: Mapped[int] = mapped_column(BigInteger)
+
+
 class RollupGeneration(Base):
     """One row whose number every change of the counters raises, in the transaction that
     changes them: what was published from the counters stays true while it is the same."""

@@ -96,10 +96,10 @@ def hotspots(
             # Per cell at the asked resolution: [recent encounters, baseline encounters].
             counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
             for slot, period in enumerate((recent_period, baseline_period)):
-                for cell, amounts in cell_amounts(session, period).items():
-                    counts[to_resolution(settings, cell, resolution)][slot] += amounts[
-                        ENCOUNTERS_AT
-                    ]
+                sums = cell_amounts(session, period, maps.spans)
+                encounters = sums.amounts[:, ENCOUNTERS_AT].tolist()
+                for cell, amount in zip(sums.areas, encounters, strict=True):
+                    counts[to_resolution(settings, cell, resolution)][slot] += amount
             flagged = []
             for cell, (recent, baseline) in counts.items():
                 expected = max(baseline, k) * RECENT_DAYS / BASELINE_DAYS

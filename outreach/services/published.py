@@ -23,10 +23,13 @@ from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 import orjson
 from sqlalchemy.orm import Session
 
 from outreach.services.rollups import generation
+from outreach.services.span_blocks import SpanBlocks
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,71 @@ def feature(area: str, geometry: bytes, properties: dict[str, Any]) -> bytes:
     )
 
 
+def area_features(
+    key: str,
+    areas: Sequence[str],
+    geometries: Sequence[bytes],
+    properties: Sequence[bytes],
+) -> list[bytes]:
+    """Each area's GeoJSON feature, named by ``key`` in its properties, around its
+    serialised geometry and ``area_properties``."""
+    features = []
+    for area, geometry, members in zip(areas, geometries, properties, strict=True):
+        name = orjson.dumps(area)
+        features.append(
+            b"".join(
+                (
+                    b'{"type":"Feature","id":',
+                    name,
+                    b',"geometry":',
+                    geometry,
+                    b',"properties":{"',
+                    key.encode(),
+                    b'":',
+                    name,
+                    b",",
+                    members,
+                    b"}}",
+                )
+            )
+        )
+    return features
+
+
+def area_properties(
+    measures: Sequence[str],
+    leader: str,
+    values: npt.NDArray[np.int64],
+    masked: npt.NDArray[np.bool_],
+) -> list[bytes]:
+    """Each area's published ``measures`` (``null`` where masked), whether it is hidden
+    (its ``leader`` is) and which counts are, as the members of a JSON object.
+
+    Written from one template per pattern of masks: a whole-area map has thousands of
+    areas and only a few patterns, and a template costs less than an object each."""
+    templates: dict[tuple[bool, ...], str] = {}
+    written = []
+    for row, hidden in zip(values.tolist(), map(tuple, masked.tolist()), strict=True):
+        template = templates.get(hidden)
+        if template is None:
+            template = templates[hidden] = _members_template(measures, leader, hidden)
+        written.append(template.format(*row).encode())
+    return written
+
+
+def _members_template(measures: Sequence[str], leader: str, hidden: tuple[bool, ...]) -> str:
+    published = ",".join(
+        f'"{measure}":' + ("null" if masked else f"{{{slot}}}")
+        for slot, (measure, masked) in enumerate(zip(measures, hidden, strict=True))
+    )
+    suppressed = [measure for measure, masked in zip(measures, hidden, strict=True) if masked]
+    flags = orjson.dumps(
+        {"suppressed": hidden[measures.index(leader)], "suppressed_counts": suppressed}
+    ).decode()
+    # The flags' own braces doubled, so that ``format`` leaves them as they are.
+    return published + "," + flags[1:-1].replace("{", "{{").replace("}", "}}")
+
+
 @dataclass(frozen=True)
 class _Kept:
     generation: int
@@ -70,10 +138,12 @@ class _Kept:
 
 
 class PublishedMaps:
-    """Published maps by request, within a budget of features; safe across threads."""
+    """Published maps by request, within a budget of features, and the span rows a map
+    is computed from (``span_blocks``); safe across threads."""
 
-    def __init__(self, max_features: int) -> None:
+    def __init__(self, max_features: int, max_span_rows: int) -> None:
         self.max_features = max_features
+        self.spans = SpanBlocks(max_span_rows)
         self._kept: OrderedDict[Hashable, _Kept] = OrderedDict()
         self._features = 0
         self._lock = threading.Lock()

@@ -30,6 +30,7 @@ from outreach.models import (
     RollupGeneration,
     RollupPerson,
     RollupSector,
+    RollupSpanGeneration,
     RollupTotal,
     ShiftSector,
 )
@@ -183,18 +184,25 @@ class Deltas:
 
     def apply(self, session: Session) -> None:
         """Write every change; the upserts travel together (one round trip on PostgreSQL)."""
+        cell_spans = self.cell_spans()
         counters = [
             _CounterChange.of(RollupSector, COUNTER_KEY, COUNTER_VALUES, self.sectors),
             _CounterChange.of(RollupCell, CELL_KEY, COUNTER_VALUES, self.cells),
             _CounterChange.of(RollupTotal, TOTAL_KEY, COUNTER_VALUES, self.totals()),
-            _CounterChange.of(RollupCellSpan, CELL_SPAN_KEY, CELL_SPAN_VALUES, self.cell_spans()),
+            _CounterChange.of(RollupCellSpan, CELL_SPAN_KEY, CELL_SPAN_VALUES, cell_spans),
             _CounterChange.of(RollupPerson, PERSON_KEY, ("encounters",), _single(self.people)),
             _CounterChange.of(
                 ShiftSector, SHIFT_SECTOR_KEY, ("encounters",), _single(self.shift_sectors)
             ),
         ]
         gained, lost = _person_day_changes(self.people)
-        upsert_all(session, [change.upsert for change in counters] + [_days_to_set(gained)])
+        # The span generations after every counter row, in key order: a transaction
+        # waiting on one holds no counter row that the holder still needs.
+        upsert_all(
+            session,
+            [change.upsert for change in counters]
+            + [_days_to_set(gained), _spans_changed(cell_spans)],
+        )
         for change in counters:
             change.delete_emptied(session)
         gone = _no_longer_met(session, lost) if lost else set()
@@ -229,6 +237,24 @@ def generation(session: Session) -> int:
         select(RollupGeneration.generation).where(RollupGeneration.id == _GENERATION_ROW)
     )
     return int(number or 0)
+
+
+SPAN_GENERATION_KEY = ("span", "start", "organisation_id")
+
+
+def _spans_changed(cell_spans: Mapping[tuple[Any, ...], list[int]]) -> Upsert:
+    """Raise the generation of each organisation's span whose hexagon measures change."""
+    changed = sorted({key[:3] for key, amounts in cell_spans.items() if any(amounts)})
+    rows = [
+        {**dict(zip(SPAN_GENERATION_KEY, key, strict=True)), "generation": 1} for key in changed
+    ]
+    return Upsert(
+        cast(Table, RollupSpanGeneration.__table__),
+        SPAN_GENERATION_KEY,
+        ("generation",),
+        rows,
+        "add",
+    )
 
 
 def spans_of(day: date) -> tuple[tuple[str, date], ...]:
@@ -424,6 +450,10 @@ def rebuild(session: Session, progress: Callable[[int], None] = lambda _n: None)
         ShiftSector,
     ):
         session.execute(delete(model))
+    # Every span whose rows were just emptied changes, refilled or not.
+    session.execute(
+        update(RollupSpanGeneration).values(generation=RollupSpanGeneration.generation + 1)
+    )
     seen = 0
     deltas = Deltas()
     for batch in _live_encounters(session):

@@ -18,10 +18,12 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from operator import add, itemgetter
 from typing import Any, NamedTuple
 
 import h3
+import numpy as np
+import numpy.typing as npt
+import orjson
 from sqlalchemy import BigInteger, ColumnElement, and_, cast, func, or_, select
 from sqlalchemy.orm import Session
 
@@ -33,7 +35,6 @@ from outreach.models import (
     PersonYear,
     Role,
     RollupCell,
-    RollupCellSpan,
     RollupPerson,
     RollupSector,
     RollupTotal,
@@ -43,8 +44,15 @@ from outreach.services import audit
 from outreach.services.context import CallContext, Principal
 from outreach.services.errors import Invalid
 from outreach.services.geo import cell_geometry, sector_geometries
-from outreach.services.published import PublishedMap, PublishedMaps, feature, published_map
+from outreach.services.published import (
+    PublishedMap,
+    PublishedMaps,
+    area_features,
+    area_properties,
+    published_map,
+)
 from outreach.services.rollups import CELL_SPAN_VALUES, MAP_COLUMNS, MAP_METRICS, year_masks
+from outreach.services.span_blocks import SpanBlocks
 from outreach.services.suppression import Published, Release, publish_areas
 from outreach.services.sync import PARIS
 from schemas.vocabulary import (
@@ -131,10 +139,10 @@ class Scope:
 
     def spans_where(
         self,
-        table: type[RollupTotal] | type[RollupCellSpan],
+        table: type[RollupTotal],
         units: Sequence[str] = ("month", "week"),
     ) -> list[ColumnElement[bool]]:
-        """The per-organisation span rows of the period: whole ``units`` (coarsest
+        """The per-organisation total rows of the period: whole ``units`` (coarsest
         first) where they fit, day rows for the rest."""
         clauses = [
             or_(
@@ -289,20 +297,29 @@ def counter_sums(
     return {(*key, metric): Sum(value, basis) for *key, metric, value, basis in rows}
 
 
-# A map area's measures as one tuple: the value then the basis of each of MAP_METRICS,
-# in turn. A whole-area map has thousands of areas, and one tuple each is what its
-# rows cost to read and sum.
-Amounts = tuple[int, ...]
-# Where each MAP_METRICS measure's value and basis sit in a RollupCellSpan sum row,
-# after its cell.
-_SPAN_AMOUNTS = itemgetter(
-    *(
-        1 + CELL_SPAN_VALUES.index(column)
-        for metric in MAP_METRICS
-        for column in MAP_COLUMNS[metric]
-    )
-)
-# Where an area's encounters sit in its Amounts.
+class AreaSums(NamedTuple):
+    """A map's areas and their measures: per area a row of the value then the basis of
+    each of MAP_METRICS, in turn. A whole-area map has thousands of areas, summed,
+    masked and written as arrays rather than area by area."""
+
+    areas: list[str]
+    amounts: npt.NDArray[np.int64]
+
+    def over(self, areas: Sequence[str]) -> AreaSums:
+        """The same measures for ``areas``, in their order, zero where none were summed."""
+        rows = {area: index for index, area in enumerate(self.areas)}
+        amounts = np.zeros((len(areas), 2 * len(MAP_METRICS)), dtype=np.int64)
+        for index, area in enumerate(areas):
+            if area in rows:
+                amounts[index] = self.amounts[rows[area]]
+        return AreaSums(list(areas), amounts)
+
+
+# Where each MAP_METRICS measure's value and basis sit in a RollupCellSpan row.
+_SPAN_AMOUNTS = [
+    CELL_SPAN_VALUES.index(column) for metric in MAP_METRICS for column in MAP_COLUMNS[metric]
+]
+# Where an area's encounters sit in its amounts.
 ENCOUNTERS_AT = 2 * MAP_METRICS.index("encounters")
 
 
@@ -311,35 +328,32 @@ def area_amounts(
     table: type[RollupSector | RollupCell],
     where: Sequence[ColumnElement[bool]],
     area: Any,
-) -> dict[Any, Amounts]:
+) -> AreaSums:
     """The map's measures summed per ``area`` (a column of ``table``) over the rows
-    ``where`` selects, as each area's ``Amounts`` (zero where no row holds one)."""
+    ``where`` selects, for the areas with encounters, sorted."""
     slots = {metric: 2 * index for index, metric in enumerate(MAP_METRICS)}
-    amounts: dict[Any, list[int]] = {}
+    amounts: dict[str, list[int]] = {}
     sums = counter_sums(session, table, where, by=(area,), metrics=MAP_METRICS)
     for (name, metric), (value, basis) in sums.items():
         row = amounts.setdefault(name, [0] * (2 * len(MAP_METRICS)))
         row[slots[metric]] = value
         row[slots[metric] + 1] = basis
-    return {name: tuple(row) for name, row in amounts.items()}
+    areas = sorted(amounts)
+    return AreaSums(
+        areas,
+        np.array([amounts[name] for name in areas], dtype=np.int64).reshape(
+            len(areas), 2 * len(MAP_METRICS)
+        ),
+    )
 
 
-def cell_amounts(session: Session, scope: Scope) -> dict[str, Amounts]:
-    """The map's measures per hexagon with encounters in the scope."""
+def cell_amounts(session: Session, scope: Scope, spans: SpanBlocks) -> AreaSums:
+    """The map's measures per hexagon with encounters in the scope; without a sector or
+    shift-kind filter, from the span rows this worker keeps while they hold."""
     if not scope.whole_organisations:
         return area_amounts(session, RollupCell, scope.where(RollupCell), RollupCell.cell)
-    statement = (
-        select(
-            RollupCellSpan.cell,
-            *(
-                cast(func.sum(RollupCellSpan.__table__.c[name]), BigInteger)
-                for name in CELL_SPAN_VALUES
-            ),
-        )
-        .where(*scope.spans_where(RollupCellSpan))
-        .group_by(RollupCellSpan.cell)
-    )
-    return {row[0]: _SPAN_AMOUNTS(row) for row in session.connection().execute(statement)}
+    sums = spans.cell_sums(session, period_spans(scope.start, scope.end), scope.organisation_id)
+    return AreaSums(sums.cells, sums.measures[:, _SPAN_AMOUNTS])
 
 
 def distinct_people(session: Session, scope: Scope) -> Sum:
@@ -611,38 +625,23 @@ def _bucket_end(start: date, bucket: str) -> date:
 # Maps ------------------------------------------------------------------------------
 
 
-def at_resolution(
-    settings: Settings, amounts: dict[str, Amounts], resolution: int
-) -> dict[str, Amounts]:
-    """Each cell's ``Amounts`` summed into its parent at ``resolution``."""
+def at_resolution(settings: Settings, sums: AreaSums, resolution: int) -> AreaSums:
+    """Each cell's measures summed into its parent at ``resolution``."""
     if resolution == settings.h3_resolution:
-        return amounts
-    summed: dict[str, Amounts] = {}
-    for cell, amount in amounts.items():
-        parent = to_resolution(settings, cell, resolution)
-        before = summed.get(parent)
-        summed[parent] = amount if before is None else tuple(map(add, before, amount))
-    return summed
+        return sums
+    parents, inverse = np.unique(
+        [to_resolution(settings, cell, resolution) for cell in sums.areas], return_inverse=True
+    )
+    summed = np.zeros((len(parents), sums.amounts.shape[1]), dtype=np.int64)
+    np.add.at(summed, inverse, sums.amounts)
+    return AreaSums(parents.tolist(), summed)
 
 
-def area_properties(
-    k: int, areas: Sequence[str], amounts: dict[Any, Amounts]
-) -> list[dict[str, Any]]:
+def map_properties(k: int, sums: AreaSums) -> list[bytes]:
     """Each area's published measures: hidden with its encounters, and summing to the
     summary totals of the same filters (``suppression.publish_areas``)."""
-    empty = (0,) * (2 * len(MAP_METRICS))
-    published = publish_areas(
-        k, areas, MAP_METRICS, "encounters", [amounts.get(area, empty) for area in areas]
-    )
-    leader = MAP_METRICS.index("encounters")
-    return [
-        {
-            **dict(zip(MAP_METRICS, counts, strict=True)),
-            "suppressed": counts[leader] is None,
-            "suppressed_counts": [m for m, v in zip(MAP_METRICS, counts, strict=True) if v is None],
-        }
-        for counts in published
-    ]
+    masked = publish_areas(k, sums.areas, MAP_METRICS, "encounters", sums.amounts)
+    return area_properties(MAP_METRICS, "encounters", sums.amounts[:, 0::2], masked)
 
 
 def hexagon_map(
@@ -660,15 +659,12 @@ def hexagon_map(
         filters = {**scope.params(), "resolution": resolution}
 
         def build() -> PublishedMap:
-            amounts = at_resolution(settings, cell_amounts(session, scope), resolution)
-            cells = sorted(amounts)
-            properties = area_properties(settings.small_cell_k, cells, amounts)
+            sums = at_resolution(settings, cell_amounts(session, scope, maps.spans), resolution)
+            geometries = [cell_geometry(cell) for cell in sums.areas]
+            properties = map_properties(settings.small_cell_k, sums)
             return published_map(
-                [
-                    feature(cell, cell_geometry(cell), {"cell": cell, **counts})
-                    for cell, counts in zip(cells, properties, strict=True)
-                ],
-                len(cells) * len(MAP_METRICS),
+                area_features("cell", sums.areas, geometries, properties),
+                len(sums.areas) * len(MAP_METRICS),
             )
 
         kept = maps.publish(session, map_key("map", scope, filters), build)
@@ -700,23 +696,24 @@ def sector_map(
         scope = resolve_scope(session, principal, query)
 
         def build() -> PublishedMap:
-            amounts = area_amounts(
+            sums = area_amounts(
                 session, RollupSector, scope.where(RollupSector), RollupSector.sector
-            )
+            ).over(SECTORS)
             properties = dict(
-                zip(SECTORS, area_properties(settings.small_cell_k, SECTORS, amounts), strict=True)
+                zip(SECTORS, map_properties(settings.small_cell_k, sums), strict=True)
             )
             geometries = sector_geometries()
             # Encounters outside every named sector have no outline to draw; they count
             # in their own member so the features and it add up to the summary.
             return published_map(
-                [
-                    feature(sector, geometries[sector], {"sector": sector, **properties[sector]})
-                    for sector in SECTORS
-                    if sector != OUTSIDE_SECTORS
-                ],
+                area_features(
+                    "sector",
+                    list(geometries),
+                    list(geometries.values()),
+                    [properties[sector] for sector in geometries],
+                ),
                 len(SECTORS) * len(MAP_METRICS),
-                {"outside_sectors": properties[OUTSIDE_SECTORS]},
+                {"outside_sectors": orjson.Fragment(b"{" + properties[OUTSIDE_SECTORS] + b"}")},
             )
 
         kept = maps.publish(session, map_key("sectors", scope, scope.params()), build)
