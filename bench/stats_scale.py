@@ -10,7 +10,11 @@ COPY, and their rollups computed by the service's own ``rollups.Deltas`` (the co
 every sync runs) and copied alongside. Then each stats request runs through the
 whole Flask stack in process (token check, audit event, suppression, JSON), timed
 over ``--repeat`` calls after warm-up, and the raw-table GROUP BY runs over the same
-period through psycopg. Results go to ``bench/results/stats_scale.json``.
+period through psycopg. Each map is timed three ways: served again (nothing changed),
+right after a sync of the last two days by one association (its spans' and the
+counters' generations raised before each call, untimed, as ``Deltas.apply`` raises
+them), and after every span changed (as after ``flask rollups rebuild``, or a worker's
+first map). Results go to ``bench/results/stats_scale.json``.
 """
 
 from __future__ import annotations

@@ -92,7 +92,7 @@ def hotspots(
             "resolution": resolution,
         }
 
-        def build() -> PublishedMap:
+        def build(_previous: PublishedMap | None) -> PublishedMap:
             # Per cell at the asked resolution: [recent encounters, baseline encounters].
             counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
             for slot, period in enumerate((recent_period, baseline_period)):

@@ -21,6 +21,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -42,13 +43,75 @@ class PublishedMap:
     size: int
     records: int
     members: dict[str, Any] = field(default_factory=dict)
+    rendered: Rendered | None = None
 
 
 def published_map(
-    features: Sequence[bytes], records: int, members: dict[str, Any] | None = None
+    features: Sequence[bytes],
+    records: int,
+    members: dict[str, Any] | None = None,
+    rendered: Rendered | None = None,
 ) -> PublishedMap:
     """A map of serialised ``feature``s."""
-    return PublishedMap(b"[" + b",".join(features) + b"]", len(features), records, members or {})
+    return PublishedMap(
+        b"[" + b",".join(features) + b"]", len(features), records, members or {}, rendered
+    )
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """An area map's features as written, with the counts each shows (-1 where masked),
+    so that the next version of the map writes again only the areas that changed."""
+
+    areas: list[str]
+    shown: npt.NDArray[np.int64]
+    features: list[bytes]
+
+    @cached_property
+    def rows(self) -> dict[str, int]:
+        """Each area's row, for a next version whose areas are not the same."""
+        return {area: row for row, area in enumerate(self.areas)}
+
+
+def render_areas(
+    key: str,
+    measures: Sequence[str],
+    leader: str,
+    areas: list[str],
+    geometry: Callable[[str], bytes],
+    values: npt.NDArray[np.int64],
+    masked: npt.NDArray[np.bool_],
+    previous: Rendered | None,
+) -> Rendered:
+    """Each area's feature (``area_features``), its ``values`` published unless
+    ``masked``; an area that ``previous`` showed with the same counts keeps its bytes.
+
+    After a sync a whole-area map differs in a few hexagons of thousands, and writing a
+    feature costs more than comparing its counts."""
+    shown = np.where(masked, -1, values)
+    if previous is None:
+        again = np.arange(len(areas))
+        features: list[bytes] = [b""] * len(areas)
+    elif previous.areas == areas:
+        again = np.flatnonzero((previous.shown != shown).any(axis=1))
+        features = list(previous.features)
+    else:
+        before = np.array([previous.rows.get(area, -1) for area in areas], dtype=np.intp)
+        found = before >= 0
+        same = np.zeros(len(areas), dtype=np.bool_)
+        same[found] = (previous.shown[before[found]] == shown[found]).all(axis=1)
+        again = np.flatnonzero(~same)
+        # Areas it did not show are written below, in their place.
+        features = [previous.features[row] if row >= 0 else b"" for row in before.tolist()]
+    written = area_features(
+        key,
+        [areas[index] for index in again.tolist()],
+        [geometry(areas[index]) for index in again.tolist()],
+        area_properties(measures, leader, values[again], masked[again]),
+    )
+    for index, feature_bytes in zip(again.tolist(), written, strict=True):
+        features[index] = feature_bytes
+    return Rendered(areas, shown, features)
 
 
 def feature(area: str, geometry: bytes, properties: dict[str, Any]) -> bytes:
@@ -149,30 +212,33 @@ class PublishedMaps:
         self._lock = threading.Lock()
 
     def publish(
-        self, session: Session, key: Hashable, build: Callable[[], PublishedMap]
+        self,
+        session: Session,
+        key: Hashable,
+        build: Callable[[PublishedMap | None], PublishedMap],
     ) -> PublishedMap:
         """The map ``key`` names, from here if the counters have not changed since it was
-        built, else from ``build`` (run in the caller's transaction) and kept."""
+        built, else from ``build`` (run in the caller's transaction, given the version
+        kept before, if any, to start from) and kept."""
         # Read before the counters: a change committed in between is in what ``build``
         # reads, and only makes the kept map newer than its generation says.
         current = generation(session)
-        kept = self._get(key, current)
-        if kept is not None:
-            return kept
-        published = build()
+        kept = self._get(key)
+        if kept is not None and kept.generation == current:
+            return kept.published
+        published = build(kept.published if kept is not None else None)
         self._put(key, _Kept(current, published))
         return published
 
     def __len__(self) -> int:
         return len(self._kept)
 
-    def _get(self, key: Hashable, current: int) -> PublishedMap | None:
+    def _get(self, key: Hashable) -> _Kept | None:
         with self._lock:
             kept = self._kept.get(key)
-            if kept is None or kept.generation != current:
-                return None
-            self._kept.move_to_end(key)
-            return kept.published
+            if kept is not None:
+                self._kept.move_to_end(key)
+            return kept
 
     def _put(self, key: Hashable, kept: _Kept) -> None:
         size = kept.published.size

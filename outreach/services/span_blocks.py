@@ -22,12 +22,14 @@ from __future__ import annotations
 import threading
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from datetime import date
-from typing import NamedTuple
+from typing import Any, NamedTuple, cast
 
 import numpy as np
 import numpy.typing as npt
+import psycopg
+from psycopg import sql
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
@@ -59,6 +61,15 @@ class CellSums(NamedTuple):
     measures: Sums
 
 
+class _Summed(NamedTuple):
+    spans: dict[SpanKey, SpanRows]
+    total: Sums
+
+
+# Periods whose last sum each worker keeps (each holds on to its spans' rows).
+MAX_SUMS = 8
+
+
 class SpanBlocks:
     """Span rows by organisation and span, within a budget of rows; safe across threads."""
 
@@ -66,9 +77,19 @@ class SpanBlocks:
         self.max_rows = max_rows
         self._kept: OrderedDict[SpanKey, SpanRows] = OrderedDict()
         self._rows = 0
-        # Hexagons by number, in the order first read; numbers are never reused.
+        # Spans read from the database since the worker started, kept or not.
+        self.spans_read = 0
+        # Hexagons by number, in the order first read; numbers are never reused. Their
+        # H3 indexes sorted, with each one's number, to number a span's rows at once, and
+        # each number's rank in the hexagons' sorted names, to sort a map's at once.
         self._cells: list[str] = []
-        self._numbers: dict[str, int] = {}
+        self._ids = np.zeros(0, dtype=np.int64)
+        self._numbers = np.zeros(0, dtype=np.int32)
+        self._rank = np.zeros(0, dtype=np.intp)
+        # The last sums of a few periods, with the rows they were summed from: the next
+        # sum of the same period takes out the rows of the spans that changed and adds
+        # their new ones, instead of adding every span again (a year is hundreds).
+        self._sums: OrderedDict[Hashable, _Summed] = OrderedDict()
         self._lock = threading.Lock()
 
     def cell_sums(
@@ -84,7 +105,14 @@ class SpanBlocks:
             # and only makes them newer than the number they are kept under.
             spans[key] = self._read(session, key, current[key])
         self._put((key, spans[key]) for key in stale)
-        return self._summed(spans.values())
+        period = (tuple(runs), organisation_id)
+        total = self._summed_again(period, spans)
+        with self._lock:
+            self._sums[period] = _Summed(spans, total)
+            self._sums.move_to_end(period)
+            while len(self._sums) > MAX_SUMS:
+                self._sums.popitem(last=False)
+        return self._present(total)
 
     def __len__(self) -> int:
         return len(self._kept)
@@ -107,45 +135,63 @@ class SpanBlocks:
         return {(span, start, owner): generation for span, start, owner, generation in rows}
 
     def _read(self, session: Session, key: SpanKey, generation: int) -> SpanRows:
-        table = RollupCellSpan.__table__.c
-        span, start, organisation_id = key
-        rows = (
-            session.connection()
-            .execute(
-                select(table.cell, *(table[name] for name in CELL_SPAN_VALUES)).where(
-                    table.span == span,
-                    table.start == start,
-                    table.organisation_id == organisation_id,
-                )
-            )
-            .all()
-        )
-        measures = np.array([row[1:] for row in rows], dtype=np.int32).reshape(
-            len(rows), len(CELL_SPAN_VALUES)
-        )
-        return SpanRows(generation, self._numbered(row[0] for row in rows), measures)
+        if session.get_bind().dialect.name == "postgresql":
+            ids, measures = _copied_rows(session, key)
+        else:
+            ids, measures = _fetched_rows(session, key)
+        return SpanRows(generation, self._numbered(ids), measures)
 
-    def _numbered(self, cells: Iterable[str]) -> npt.NDArray[np.int32]:
+    def _numbered(self, ids: npt.NDArray[np.int64]) -> npt.NDArray[np.int32]:
+        """The worker's numbers of the hexagons ``ids`` (H3 indexes as integers)."""
         with self._lock:
-            numbers = []
-            for cell in cells:
-                number = self._numbers.get(cell)
-                if number is None:
-                    number = self._numbers[cell] = len(self._cells)
-                    self._cells.append(cell)
-                numbers.append(number)
-        return np.array(numbers, dtype=np.int32)
+            at = np.searchsorted(self._ids, ids)
+            if len(self._ids):
+                known = self._ids[np.minimum(at, len(self._ids) - 1)] == ids
+            else:
+                known = np.zeros(len(ids), dtype=np.bool_)
+            if not known.all():
+                new = np.unique(ids[~known])
+                self._cells.extend(f"{cell:x}" for cell in new.tolist())
+                every = np.concatenate((self._ids[np.argsort(self._numbers)], new))
+                self._numbers = np.argsort(every).astype(np.int32)
+                self._ids = every[self._numbers]
+                self._rank = np.empty(len(self._cells), dtype=np.intp)
+                self._rank[np.argsort(np.array(self._cells))] = np.arange(len(self._cells))
+                at = np.searchsorted(self._ids, ids)
+            return self._numbers[at]
 
-    def _summed(self, spans: Iterable[SpanRows]) -> CellSums:
+    def _summed_again(self, period: Hashable, spans: dict[SpanKey, SpanRows]) -> Sums:
+        """The spans' rows summed per hexagon number, from the period's last sum where
+        there is one: a kept row object is the same rows, so only the others count."""
         with self._lock:
-            cells = list(self._cells)
-        total = np.zeros((len(cells), len(CELL_SPAN_VALUES)), dtype=np.int64)
-        for rows in spans:
-            # A span holds a hexagon once, so fancy-indexed addition adds every row.
-            total[rows.cells] += rows.measures
+            last = self._sums.get(period)
+            size = len(self._cells)
+        total = np.zeros((size, len(CELL_SPAN_VALUES)), dtype=np.int64)
+        changed: dict[SpanKey, tuple[SpanRows | None, SpanRows | None]]
+        if last is None:
+            changed = {key: (None, rows) for key, rows in spans.items()}
+        else:
+            total[: len(last.total)] = last.total
+            changed = {
+                key: (last.spans.get(key), spans.get(key))
+                for key in last.spans.keys() | spans.keys()
+                if last.spans.get(key) is not spans.get(key)
+            }
+        for before, after in changed.values():
+            # A span holds a hexagon once, so fancy-indexed arithmetic counts every row.
+            if before is not None:
+                total[before.cells] -= before.measures
+            if after is not None:
+                total[after.cells] += after.measures
+        return total
+
+    def _present(self, total: Sums) -> CellSums:
+        """The hexagons with encounters, sorted by name, and their sums."""
+        with self._lock:
+            cells, rank = self._cells, self._rank[: len(total)]
         present = np.flatnonzero(total[:, ENCOUNTERS] > 0)
-        order = sorted(present.tolist(), key=cells.__getitem__)
-        return CellSums([cells[number] for number in order], total[order])
+        order = present[np.argsort(rank[present])]
+        return CellSums([cells[number] for number in order.tolist()], total[order])
 
     def _take(self, current: dict[SpanKey, int]) -> dict[SpanKey, SpanRows]:
         """The kept spans whose generation is still ``current``."""
@@ -161,6 +207,7 @@ class SpanBlocks:
     def _put(self, spans: Iterable[tuple[SpanKey, SpanRows]]) -> None:
         with self._lock:
             for key, rows in spans:
+                self.spans_read += 1
                 size = len(rows.cells)
                 if size > self.max_rows:
                     continue
@@ -172,3 +219,47 @@ class SpanBlocks:
                 while self._rows > self.max_rows:
                     _key, evicted = self._kept.popitem(last=False)
                     self._rows -= len(evicted.cells)
+
+
+# The span's rows with each hexagon's H3 index as an integer: PostgreSQL sends them as
+# binary COPY, fixed-width fields that numpy reads in place (a year at national volume
+# is hundreds of thousands of rows, a second and more as Python tuples).
+_COPY_SPAN = sql.SQL(
+    "COPY (SELECT ('x' || lpad(cell, 16, '0'))::bit(64)::bigint, {measures}"
+    " FROM rollup_cell_spans WHERE span = %s AND start = %s AND organisation_id = %s)"
+    " TO STDOUT (FORMAT BINARY)"
+).format(measures=sql.SQL(", ").join(map(sql.Identifier, CELL_SPAN_VALUES)))
+# A binary COPY row: the field count, then each field's length and value, big-endian.
+_COPY_ROW = np.dtype(
+    [("fields", ">i2"), ("cell_length", ">i4"), ("cell", ">i8")]
+    + [item for name in CELL_SPAN_VALUES for item in ((f"{name}_length", ">i4"), (name, ">i4"))]
+)
+_COPY_HEADER = 19  # signature, flags, header extension length
+_COPY_TRAILER = 2  # a field count of -1
+
+
+def _copied_rows(session: Session, key: SpanKey) -> tuple[npt.NDArray[np.int64], Measures]:
+    connection = cast(psycopg.Connection[Any], session.connection().connection.driver_connection)
+    with connection.cursor() as cursor, cursor.copy(_COPY_SPAN, key) as copy:
+        data = b"".join(copy)
+    count = (len(data) - _COPY_HEADER - _COPY_TRAILER) // _COPY_ROW.itemsize
+    rows = np.frombuffer(data, dtype=_COPY_ROW, count=count, offset=_COPY_HEADER)
+    measures = np.column_stack([rows[name] for name in CELL_SPAN_VALUES]).astype(np.int32)
+    return rows["cell"].astype(np.int64), measures.reshape(len(rows), len(CELL_SPAN_VALUES))
+
+
+def _fetched_rows(session: Session, key: SpanKey) -> tuple[npt.NDArray[np.int64], Measures]:
+    table = RollupCellSpan.__table__.c
+    span, start, organisation_id = key
+    rows = (
+        session.connection()
+        .execute(
+            select(table.cell, *(table[name] for name in CELL_SPAN_VALUES)).where(
+                table.span == span, table.start == start, table.organisation_id == organisation_id
+            )
+        )
+        .all()
+    )
+    ids = np.array([int(row[0], 16) for row in rows], dtype=np.int64)
+    measures = np.array([row[1:] for row in rows], dtype=np.int32)
+    return ids, measures.reshape(len(rows), len(CELL_SPAN_VALUES))

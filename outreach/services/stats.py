@@ -50,6 +50,7 @@ from outreach.services.published import (
     area_features,
     area_properties,
     published_map,
+    render_areas,
 )
 from outreach.services.rollups import CELL_SPAN_VALUES, MAP_COLUMNS, MAP_METRICS, year_masks
 from outreach.services.span_blocks import SpanBlocks
@@ -658,13 +659,23 @@ def hexagon_map(
         scope = resolve_scope(session, principal, query)
         filters = {**scope.params(), "resolution": resolution}
 
-        def build() -> PublishedMap:
+        def build(previous: PublishedMap | None) -> PublishedMap:
             sums = at_resolution(settings, cell_amounts(session, scope, maps.spans), resolution)
-            geometries = [cell_geometry(cell) for cell in sums.areas]
-            properties = map_properties(settings.small_cell_k, sums)
+            masked = publish_areas(
+                settings.small_cell_k, sums.areas, MAP_METRICS, "encounters", sums.amounts
+            )
+            rendered = render_areas(
+                "cell",
+                MAP_METRICS,
+                "encounters",
+                sums.areas,
+                cell_geometry,
+                sums.amounts[:, 0::2],
+                masked,
+                previous.rendered if previous is not None else None,
+            )
             return published_map(
-                area_features("cell", sums.areas, geometries, properties),
-                len(sums.areas) * len(MAP_METRICS),
+                rendered.features, len(sums.areas) * len(MAP_METRICS), rendered=rendered
             )
 
         kept = maps.publish(session, map_key("map", scope, filters), build)
@@ -695,7 +706,7 @@ def sector_map(
     with session.begin():
         scope = resolve_scope(session, principal, query)
 
-        def build() -> PublishedMap:
+        def build(_previous: PublishedMap | None) -> PublishedMap:
             sums = area_amounts(
                 session, RollupSector, scope.where(RollupSector), RollupSector.sector
             ).over(SECTORS)
