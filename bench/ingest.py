@@ -219,6 +219,11 @@ SQL_COUNTERS = {
             f"{name} = rollup_cell_spans.{name} + excluded.{name}" for name in CELL_SPAN_VALUES
         ),
     ),
+    "rollup_span_generations": (
+        "span text, start date, organisation_id uuid, generation bigint",
+        "span, start, organisation_id",
+        "generation = rollup_span_generations.generation + excluded.generation",
+    ),
     "rollup_person_years": (
         "year int, organisation_id uuid, ref_hash text, "
         + ", ".join(f"{word} bigint" for word in DAY_WORDS),
@@ -277,6 +282,7 @@ def stored_rows(
                 assert row is not None, errors
                 rows.append(row)
                 deltas.add(row)
+            cell_spans = deltas.cell_spans()
             statements.append(
                 [
                     (SQL_SHIFTS, orjson.dumps(shift_rows)),
@@ -287,7 +293,12 @@ def stored_rows(
                             ("rollup_sectors", deltas.sectors),
                             ("rollup_cells", deltas.cells),
                             ("rollup_totals", deltas.totals()),
-                            ("rollup_cell_spans", deltas.cell_spans()),
+                            ("rollup_cell_spans", cell_spans),
+                            # Each changed span's generation, as Deltas.apply raises it.
+                            (
+                                "rollup_span_generations",
+                                {key[:3]: [1] for key in cell_spans},
+                            ),
                             ("rollup_people", {k: [v] for k, v in deltas.people.items()}),
                             (
                                 "rollup_person_years",
