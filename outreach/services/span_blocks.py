@@ -224,10 +224,13 @@ class SpanBlocks:
 # at every resolution, so the hexagon too is a fixed-width field, turned into its integer
 # by numpy.
 _COPY_SPANS = sql.SQL(
-    "COPY (SELECT asked.position::int4, cell, {measures}"
-    " FROM unnest(%s::text[], %s::date[], %s::uuid[]) WITH ORDINALITY"
-    " AS asked (span, start, organisation_id, position)"
-    " JOIN rollup_cell_spans USING (span, start, organisation_id))"
+    "COPY (SELECT asked.position::int4, rows.* FROM unnest(%s::text[], %s::date[], %s::uuid[])"
+    " WITH ORDINALITY AS asked (span, start, organisation_id, position),"
+    # Each span's rows by the primary key: OFFSET 0 keeps the planner from flattening
+    # this into a hash join, which scanned the whole table (every year kept) for a year.
+    " LATERAL (SELECT cell, {measures} FROM rollup_cell_spans AS kept"
+    " WHERE kept.span = asked.span AND kept.start = asked.start"
+    " AND kept.organisation_id = asked.organisation_id OFFSET 0) AS rows)"
     " TO STDOUT (FORMAT BINARY)"
 ).format(measures=sql.SQL(", ").join(map(sql.Identifier, CELL_SPAN_VALUES)))
 H3_DIGITS = 15
