@@ -8,7 +8,9 @@ its week and its month, of its organisation), and raises those spans' generation
 (``RollupSpanGeneration``) in its transaction. So each worker keeps the rows it read,
 one span of one organisation at a time, as arrays of hexagon numbers and measures,
 and reads again only the spans whose generation moved: right after a sync of today's
-encounters, today's day row of one organisation.
+encounters, today's day row of one organisation. It also keeps the last sums of a few
+periods with the rows they were made of, so the next sum of a period takes out the
+changed spans' old rows and adds their new ones rather than adding every span again.
 
 What is kept are counters finer than any response (a hexagon's count may be under
 the small-cell threshold). They stay in the worker's memory, are never logged or
@@ -66,7 +68,8 @@ class _Summed(NamedTuple):
     total: Sums
 
 
-# Periods whose last sum each worker keeps (each holds on to its spans' rows).
+# Periods whose last sum each worker keeps (each holds on to its spans' rows); none
+# when the budget keeps no rows.
 MAX_SUMS = 8
 
 
@@ -108,11 +111,12 @@ class SpanBlocks:
         self._put((key, spans[key]) for key in stale)
         period = (tuple(runs), organisation_id)
         total = self._summed_again(period, spans)
-        with self._lock:
-            self._sums[period] = _Summed(spans, total)
-            self._sums.move_to_end(period)
-            while len(self._sums) > MAX_SUMS:
-                self._sums.popitem(last=False)
+        if self.max_rows > 0:
+            with self._lock:
+                self._sums[period] = _Summed(spans, total)
+                self._sums.move_to_end(period)
+                while len(self._sums) > MAX_SUMS:
+                    self._sums.popitem(last=False)
         return self._present(total)
 
     def __len__(self) -> int:
