@@ -19,13 +19,14 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
+import orjson
 from sqlalchemy.orm import Session
 
 from config import Settings
 from outreach.services import audit
 from outreach.services.context import CallContext
 from outreach.services.geo import cell_geometry
-from outreach.services.published import PublishedMap, PublishedMaps, feature, published_map
+from outreach.services.published import PublishedMap, PublishedMaps, area_features, published_map
 from outreach.services.stats import (
     ENCOUNTERS_AT,
     StatsQuery,
@@ -112,21 +113,24 @@ def hotspots(
                 release.count(f"{cell}.baseline", baseline)
             published = release.publish()
             flagged.sort(key=lambda item: (item[4], item[0]))
-            features = [
-                feature(
-                    cell,
-                    cell_geometry(cell),
-                    {
-                        "cell": cell,
-                        "recent": published[f"{cell}.recent"],
-                        "baseline": published[f"{cell}.baseline"],
-                        "expected": round(expected, 2),
-                        "p_value": p_value,
-                        "score": _score(p_value),
-                    },
-                )
-                for cell, _recent, _baseline, expected, p_value in flagged
-            ]
+            cells = [cell for cell, *_ in flagged]
+            features = area_features(
+                "cell",
+                cells,
+                [cell_geometry(cell) for cell in cells],
+                [
+                    orjson.dumps(
+                        {
+                            "recent": published[f"{cell}.recent"],
+                            "baseline": published[f"{cell}.baseline"],
+                            "expected": round(expected, 2),
+                            "p_value": p_value,
+                            "score": _score(p_value),
+                        }
+                    )[1:-1]
+                    for cell, _recent, _baseline, expected, p_value in flagged
+                ],
+            )
             return published_map(features, len(published.values))
 
         kept = maps.publish(session, map_key("hotspots", scope, filters), build)

@@ -114,21 +114,6 @@ def render_areas(
     return Rendered(areas, shown, features)
 
 
-def feature(area: str, geometry: bytes, properties: dict[str, Any]) -> bytes:
-    """One GeoJSON feature, serialised around its serialised ``geometry``."""
-    return b"".join(
-        (
-            b'{"type":"Feature","id":',
-            orjson.dumps(area),
-            b',"geometry":',
-            geometry,
-            b',"properties":',
-            orjson.dumps(properties),
-            b"}",
-        )
-    )
-
-
 def area_features(
     key: str,
     areas: Sequence[str],
@@ -136,7 +121,8 @@ def area_features(
     properties: Sequence[bytes],
 ) -> list[bytes]:
     """Each area's GeoJSON feature, named by ``key`` in its properties, around its
-    serialised geometry and ``area_properties``."""
+    serialised geometry and other properties (the members of a JSON object, as
+    ``area_properties`` writes them)."""
     features = []
     for area, geometry, members in zip(areas, geometries, properties, strict=True):
         name = orjson.dumps(area)
