@@ -105,7 +105,8 @@ class SpanBlocks:
         stale = [key for key in current if key not in spans]
         # Read after their generation: a change committed in between is in the rows,
         # and only makes them newer than the number they are kept under.
-        read = _copied_rows if session.get_bind().dialect.name == "postgresql" else _fetched_rows
+        postgresql = session.get_bind().dialect.name == "postgresql"
+        read = _aggregated_rows if postgresql else _fetched_rows
         for key, (ids, measures) in zip(stale, read(session, stale), strict=True):
             spans[key] = SpanRows(current[key], self._numbered(ids), measures)
         self._put((key, spans[key]) for key in stale)
@@ -219,67 +220,50 @@ class SpanBlocks:
                     self._rows -= len(evicted.cells)
 
 
-# Rows of the spans with their span's position in the list asked: PostgreSQL sends them
-# as binary COPY, fixed-width fields that numpy reads in place, in one statement for all
-# the spans. A worker's first year at national volume is hundreds of thousands of rows:
-# 2.6 s as Python tuples, about 1 s as COPY, most of it psycopg taking the COPY a row at a
-# time (libpq hands it over so); summing them in PostgreSQL would be faster once, but would
-# leave no rows to take out when one span changes. An H3 index is 15 hexadecimal digits
-# at every resolution, so the hexagon too is a fixed-width field, turned into its integer
-# by numpy.
-_COPY_SPANS = sql.SQL(
-    "COPY (SELECT asked.position::int4, rows.* FROM unnest(%s::text[], %s::date[], %s::uuid[])"
+# Each span's rows as one array per column, for all the spans in one statement, in the
+# binary protocol. A worker's first year at national volume is hundreds of thousands of
+# rows: 2.6 s as Python tuples, over 1 s as a binary COPY (psycopg takes a COPY a row at
+# a time), about half a second as arrays. Summing them in PostgreSQL would be faster
+# once, but would leave no rows to take out when one span changes.
+_SPAN_ARRAYS = sql.SQL(
+    "SELECT spans.* FROM unnest(%s::text[], %s::date[], %s::uuid[])"
     " WITH ORDINALITY AS asked (span, start, organisation_id, position),"
     # Each span's rows by the primary key: OFFSET 0 keeps the planner from flattening
     # this into a hash join, which scanned the whole table (every year kept) for a year.
-    " LATERAL (SELECT cell, {measures} FROM rollup_cell_spans AS kept"
+    " LATERAL (SELECT array_agg(cell), {measures} FROM rollup_cell_spans AS kept"
     " WHERE kept.span = asked.span AND kept.start = asked.start"
-    " AND kept.organisation_id = asked.organisation_id OFFSET 0) AS rows)"
-    " TO STDOUT (FORMAT BINARY)"
-).format(measures=sql.SQL(", ").join(map(sql.Identifier, CELL_SPAN_VALUES)))
-H3_DIGITS = 15
-# A binary COPY row: the field count, then each field's length and value, big-endian.
-_COPY_ROW = np.dtype(
-    [("fields", ">i2"), ("position_length", ">i4"), ("position", ">i4")]
-    + [("cell_length", ">i4"), ("cell", f"S{H3_DIGITS}")]
-    + [item for name in CELL_SPAN_VALUES for item in ((f"{name}_length", ">i4"), (name, ">i4"))]
+    " AND kept.organisation_id = asked.organisation_id OFFSET 0) AS spans"
+    " ORDER BY asked.position"
+).format(
+    measures=sql.SQL(", ").join(
+        sql.SQL("array_agg({})").format(sql.Identifier(name)) for name in CELL_SPAN_VALUES
+    )
 )
-_COPY_HEADER = 19  # signature, flags, header extension length
-_HEX_DIGITS = np.zeros(256, dtype=np.int64)
-_HEX_DIGITS[np.frombuffer(b"0123456789abcdef", dtype=np.uint8)] = np.arange(16)
-_HEX_DIGITS[np.frombuffer(b"ABCDEF", dtype=np.uint8)] = np.arange(10, 16)
-_DIGIT_SHIFTS = 4 * np.arange(H3_DIGITS - 1, -1, -1, dtype=np.int64)
-_COPY_TRAILER = 2  # a field count of -1
 SpanArrays = tuple[npt.NDArray[np.int64], Measures]
 
 
-def _copied_rows(session: Session, keys: Sequence[SpanKey]) -> list[SpanArrays]:
+def _aggregated_rows(session: Session, keys: Sequence[SpanKey]) -> list[SpanArrays]:
     """Each span's hexagons (H3 indexes as integers) and measures, in ``keys`` order."""
     if not keys:
         return []
     connection = cast(psycopg.Connection[Any], session.connection().connection.driver_connection)
     spans, starts, organisations = (list(column) for column in zip(*keys, strict=True))
-    with (
-        connection.cursor() as cursor,
-        cursor.copy(_COPY_SPANS, (spans, starts, organisations)) as copy,
-    ):
-        data = b"".join(copy)
-    count = (len(data) - _COPY_HEADER - _COPY_TRAILER) // _COPY_ROW.itemsize
-    rows = np.frombuffer(data, dtype=_COPY_ROW, count=count, offset=_COPY_HEADER)
-    rows = rows[np.argsort(rows["position"], kind="stable")]
-    # Positions count from 1: where each span's rows end.
-    ends = np.searchsorted(rows["position"], np.arange(1, len(keys) + 1), side="right")
-    measures = np.column_stack([rows[name] for name in CELL_SPAN_VALUES]).astype(np.int32)
-    measures = measures.reshape(len(rows), len(CELL_SPAN_VALUES))
-    if not (rows["cell_length"] == H3_DIGITS).all():
-        raise ValueError(f"rollup_cell_spans holds a hexagon that is not {H3_DIGITS} digits")
-    digits = np.frombuffer(rows["cell"].tobytes(), dtype=np.uint8).reshape(len(rows), H3_DIGITS)
-    ids = (_HEX_DIGITS[digits] << _DIGIT_SHIFTS).sum(axis=1)
-    return list(zip(np.split(ids, ends[:-1]), np.split(measures, ends[:-1]), strict=True))
+    with connection.cursor(binary=True) as cursor:
+        rows = cursor.execute(_SPAN_ARRAYS, (spans, starts, organisations)).fetchall()
+    # A span with no row any more aggregates to nulls.
+    return [
+        _arrays(cells or [], [values or [] for values in measures]) for cells, *measures in rows
+    ]
+
+
+def _arrays(cells: Sequence[str], measures: Sequence[Sequence[int]]) -> SpanArrays:
+    ids = np.array([int(cell, 16) for cell in cells], dtype=np.int64)
+    columns = np.array(measures, dtype=np.int32).reshape(len(CELL_SPAN_VALUES), len(cells))
+    return ids, np.ascontiguousarray(columns.T)
 
 
 def _fetched_rows(session: Session, keys: Sequence[SpanKey]) -> list[SpanArrays]:
-    """``_copied_rows`` for other engines: a statement per span, rows as tuples."""
+    """``_aggregated_rows`` for other engines: a statement per span, rows as tuples."""
     table = RollupCellSpan.__table__.c
     read = []
     for span, start, organisation_id in keys:
@@ -294,7 +278,6 @@ def _fetched_rows(session: Session, keys: Sequence[SpanKey]) -> list[SpanArrays]
             )
             .all()
         )
-        ids = np.array([int(row[0], 16) for row in rows], dtype=np.int64)
-        measures = np.array([row[1:] for row in rows], dtype=np.int32)
-        read.append((ids, measures.reshape(len(rows), len(CELL_SPAN_VALUES))))
+        columns = [[row[index] for row in rows] for index in range(1, 1 + len(CELL_SPAN_VALUES))]
+        read.append(_arrays([row[0] for row in rows], columns))
     return read
