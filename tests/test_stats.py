@@ -447,8 +447,9 @@ def test_stats_read_only_rollups(
     assert any("rollup_sectors" in s for s in statements)
     assert any("rollup_totals" in s for s in statements)
     assert any("rollup_person_years" in s for s in statements)
-    # Maps of every sector read the span rows (on PostgreSQL by COPY, which the engine's
-    # events do not see) after their generations; a sector's map, the fine ones.
+    # Maps of every sector read the span rows (on PostgreSQL through the driver, which
+    # the engine's events do not see) after their generations; a sector's map, the fine
+    # ones.
     assert any("rollup_span_generations" in s for s in statements)
     assert app.extensions[PUBLISHED_MAPS_KEY].spans.spans_read > 0
     assert any("rollup_cells" in s for s in statements)
