@@ -222,9 +222,9 @@ class SpanBlocks:
 
 # Each span's rows as one array per column, for all the spans in one statement, in the
 # binary protocol. A worker's first year at national volume is hundreds of thousands of
-# rows: 2.6 s as Python tuples, over 1 s as a binary COPY (psycopg takes a COPY a row at
-# a time), about half a second as arrays. Summing them in PostgreSQL would be faster
-# once, but would leave no rows to take out when one span changes.
+# rows: 2.6 s as Python tuples, 1.2-2.5 s as a binary COPY (psycopg takes a COPY a row
+# at a time), about 1 s as arrays. Summing them in PostgreSQL would be faster once, but
+# would leave no rows to take out when one span changes.
 _SPAN_ARRAYS = sql.SQL(
     "SELECT spans.* FROM unnest(%s::text[], %s::date[], %s::uuid[])"
     " WITH ORDINALITY AS asked (span, start, organisation_id, position),"
