@@ -13,6 +13,7 @@ deploy/nginx/outreach-proxy.conf, which hands gunicorn whole requests only
 
 import gc
 import os
+import threading
 
 bind = os.environ.get("OUTREACH_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("OUTREACH_WORKERS", "2"))
@@ -40,6 +41,18 @@ def post_worker_init(worker: object) -> None:
     long as the worker. Frozen, they are never walked again; a batch of 500 items
     costs about a fifth less CPU (bench/RESULTS.md). Garbage made at start-up is
     collected first, so none is frozen with them.
+
+    Then the worker reads the map's span rows ahead in a thread (``outreach.warm_maps``):
+    its first map of a year at national volume would otherwise read them all, for a
+    second or more, while requests are already served.
     """
     gc.collect()
     gc.freeze()
+    from flask import Flask
+
+    from outreach import warm_maps
+
+    app = getattr(worker, "wsgi", None)
+    # Not the app when it failed to load: gunicorn then serves its error page.
+    if isinstance(app, Flask):
+        threading.Thread(target=warm_maps, args=(app,), name="warm-maps", daemon=True).start()

@@ -13,8 +13,9 @@ over ``--repeat`` calls after warm-up, and the raw-table GROUP BY runs over the 
 period through psycopg. Each map is timed three ways: served again (nothing changed),
 right after a sync of the last two days by one association (its spans' and the
 counters' generations raised before each call, untimed, as ``Deltas.apply`` raises
-them), and after every span changed (as after ``flask rollups rebuild``, or a worker's
-first map). Results go to ``bench/results/stats_scale.json``.
+them), after every span changed (as after ``flask rollups rebuild``), and as a new
+worker's first map, its spans read ahead as gunicorn has each new worker do (the
+read-ahead timed apart). Results go to ``bench/results/stats_scale.json``.
 """
 
 from __future__ import annotations
@@ -44,7 +45,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from config import Settings  # noqa: E402
-from outreach import create_app  # noqa: E402
+from outreach import create_app, warm_maps  # noqa: E402
+from outreach.api.access import PUBLISHED_MAPS_KEY  # noqa: E402
 from outreach.extensions import db  # noqa: E402
 from outreach.migrate import upgrade  # noqa: E402
 from outreach.models import OrgKind, Role  # noqa: E402
@@ -53,6 +55,7 @@ from outreach.services import accounts  # noqa: E402
 from outreach.services.context import OPERATOR  # noqa: E402
 from outreach.services.demo import KIT_WEIGHTS, REFERRAL_WEIGHTS, SERVICE_WEIGHTS  # noqa: E402
 from outreach.services.geo import geography  # noqa: E402
+from outreach.services.published import PublishedMaps  # noqa: E402
 from outreach.services.rollups import (  # noqa: E402
     CELL_SPAN_KEY,
     CELL_SPAN_VALUES,
@@ -430,9 +433,22 @@ def measure(
             raise_generation()
 
         def every_span_changed() -> None:
-            # As after `flask rollups rebuild`, and as a worker's first map: nothing kept.
+            # As after `flask rollups rebuild`: nothing kept holds.
             writer.execute("UPDATE rollup_span_generations SET generation = generation + 1")
             raise_generation()
+
+        read_ahead: list[float] = []
+
+        def new_worker() -> None:
+            # A worker just started: nothing published, its spans read ahead as gunicorn
+            # has each new worker do (outreach.warm_maps), timed apart.
+            settings = app.config["OUTREACH_SETTINGS"]
+            app.extensions[PUBLISHED_MAPS_KEY] = PublishedMaps(
+                settings.map_cache_features, settings.map_cache_span_rows
+            )
+            started = time.perf_counter()
+            warm_maps(app)
+            read_ahead.append((time.perf_counter() - started) * 1000)
 
         for name, path in endpoints.items():
             results[name] = timed(request(path), repeat, warmup=3)
@@ -442,10 +458,18 @@ def measure(
             for change, before in (
                 ("after a sync of the last two days", sync_of_the_last_two_days),
                 ("after every span changed", every_span_changed),
+                ("a new worker's first, its spans read ahead", new_worker),
             ):
                 cold = f"{name}, {change}"
                 results[cold] = timed(request(path), repeat, warmup=3, before=before)
                 log(f"  {cold}: p50 {results[cold]['p50_ms']} ms, p95 {results[cold]['p95_ms']} ms")
+        results["a new worker's read-ahead of the spans (outreach.warm_maps)"] = {
+            "p50_ms": round(statistics.median(read_ahead), 2),
+            "p95_ms": round(percentile(read_ahead, 0.95), 2),
+            "max_ms": round(max(read_ahead), 2),
+            "runs": len(read_ahead),
+        }
+        log(f"  a new worker's read-ahead: p50 {statistics.median(read_ahead):.0f} ms")
     raw_queries = {
         "raw GROUP BY sector, 30 days": (
             "SELECT sector, count(*), sum(people), count(DISTINCT ref_hash) FROM encounters "

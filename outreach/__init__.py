@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -19,6 +20,7 @@ from outreach.services.auth import Security
 from outreach.services.login_guard import LoginGuard
 from outreach.services.passwords import Passwords
 from outreach.services.published import PublishedMaps
+from outreach.services.stats import paris_today, warm_spans
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -94,3 +96,24 @@ def register_request_hooks(app: Flask) -> None:
 def register_commands(app: Flask) -> None:
     for command in COMMANDS:
         app.cli.add_command(command)
+
+
+def warm_maps(app: Flask) -> None:
+    """Read the whole area's map spans of the default periods ahead
+    (``stats.warm_spans``), so that this worker's first map does not read a year of rows.
+
+    gunicorn runs it in a thread of each new worker (``gunicorn.conf.py``); requests are
+    served meanwhile. It only fills a cache: a failure is logged and costs that speed.
+    """
+    maps: PublishedMaps = app.extensions[PUBLISHED_MAPS_KEY]
+    if maps.spans.max_rows == 0:
+        return
+    log = logging.getLogger("outreach.warm_maps")
+    started = time.perf_counter()
+    try:
+        with app.app_context():
+            spans = warm_spans(db.session, maps.spans, paris_today())
+    except Exception as exc:  # whatever it is, the worker serves without it
+        log.warning("map spans not read ahead: %s", type(exc).__name__)
+        return
+    log.info("read ahead %d map spans in %.1f s", spans, time.perf_counter() - started)

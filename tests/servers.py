@@ -22,11 +22,12 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @contextmanager
 def gunicorn(
-    database_url: str, instance: Path, **settings: str
+    database_url: str, instance: Path, log: Path | None = None, **settings: str
 ) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
     """``gunicorn.conf.py`` on ``database_url``, with one worker (so the one to kill is
     known) unless ``settings`` (``OUTREACH_*`` variables) say otherwise. Servers given the
-    same ``instance`` share its generated secrets, as the hosts of one deployment do."""
+    same ``instance`` share its generated secrets, as the hosts of one deployment do.
+    What the server logs goes to ``log``, if given."""
     port = free_port()
     environment = {
         **os.environ,
@@ -37,12 +38,13 @@ def gunicorn(
         **settings,
         "OUTREACH_BIND": f"127.0.0.1:{port}",
     }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "app:app"],
-        cwd=ROOT,
-        env=environment,
-        stderr=subprocess.DEVNULL,
-    )
+    with open(log or os.devnull, "wb") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "app:app"],
+            cwd=ROOT,
+            env=environment,
+            stderr=stderr,
+        )
     try:
         wait_until_ready(process, port)
         yield process, port

@@ -8,8 +8,10 @@ next request reads the counters again.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import h3
 import numpy as np
@@ -22,7 +24,7 @@ from hypothesis import strategies as st
 from sqlalchemy import select, update
 
 from config import Settings
-from outreach import create_app
+from outreach import create_app, warm_maps
 from outreach.api.access import PUBLISHED_MAPS_KEY
 from outreach.extensions import db
 from outreach.models import AuditEvent, Encounter, Role
@@ -38,6 +40,7 @@ from outreach.services.span_blocks import SpanBlocks
 from outreach.services.stats import ENCOUNTERS_AT, Scope, cell_amounts, paris_today
 from tests.conftest import Account, bearer, login, statements_of
 from tests.payloads import encounter
+from tests.servers import gunicorn, wait_for
 from tests.test_stats import CENTRES, at, get, people, seed_mixed_day, sync
 
 __all__ = ["people"]
@@ -219,6 +222,55 @@ def test_a_map_after_a_sync_reads_again_only_the_spans_the_sync_changed(
         assert get(fresh.test_client(), coordinator, url) == after
     finally:
         db.engine_for(fresh).dispose()
+
+
+def test_a_worker_reads_ahead_the_spans_of_its_first_maps(
+    app: Flask,
+    client: FlaskClient,
+    settings: Settings,
+    make_account: Callable[..., Account],
+    people: dict[str, dict[str, str]],
+) -> None:
+    worker_b = bearer(login(client, make_account(Role.WORKER, "assoc-b").username)["access_token"])
+    today = paris_today()
+    for days_ago in (200, 45, 20, 1):
+        seed_mixed_day(client, people["worker"], today - timedelta(days=days_ago))
+    seed_mixed_day(client, worker_b, today - timedelta(days=3))
+    spans = app.extensions[PUBLISHED_MAPS_KEY].spans
+    warm_maps(app)
+    warmed = spans.spans_read
+    # Spans of the last 30 days and the last year (months, weeks, days) holding rows.
+    assert warmed >= 5
+    coordinator, org_admin = people["coordinator"], people["admin_a"]
+    year = f"/api/v1/stats/map?from={today - timedelta(days=364)}&to={today}"
+    maps = {url: get(client, coordinator, url) for url in ("/api/v1/stats/map", year)}
+    # An organisation's map is made of its own spans among them.
+    get(client, org_admin, year)
+    assert spans.spans_read == warmed
+    assert {f["properties"]["encounters"] for f in maps[year]["features"]} == {60, 15}
+    # What a worker that kept nothing answers (a second app on the same database).
+    fresh = create_app(settings.with_overrides(map_cache_span_rows=0))
+    try:
+        warm_maps(fresh)
+        assert fresh.extensions[PUBLISHED_MAPS_KEY].spans.spans_read == 0
+        for url, body in maps.items():
+            assert get(fresh.test_client(), coordinator, url) == body
+    finally:
+        db.engine_for(fresh).dispose()
+
+
+def test_a_gunicorn_worker_reads_the_spans_ahead_when_it_starts(
+    client: FlaskClient,
+    people: dict[str, dict[str, str]],
+    database_url: str,
+    tmp_path: Path,
+) -> None:
+    seed_mixed_day(client, people["worker"], paris_today() - timedelta(days=2))
+    log = tmp_path / "gunicorn.log"
+    with gunicorn(database_url, tmp_path / "gunicorn", log=log) as (process, _port):
+        wait_for(process, lambda: "map spans in" in log.read_text(), "the read-ahead")
+    # The day's span, or its week's or month's if whole in a default period.
+    assert re.search(r"read ahead [1-3] map spans in \d", log.read_text())
 
 
 def test_a_rebuild_reads_every_span_again_even_one_it_emptied(
