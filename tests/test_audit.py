@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
+from datetime import UTC
 from typing import Any
 
 import orjson
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import delete, select, text, update
 
 from outreach.extensions import db
@@ -219,3 +222,39 @@ def test_chain_stays_valid_under_concurrent_writers(
     assert sum(e.action == "auth.login" for e in events) == 8 * 3
     assert sum(e.action == "auth.me" for e in events) == 8 * 3
     assert [e.seq for e in events] == list(range(1, len(events) + 1))
+
+
+_text = st.text(max_size=40)
+_param_values = st.recursive(
+    st.none() | st.booleans() | st.integers(min_value=-(2**63), max_value=2**63 - 1) | _text,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_text, inner, max_size=3),
+    max_leaves=8,
+)
+
+
+@given(
+    fields=st.fixed_dictionaries(
+        {
+            "at": st.datetimes(timezones=st.just(UTC)),
+            "actor_user_id": st.none() | st.uuids(),
+            "actor_org_id": st.none() | st.uuids(),
+            "actor_role": st.none() | _text,
+            "action": _text,
+            "target": st.none() | _text,
+            "params": st.dictionaries(_text, _param_values, max_size=4),
+            "records": st.integers(min_value=0, max_value=2**31 - 1),
+            "outcome": _text,
+            "request_id": st.none() | _text,
+            "client_hash": st.none() | _text,
+        }
+    ),
+    seq=st.integers(min_value=1, max_value=2**63 - 1),
+    prev_hash=st.text(alphabet="0123456789abcdef", min_size=64, max_size=64),
+)
+def test_the_payload_around_the_head_is_the_canonical_one_once_filled_in(
+    fields: dict[str, Any], seq: int, prev_hash: str
+) -> None:
+    # What PostgreSQL's outreach_audit_append hashes (migration 0010), whatever the text.
+    before_prev_hash, before_seq, after_seq = audit.payload_around_head(fields)
+    filled = before_prev_hash + prev_hash.encode() + before_seq + str(seq).encode() + after_seq
+    assert filled == audit.canonical_payload({**fields, "seq": seq, "prev_hash": prev_hash})

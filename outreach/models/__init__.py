@@ -1,7 +1,7 @@
 """SQLAlchemy 2 typed models. Importing this package registers every table."""
 
 from outreach.models.accounts import Organisation, OrgKind, RefreshFamily, Role, User
-from outreach.models.audit import AuditCheckpoint, AuditEvent
+from outreach.models.audit import AUDIT_LOCK_KEY, AuditCheckpoint, AuditEvent
 from outreach.models.base import Base, UTCDateTime, utcnow
 from outreach.models.directory import Kit, Structure
 from outreach.models.field import Encounter, EncounterVersion, Shift
@@ -19,6 +19,7 @@ from outreach.models.rollups import (
 )
 
 __all__ = [
+    "AUDIT_LOCK_KEY",
     "NO_SHIFT",
     "AuditCheckpoint",
     "AuditEvent",

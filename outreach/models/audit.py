@@ -11,6 +11,10 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from outreach.models.base import Base, UTCDateTime
 
+# Any fixed 63-bit number: the PostgreSQL advisory lock every audit append takes, and
+# every change of the counters' generation before it (``services.audit``).
+AUDIT_LOCK_KEY = 0x6F75747265616368
+
 
 class AuditEvent(Base):
     """One access to data, login, refusal or change; see ``services.audit``.

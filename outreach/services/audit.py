@@ -21,12 +21,11 @@ import orjson
 from sqlalchemy import Table, insert, select, text
 from sqlalchemy.orm import Session
 
-from outreach.models import AuditCheckpoint, AuditEvent, utcnow
+from outreach.models import AUDIT_LOCK_KEY, AuditCheckpoint, AuditEvent, utcnow
 from outreach.services.context import CallContext
+from outreach.services.rollups import raise_generation
 
 GENESIS_HASH = "0" * 64
-# Any fixed 63-bit number; it names the one lock every audit append takes.
-AUDIT_LOCK_KEY = 0x6F75747265616368
 # Parameters dropped whatever route sends them: secrets, coordinates, raw refs.
 FORBIDDEN_PARAM_KEYS = frozenset(
     {
@@ -134,9 +133,14 @@ def chain_hash(prev_hash: str, payload: bytes) -> str:
 _APPEND = insert(cast(Table, AuditEvent.__table__))
 
 
-# The chain lock and the head in one round trip (migration 0006): the function's
-# query runs after the lock is granted, on a fresh snapshot.
-_LOCK_AND_READ_HEAD = text("SELECT seq, hash FROM outreach_audit_lock_head(:key)")
+# On PostgreSQL, one call under the chain lock (migration 0010): the counters'
+# generation if asked, the head, the hash and the insert. The lock is held to the
+# commit and every audited request queues on it, so it is held for one round trip.
+_APPEND_ON_POSTGRESQL = text(
+    "SELECT outreach_audit_append(:key, :raise_generation, :before_prev_hash, :before_seq,"
+    " :after_seq, :at, :actor_user_id, :actor_org_id, :actor_role, :action, :target,"
+    " CAST(:params AS json), :records, :outcome, :request_id, :client_hash)"
+)
 
 
 @dataclass(frozen=True)
@@ -152,21 +156,6 @@ def read_head(session: Session) -> ChainHead:
     row = session.execute(
         select(AuditEvent.seq, AuditEvent.hash).order_by(AuditEvent.seq.desc()).limit(1)
     ).first()
-    return _head_or_checkpoint(session, row)
-
-
-def _lock_and_read_head(session: Session) -> ChainHead:
-    """The head, read under the chain lock held until the transaction ends.
-
-    SQLite has one writer at a time: its write transaction is the lock.
-    """
-    if session.get_bind().dialect.name != "postgresql":
-        return read_head(session)
-    row = session.execute(_LOCK_AND_READ_HEAD, {"key": AUDIT_LOCK_KEY}).one()
-    return _head_or_checkpoint(session, None if row.seq is None else row)
-
-
-def _head_or_checkpoint(session: Session, row: Any) -> ChainHead:
     if row is None:
         # Everything was purged: the chain goes on from the last checkpoint.
         return latest_checkpoint(session)
@@ -182,16 +171,17 @@ def record(
     target: str | None = None,
     params: Mapping[str, Any] | None = None,
     records: int = 0,
+    counters_changed: bool = False,
 ) -> None:
     """Append one event inside the caller's open transaction.
 
     Call it last in a use case: the chain lock is held until the transaction ends, so
-    taking it late keeps concurrent writers from queueing behind unrelated work.
+    taking it late keeps concurrent writers from queueing behind unrelated work. A use
+    case that changed the rollup counters says so with ``counters_changed``: their
+    generation is raised here, under the chain lock (``rollups.raise_generation``).
     """
-    head = _lock_and_read_head(session)
     principal = ctx.principal
     fields: dict[str, Any] = {
-        "seq": head.seq + 1,
         "at": utcnow(),
         "actor_user_id": principal.user_id if principal else None,
         "actor_org_id": principal.organisation_id if principal else None,
@@ -203,10 +193,53 @@ def record(
         "outcome": outcome,
         "request_id": ctx.request_id,
         "client_hash": ctx.client_hash,
-        "prev_hash": head.hash,
     }
+    if session.get_bind().dialect.name == "postgresql":
+        before_prev_hash, before_seq, after_seq = payload_around_head(fields)
+        session.execute(
+            _APPEND_ON_POSTGRESQL,
+            {
+                **fields,
+                "params": orjson.dumps(fields["params"]).decode(),
+                "key": AUDIT_LOCK_KEY,
+                "raise_generation": counters_changed,
+                "before_prev_hash": before_prev_hash,
+                "before_seq": before_seq,
+                "after_seq": after_seq,
+            },
+        )
+        return
+    # SQLite has one writer at a time: this transaction is the lock.
+    if counters_changed:
+        raise_generation(session)
+    head = read_head(session)
+    fields["seq"], fields["prev_hash"] = head.seq + 1, head.hash
     fields["hash"] = chain_hash(head.hash, canonical_payload(fields))
     session.execute(_APPEND, fields)
+
+
+def payload_around_head(fields: Mapping[str, Any]) -> tuple[bytes, bytes, bytes]:
+    """An event's canonical JSON but for its ``prev_hash`` and ``seq``, which only the
+    head decides: the bytes before the one, between the two, and after the other.
+
+    The keys sort as ``...params, prev_hash, records, request_id, seq, target``, and
+    the JSON of a hash and of a number are the hex and the digits themselves.
+    """
+    text_fields = _text_fields({**fields, "seq": 0, "prev_hash": ""})
+    after = {name: text_fields.pop(name) for name in _AFTER_PREV_HASH}
+    del text_fields["prev_hash"]
+    before_prev_hash = _canonical_json(text_fields)[:-1] + b',"prev_hash":"'
+    before_seq = (
+        b'","records":'
+        + orjson.dumps(after["records"])
+        + b',"request_id":'
+        + orjson.dumps(after["request_id"])
+        + b',"seq":'
+    )
+    return before_prev_hash, before_seq, b',"target":' + orjson.dumps(after["target"]) + b"}"
+
+
+_AFTER_PREV_HASH = ("records", "request_id", "seq", "target")
 
 
 @dataclass(frozen=True)

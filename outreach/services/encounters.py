@@ -178,6 +178,7 @@ def amend_encounter(
         if row is None:
             raise Invalid("Check the form.", errors)
         changed = row["content_hash"] != encounter.content_hash
+        counters_changed = False
         if changed:
             deltas = Deltas()
             deltas.add(stored_row(encounter), sign=-1)
@@ -188,7 +189,7 @@ def amend_encounter(
             encounter.updated_at = utcnow()
             deltas.add(stored_row(encounter))
             session.flush()
-            deltas.apply(session)
+            counters_changed = deltas.apply(session)
         audit.record(
             session,
             ctx,
@@ -196,6 +197,7 @@ def amend_encounter(
             target=str(encounter.id),
             params={"fields": sorted(changes), "changed": changed},
             records=1,
+            counters_changed=counters_changed,
         )
     return encounter
 
@@ -226,7 +228,7 @@ def delete_encounter(
         encounter.deleted_at = utcnow()
         encounter.deleted_reason = reason
         session.flush()
-        deltas.apply(session)
+        counters_changed = deltas.apply(session)
         audit.record(
             session,
             ctx,
@@ -234,4 +236,5 @@ def delete_encounter(
             target=str(encounter.id),
             params={"reason": reason},
             records=1,
+            counters_changed=counters_changed,
         )

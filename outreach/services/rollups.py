@@ -19,10 +19,11 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, delete, select, tuple_, update
+from sqlalchemy import Table, bindparam, delete, func, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from outreach.models import (
+    AUDIT_LOCK_KEY,
     Encounter,
     PersonYear,
     RollupCell,
@@ -182,8 +183,13 @@ class Deltas:
                         amounts[basis_slot] += basis
         return spans
 
-    def apply(self, session: Session) -> None:
-        """Write every change; the upserts travel together (one round trip on PostgreSQL)."""
+    def apply(self, session: Session) -> bool:
+        """Write every change; the upserts travel together (one round trip on PostgreSQL).
+
+        Whether a counter changed: the caller then raises their generation, with its
+        audit event (``audit.record(..., counters_changed=True)``) or else by
+        ``raise_generation``, last in its transaction.
+        """
         cell_spans = self.cell_spans()
         counters = [
             _CounterChange.of(RollupSector, COUNTER_KEY, COUNTER_VALUES, self.sectors),
@@ -208,8 +214,7 @@ class Deltas:
         gone = _no_longer_met(session, lost) if lost else set()
         if gone:
             _clear_days(session, gone)
-        if any(change.upsert.rows for change in counters):
-            raise_generation(session)
+        return any(change.upsert.rows for change in counters)
 
 
 _GENERATION_ROW = 1
@@ -226,8 +231,12 @@ def raise_generation(session: Session) -> None:
     """Mark the counters changed by this transaction; call it after the changes.
 
     Last, when every counter row the transaction changes is locked: one that waits
-    here holds no row the holder still needs, so they cannot deadlock.
+    here holds no row the holder still needs, so they cannot deadlock. On PostgreSQL
+    the audit chain lock comes first, as when ``audit.record`` raises the generation:
+    every transaction takes the two in the same order.
     """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(func.pg_advisory_xact_lock(AUDIT_LOCK_KEY)))
     upsert_all(session, [_NEXT_GENERATION])
 
 

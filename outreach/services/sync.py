@@ -305,7 +305,7 @@ def sync(
             deltas = Deltas()
             for row in created:
                 deltas.add(row)
-            deltas.apply(session)
+            counters_changed = deltas.apply(session)
             outcome = SyncOutcome(_ordered(results))
             audit.record(
                 session,
@@ -313,6 +313,7 @@ def sync(
                 "sync",
                 params={"atomic": atomic, **outcome.counts},
                 records=outcome.counts["created"],
+                counters_changed=counters_changed,
             )
     if outcome is None:
         errors: dict[str, Any] = {}
