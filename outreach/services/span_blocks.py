@@ -9,8 +9,10 @@ its week and its month, of its organisation), and raises those spans' generation
 one span of one organisation at a time, as arrays of hexagon numbers and measures,
 and reads again only the spans whose generation moved: right after a sync of today's
 encounters, today's day row of one organisation. It also keeps the last sums of a few
-periods with the rows they were made of, so the next sum of a period takes out the
-changed spans' old rows and adds their new ones rather than adding every span again.
+periods with the rows they were made of, so the next sum starts from the kept one it
+differs from least (the same period before a sync, or a year ending a day earlier),
+takes out the old rows of the spans that differ and adds the new ones, rather than
+adding every span again.
 
 What is kept are counters finer than any response (a hexagon's count may be under
 the small-cell threshold). They stay in the worker's memory, are never logged or
@@ -90,8 +92,9 @@ class SpanBlocks:
         self._numbers = np.zeros(0, dtype=np.int32)
         self._rank = np.zeros(0, dtype=np.intp)
         # The last sums of a few periods, with the rows they were summed from: the next
-        # sum of the same period takes out the rows of the spans that changed and adds
-        # their new ones, instead of adding every span again (a year is hundreds).
+        # sum starts from the one it differs from least, takes out the rows of the spans
+        # that differ and adds their new ones, instead of adding every span again (a year
+        # is hundreds).
         self._sums: OrderedDict[Hashable, _Summed] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -111,7 +114,7 @@ class SpanBlocks:
             spans[key] = SpanRows(current[key], self._numbered(ids), measures)
         self._put((key, spans[key]) for key in stale)
         period = (tuple(runs), organisation_id)
-        total = self._summed_again(period, spans)
+        total = self._summed_again(spans)
         if self.max_rows > 0:
             with self._lock:
                 self._sums[period] = _Summed(spans, total)
@@ -159,23 +162,28 @@ class SpanBlocks:
                 at = np.searchsorted(self._ids, ids)
             return self._numbers[at]
 
-    def _summed_again(self, period: Hashable, spans: dict[SpanKey, SpanRows]) -> Sums:
-        """The spans' rows summed per hexagon number, from the period's last sum where
-        there is one: a kept row object is the same rows, so only the others count."""
+    def _summed_again(self, spans: dict[SpanKey, SpanRows]) -> Sums:
+        """The spans' rows summed per hexagon number, from the kept sum that differs from
+        them by the fewest spans when that is fewer than all of them: the period's own
+        last sum after a sync, or a year ending yesterday for a year ending today. A kept
+        row object is the same rows, so only the other spans count."""
         with self._lock:
-            last = self._sums.get(period)
+            kept = list(self._sums.values())
             size = len(self._cells)
-        total = np.zeros((size, len(CELL_SPAN_VALUES)), dtype=np.int64)
+        base: _Summed | None = None
         changed: dict[SpanKey, tuple[SpanRows | None, SpanRows | None]]
-        if last is None:
-            changed = {key: (None, rows) for key, rows in spans.items()}
-        else:
-            total[: len(last.total)] = last.total
-            changed = {
+        changed = {key: (None, rows) for key, rows in spans.items()}
+        for last in kept:
+            differing = {
                 key: (last.spans.get(key), spans.get(key))
                 for key in last.spans.keys() | spans.keys()
                 if last.spans.get(key) is not spans.get(key)
             }
+            if len(differing) < len(changed):
+                base, changed = last, differing
+        total = np.zeros((size, len(CELL_SPAN_VALUES)), dtype=np.int64)
+        if base is not None:
+            total[: len(base.total)] = base.total
         for before, after in changed.values():
             # A span holds a hexagon once, so fancy-indexed arithmetic counts every row.
             if before is not None:
