@@ -33,6 +33,7 @@ from outreach.services.published import (
     PublishedMap,
     PublishedMaps,
     Rendered,
+    area_properties,
     published_map,
     render_areas,
 )
@@ -371,3 +372,44 @@ def test_a_map_written_again_from_its_last_version_is_the_one_written_afresh(
     for area, row in again.rows.items():
         if area in before and before[area] == after[area]:
             assert again.features[row] is previous.features[previous.rows[area]]
+
+
+@hypothesis_settings(max_examples=200, deadline=None)
+@given(
+    measures=st.lists(
+        # Names a %-format or JSON would take for its own, and any others.
+        st.sampled_from(["%", "%d", "100%", '"quoted"', "kits"])
+        | st.text(st.characters(exclude_categories=["Cs"]), min_size=1, max_size=8),
+        min_size=1,
+        max_size=5,
+        unique=True,
+    ),
+    data=st.data(),
+)
+def test_area_properties_are_the_published_counts_and_their_masks(
+    measures: list[str], data: st.DataObject
+) -> None:
+    rows = data.draw(st.integers(0, 20))
+    cells = st.tuples(st.integers(0, 2**53), st.booleans())
+    drawn = data.draw(
+        st.lists(
+            st.lists(cells, min_size=len(measures), max_size=len(measures)),
+            min_size=rows,
+            max_size=rows,
+        )
+    )
+    values = np.array([[v for v, _ in row] for row in drawn], dtype=np.int64)
+    masked = np.array([[m for _, m in row] for row in drawn], dtype=np.bool_)
+    values, masked = values.reshape(rows, len(measures)), masked.reshape(rows, len(measures))
+    leader = data.draw(st.sampled_from(measures))
+    written = area_properties(measures, leader, values, masked)
+    for row, members in enumerate(written):
+        hidden = [name for name, mask in zip(measures, masked[row], strict=True) if mask]
+        assert orjson.loads(b"{" + members + b"}") == {
+            **{
+                name: None if mask else int(value)
+                for name, value, mask in zip(measures, values[row], masked[row], strict=True)
+            },
+            "suppressed": leader in hidden,
+            "suppressed_counts": hidden,
+        }

@@ -156,28 +156,32 @@ def area_properties(
     (its ``leader`` is) and which counts are, as the members of a JSON object.
 
     Written from one template per pattern of masks: a whole-area map has thousands of
-    areas and only a few patterns, and a template costs less than an object each."""
-    templates: dict[tuple[bool, ...], str] = {}
+    areas and only a few patterns, and a template costs less than an object each. A
+    pattern is numbered by its masks as bits, so finding its template hashes an int."""
+    templates: dict[int, str] = {}
+    patterns = (masked @ (1 << np.arange(len(measures)))).tolist()
     written = []
-    for row, hidden in zip(values.tolist(), map(tuple, masked.tolist()), strict=True):
-        template = templates.get(hidden)
+    for row, pattern in zip(values.tolist(), patterns, strict=True):
+        template = templates.get(pattern)
         if template is None:
-            template = templates[hidden] = _members_template(measures, leader, hidden)
-        written.append(template.format(*row).encode())
+            hidden = tuple(bool(pattern >> slot & 1) for slot in range(len(measures)))
+            template = templates[pattern] = _members_template(measures, leader, hidden)
+        written.append((template % tuple(row)).encode())
     return written
 
 
 def _members_template(measures: Sequence[str], leader: str, hidden: tuple[bool, ...]) -> str:
+    # Every value is an argument of the %-format: a masked one is written as nothing
+    # ("%.0s") before the literal null, so one tuple per row fits any pattern.
     published = ",".join(
-        f'"{measure}":' + ("null" if masked else f"{{{slot}}}")
-        for slot, (measure, masked) in enumerate(zip(measures, hidden, strict=True))
+        orjson.dumps(measure).decode().replace("%", "%%") + (":%.0snull" if masked else ":%d")
+        for measure, masked in zip(measures, hidden, strict=True)
     )
     suppressed = [measure for measure, masked in zip(measures, hidden, strict=True) if masked]
     flags = orjson.dumps(
         {"suppressed": hidden[measures.index(leader)], "suppressed_counts": suppressed}
     ).decode()
-    # The flags' own braces doubled, so that ``format`` leaves them as they are.
-    return published + "," + flags[1:-1].replace("{", "{{").replace("}", "}}")
+    return published + "," + flags[1:-1].replace("%", "%%")
 
 
 @dataclass(frozen=True)
