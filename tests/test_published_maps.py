@@ -9,8 +9,9 @@ next request reads the counters again.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import h3
@@ -187,6 +188,34 @@ def test_the_budget_keeps_the_most_recent_maps_and_never_one_too_big(app: Flask)
         assert len(nothing) == 0
 
 
+def seed_two_associations(
+    client: FlaskClient,
+    people: dict[str, dict[str, str]],
+    make_account: Callable[..., Account],
+    days_ago: tuple[int, ...],
+    other_days_ago: int,
+) -> date:
+    """``seed_mixed_day`` by the worker of assoc-a on each of ``days_ago`` and by one of
+    assoc-b ``other_days_ago``; today."""
+    worker_b = bearer(login(client, make_account(Role.WORKER, "assoc-b").username)["access_token"])
+    today = paris_today()
+    for days in days_ago:
+        seed_mixed_day(client, people["worker"], today - timedelta(days=days))
+    seed_mixed_day(client, worker_b, today - timedelta(days=other_days_ago))
+    return today
+
+
+@contextmanager
+def worker_keeping_nothing(settings: Settings) -> Iterator[Flask]:
+    """A second app on the same database that keeps no span row: what a worker that
+    kept nothing answers."""
+    fresh = create_app(settings.with_overrides(map_cache_span_rows=0))
+    try:
+        yield fresh
+    finally:
+        db.engine_for(fresh).dispose()
+
+
 def test_a_map_after_a_sync_reads_again_only_the_spans_the_sync_changed(
     app: Flask,
     client: FlaskClient,
@@ -194,12 +223,8 @@ def test_a_map_after_a_sync_reads_again_only_the_spans_the_sync_changed(
     make_account: Callable[..., Account],
     people: dict[str, dict[str, str]],
 ) -> None:
-    worker_b = bearer(login(client, make_account(Role.WORKER, "assoc-b").username)["access_token"])
-    today = paris_today()
+    today = seed_two_associations(client, people, make_account, (70, 45, 20, 1), 30)
     yesterday = today - timedelta(days=1)
-    for days_ago in (70, 45, 20, 1):
-        seed_mixed_day(client, people["worker"], today - timedelta(days=days_ago))
-    seed_mixed_day(client, worker_b, today - timedelta(days=30))
     url = f"/api/v1/stats/map?from={today - timedelta(days=90)}&to={today}"
     coordinator = people["coordinator"]
     spans = app.extensions[PUBLISHED_MAPS_KEY].spans
@@ -217,12 +242,8 @@ def test_a_map_after_a_sync_reads_again_only_the_spans_the_sync_changed(
     # Only the synced organisation's spans holding yesterday: its day, week or month.
     assert 1 <= spans.spans_read - cold <= 3
     assert h3.latlng_to_cell(*new_place, 9) in {f["id"] for f in after["features"]}
-    # What a worker that kept nothing answers (a second app on the same database).
-    fresh = create_app(settings.with_overrides(map_cache_span_rows=0))
-    try:
+    with worker_keeping_nothing(settings) as fresh:
         assert get(fresh.test_client(), coordinator, url) == after
-    finally:
-        db.engine_for(fresh).dispose()
 
 
 def test_a_worker_reads_ahead_the_spans_of_its_first_maps(
@@ -232,11 +253,7 @@ def test_a_worker_reads_ahead_the_spans_of_its_first_maps(
     make_account: Callable[..., Account],
     people: dict[str, dict[str, str]],
 ) -> None:
-    worker_b = bearer(login(client, make_account(Role.WORKER, "assoc-b").username)["access_token"])
-    today = paris_today()
-    for days_ago in (200, 45, 20, 1):
-        seed_mixed_day(client, people["worker"], today - timedelta(days=days_ago))
-    seed_mixed_day(client, worker_b, today - timedelta(days=3))
+    today = seed_two_associations(client, people, make_account, (200, 45, 20, 1), 3)
     spans = app.extensions[PUBLISHED_MAPS_KEY].spans
     warm_maps(app)
     warmed = spans.spans_read
@@ -249,15 +266,11 @@ def test_a_worker_reads_ahead_the_spans_of_its_first_maps(
     get(client, org_admin, year)
     assert spans.spans_read == warmed
     assert {f["properties"]["encounters"] for f in maps[year]["features"]} == {60, 15}
-    # What a worker that kept nothing answers (a second app on the same database).
-    fresh = create_app(settings.with_overrides(map_cache_span_rows=0))
-    try:
+    with worker_keeping_nothing(settings) as fresh:
         warm_maps(fresh)
         assert fresh.extensions[PUBLISHED_MAPS_KEY].spans.spans_read == 0
         for url, body in maps.items():
             assert get(fresh.test_client(), coordinator, url) == body
-    finally:
-        db.engine_for(fresh).dispose()
 
 
 def test_a_gunicorn_worker_reads_the_spans_ahead_when_it_starts(
