@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
+import marshmallow as ma
 import orjson
 from flask import Request
 from flask_smorest import Blueprint as SmorestBlueprint
@@ -36,6 +38,19 @@ class StrictParser(FlaskParser):
             # on the next read): read on, so that the client hears 413, not 400.
             req.stream.read(1)
         return orjson.loads(data)
+
+    def _get_schema(self, argmap: Any, req: Request) -> ma.Schema:
+        # webargs makes a schema from its class on every request; a schema keeps no
+        # state between loads, so one per class serves every request.
+        if isinstance(argmap, type) and issubclass(argmap, ma.Schema):
+            return _schema_of(argmap)
+        schema: ma.Schema = super()._get_schema(argmap, req)
+        return schema
+
+
+@cache
+def _schema_of(schema_class: type[ma.Schema]) -> ma.Schema:
+    return schema_class()
 
 
 class Blueprint(SmorestBlueprint):  # type: ignore[misc]

@@ -14,11 +14,11 @@ import hashlib
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 import orjson
-from sqlalchemy import select
+from sqlalchemy import Table, bindparam, select
 from sqlalchemy.orm import Session
 
 from config import Settings
@@ -232,8 +232,20 @@ class EncounterBuilder:
         return kept.get("ref_hash") if kept is not None else None
 
 
+# Built once, from table columns: these run on every sync, and building a statement and
+# going through the ORM's execution cost more than the query (bench/RESULTS.md).
+_kits, _structures, _shifts = (cast(Table, model.__table__) for model in (Kit, Structure, Shift))
+_ACTIVE_KITS = select(_kits.c.code).where(_kits.c.active.is_(True))
+_STRUCTURE_TYPES = select(_structures.c.code, _structures.c.destination).where(
+    _structures.c.code.in_(bindparam("codes", expanding=True)), _structures.c.active.is_(True)
+)
+_STORED_SHIFTS = select(_shifts.c.id, _shifts.c.organisation_id, _shifts.c.kind).where(
+    _shifts.c.id.in_(bindparam("ids", expanding=True))
+)
+
+
 def active_kits(session: Session) -> set[str]:
-    return set(session.scalars(select(Kit.code).where(Kit.active.is_(True))))
+    return set(session.scalars(_ACTIVE_KITS))
 
 
 def structure_types(session: Session, items: list[dict[str, Any]]) -> dict[str, str]:
@@ -241,11 +253,7 @@ def structure_types(session: Session, items: list[dict[str, Any]]) -> dict[str, 
     codes = {r["structure"] for item in items for r in item["referrals"] if r.get("structure")}
     if not codes:
         return {}
-    rows = session.execute(
-        select(Structure.code, Structure.destination).where(
-            Structure.code.in_(codes), Structure.active.is_(True)
-        )
-    )
+    rows = session.execute(_STRUCTURE_TYPES, {"codes": list(codes)})
     return dict(rows.all())
 
 
@@ -256,9 +264,7 @@ def _load_checks(session: Session, batch: SyncBatch) -> _Checks:
     stored_shifts = (
         {
             row.id: (row.organisation_id, row.kind)
-            for row in session.execute(
-                select(Shift.id, Shift.organisation_id, Shift.kind).where(Shift.id.in_(wanted))
-            )
+            for row in session.execute(_STORED_SHIFTS, {"ids": list(wanted)})
         }
         if wanted
         else {}
