@@ -40,11 +40,13 @@ from outreach.models.rollups import DAY_WORDS, DAYS_PER_WORD
 
 SECTOR_KEY = ("day", "organisation_id", "sector", "shift_kind")
 COUNTER_KEY = (*SECTOR_KEY, "metric")
-CELL_KEY = (*SECTOR_KEY, "cell", "metric")
+CELL_GROUP = (*SECTOR_KEY, "cell")
+CELL_KEY = (*CELL_GROUP, "metric")
 PERSON_KEY = (*SECTOR_KEY, "ref_hash")
 SHIFT_SECTOR_KEY = ("shift_id", "sector")
-TOTAL_KEY = ("span", "start", "organisation_id", "metric")
-CELL_SPAN_KEY = ("span", "start", "organisation_id", "cell")
+SPAN_KEY = ("span", "start", "organisation_id")
+TOTAL_KEY = (*SPAN_KEY, "metric")
+CELL_SPAN_KEY = (*SPAN_KEY, "cell")
 PERSON_YEAR_KEY = ("year", "organisation_id", "ref_hash")
 WORD_MASK = (1 << DAYS_PER_WORD) - 1
 COUNTER_VALUES = ("value", "basis")
@@ -74,29 +76,38 @@ def metrics(row: Mapping[str, Any]) -> dict[str, int]:
 
     Each counter's basis grows by one for every encounter that adds to it.
     """
-    counts: Counter[str] = Counter({"encounters": 1, "people": row["people"]})
+    people = row["people"]
+    counts = {"encounters": 1, "people": people}
     if row["ref_hash"]:
         # The basis of distinct people: the encounters that carried a person ref.
-        counts["identified"] += 1
-    if row["people"] == 1:
-        counts["single"] += 1
-        counts[f"age:{row['age_band'] or 'unknown'}"] += 1
-        counts[f"gender:{row['gender'] or 'unknown'}"] += 1
+        counts["identified"] = 1
+    if people == 1:
+        counts["single"] = 1
+        counts[f"age:{row['age_band'] or 'unknown'}"] = 1
+        counts[f"gender:{row['gender'] or 'unknown'}"] = 1
         if row["first_contact"]:
-            counts["first_contacts"] += 1
+            counts["first_contacts"] = 1
+    kits = 0
     for code, quantity in row["kits"].items():
         if quantity:
-            counts[f"kit:{code}"] += quantity
-            counts["kits"] += quantity
+            counts[f"kit:{code}"] = quantity
+            kits += quantity
+    if kits:
+        counts["kits"] = kits
     for code in row["services"]:
-        counts[f"service:{code}"] += 1
+        _count(counts, f"service:{code}")
     for referral in row["referrals"]:
-        counts[f"referral:{referral['to']}:{referral['status']}"] += 1
+        _count(counts, f"referral:{referral['to']}:{referral['status']}")
         # The margins of the destination x status table, with their own exact basis.
-        counts[f"referral_to:{referral['to']}"] += 1
-        counts[f"referral_status:{referral['status']}"] += 1
-        counts["referrals"] += 1
-    return dict(counts)
+        _count(counts, f"referral_to:{referral['to']}")
+        _count(counts, f"referral_status:{referral['status']}")
+    if row["referrals"]:
+        counts["referrals"] = len(row["referrals"])
+    return counts
+
+
+def _count(counts: dict[str, int], metric: str) -> None:
+    counts[metric] = counts.get(metric, 0) + 1
 
 
 @dataclass
@@ -122,10 +133,12 @@ class Deltas:
         in_cell = self.by_cell.get((grain, row["cell"]))
         if in_cell is None:
             in_cell = self.by_cell[(grain, row["cell"])] = {}
-        for metric, value in metrics(row).items():
+        counts = metrics(row)
+        for metric, value in counts.items():
             _bump(in_sector, metric, sign * value, sign)
-            if metric in MAP_METRICS:
-                _bump(in_cell, metric, sign * value, sign)
+        for metric in MAP_METRICS:
+            if metric in counts:
+                _bump(in_cell, metric, sign * counts[metric], sign)
         if row["ref_hash"]:
             self.people[(*grain, row["ref_hash"])] += sign
         if row["shift_id"] is not None:
@@ -150,7 +163,16 @@ class Deltas:
         }
 
     def totals(self) -> dict[tuple[Any, ...], list[int]]:
-        """The sector counters summed per organisation over each day, week and month.
+        """The sector counters summed per organisation over each day, week and month,
+        by ``TOTAL_KEY``."""
+        return {
+            (*span, metric): amounts
+            for span, counters in self._span_totals().items()
+            for metric, amounts in counters.items()
+        }
+
+    def _span_totals(self) -> dict[tuple[Any, ...], dict[str, list[int]]]:
+        """The totals per organisation and span, each a dict by metric name.
 
         Derived from the sector deltas, already summed over the batch, rather than
         bumped per encounter: a fraction of the work for the same numbers.
@@ -160,11 +182,12 @@ class Deltas:
             into = daily.setdefault((day, organisation_id), {})
             for metric, (value, basis) in counters.items():
                 _bump(into, metric, value, basis)
-        totals: dict[tuple[Any, ...], list[int]] = {}
+        totals: dict[tuple[Any, ...], dict[str, list[int]]] = {}
         for (day, organisation_id), counters in daily.items():
             for span, start in spans_of(day):
+                into = totals.setdefault((span, start, organisation_id), {})
                 for metric, (value, basis) in counters.items():
-                    _bump(totals, (span, start, organisation_id, metric), value, basis)
+                    _bump(into, metric, value, basis)
         return totals
 
     def cell_spans(self) -> dict[tuple[Any, ...], list[int]]:
@@ -191,10 +214,11 @@ class Deltas:
         ``raise_generation``, last in its transaction.
         """
         cell_spans = self.cell_spans()
+        by_cell = {(*grain, cell): counters for (grain, cell), counters in self.by_cell.items()}
         counters = [
-            _CounterChange.of(RollupSector, COUNTER_KEY, COUNTER_VALUES, self.sectors),
-            _CounterChange.of(RollupCell, CELL_KEY, COUNTER_VALUES, self.cells),
-            _CounterChange.of(RollupTotal, TOTAL_KEY, COUNTER_VALUES, self.totals()),
+            _CounterChange.by_metric(RollupSector, SECTOR_KEY, self.by_grain),
+            _CounterChange.by_metric(RollupCell, CELL_GROUP, by_cell),
+            _CounterChange.by_metric(RollupTotal, SPAN_KEY, self._span_totals()),
             _CounterChange.of(RollupCellSpan, CELL_SPAN_KEY, CELL_SPAN_VALUES, cell_spans),
             _CounterChange.of(RollupPerson, PERSON_KEY, ("encounters",), _single(self.people)),
             _CounterChange.of(
@@ -248,18 +272,13 @@ def generation(session: Session) -> int:
     return int(number or 0)
 
 
-SPAN_GENERATION_KEY = ("span", "start", "organisation_id")
-
-
 def _spans_changed(cell_spans: Mapping[tuple[Any, ...], list[int]]) -> Upsert:
     """Raise the generation of each organisation's span whose hexagon measures change."""
     changed = sorted({key[:3] for key, amounts in cell_spans.items() if any(amounts)})
-    rows = [
-        {**dict(zip(SPAN_GENERATION_KEY, key, strict=True)), "generation": 1} for key in changed
-    ]
+    rows = [{**dict(zip(SPAN_KEY, key, strict=True)), "generation": 1} for key in changed]
     return Upsert(
         cast(Table, RollupSpanGeneration.__table__),
-        SPAN_GENERATION_KEY,
+        SPAN_KEY,
         ("generation",),
         rows,
         "add",
@@ -276,9 +295,12 @@ def spans_of(day: date) -> tuple[tuple[str, date], ...]:
 
 
 def _bump(into: dict[Any, list[int]], key: Any, value: int, basis: int) -> None:
-    amounts = into.setdefault(key, [0, 0])
-    amounts[0] += value
-    amounts[1] += basis
+    amounts = into.get(key)
+    if amounts is None:
+        into[key] = [value, basis]
+    else:
+        amounts[0] += value
+        amounts[1] += basis
 
 
 def _single(counter: Counter[tuple[Any, ...]]) -> dict[tuple[Any, ...], list[int]]:
@@ -310,6 +332,33 @@ class _CounterChange:
         upsert = Upsert(cast(Table, model.__table__), key, value_columns, rows, "add")
         # The last value column counts encounters: a counter whose count reaches zero is empty.
         return cls(upsert, [k for k, v in changes if v[-1] < 0])
+
+    @classmethod
+    def by_metric(
+        cls,
+        model: type[RollupSector | RollupCell | RollupTotal],
+        group_columns: tuple[str, ...],
+        groups: Mapping[tuple[Any, ...], Mapping[str, list[int]]],
+    ) -> _CounterChange:
+        """``of`` for counters gathered per group of key columns, by metric name.
+
+        The same rows in the same order, built a group at a time: sorting the groups
+        and then each group's names costs a fraction of sorting every full key, and a
+        row is its group's columns with three more.
+        """
+        rows: list[dict[str, Any]] = []
+        emptied: list[tuple[Any, ...]] = []
+        for group in sorted(groups):
+            counters = groups[group]
+            columns = dict(zip(group_columns, group, strict=True))
+            for metric in sorted(counters):
+                value, basis = counters[metric]
+                if value or basis:
+                    rows.append({**columns, "metric": metric, "value": value, "basis": basis})
+                    if basis < 0:
+                        emptied.append((*group, metric))
+        key = (*group_columns, "metric")
+        return cls(Upsert(cast(Table, model.__table__), key, COUNTER_VALUES, rows, "add"), emptied)
 
     def delete_emptied(self, session: Session) -> None:
         if not self.emptied:
