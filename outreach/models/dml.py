@@ -67,7 +67,7 @@ def upsert_all(session: Session, upserts: Sequence[Upsert]) -> None:
     session.execute(
         _combined_statement(shapes),
         {
-            f"rows_{index}": [_with_defaults(upsert.table, names, row) for row in upsert.rows]
+            f"rows_{index}": _with_defaults(upsert.table, names, upsert.rows)
             for index, (upsert, (_t, names, *_rest)) in enumerate(zip(pending, shapes, strict=True))
         },
     )
@@ -143,7 +143,7 @@ def _parameters(
 ) -> Any:
     if dialect == "sqlite":
         return list(rows)
-    return {"rows": [_with_defaults(table, names, row) for row in rows]}
+    return {"rows": _with_defaults(table, names, rows)}
 
 
 def _column_names(table: Table, rows: Sequence[Mapping[str, Any]]) -> tuple[str, ...]:
@@ -153,13 +153,16 @@ def _column_names(table: Table, rows: Sequence[Mapping[str, Any]]) -> tuple[str,
 
 
 def _with_defaults(
-    table: Table, names: tuple[str, ...], row: Mapping[str, Any]
-) -> Mapping[str, Any]:
-    if len(row) == len(names):
-        return row
-    filled = dict(row)
-    for name in names:
-        if name not in filled:
-            default: Any = table.c[name].default
-            filled[name] = default.arg if default.is_scalar else default.arg(None)
-    return filled
+    table: Table, names: tuple[str, ...], rows: Sequence[Mapping[str, Any]]
+) -> Sequence[Mapping[str, Any]]:
+    """The rows with the Python defaults of the columns they lack, worked out once per
+    statement: its rows are written at one moment (``created_at``, ``version``). The
+    rows name their own keys, so no key is left to a default such as ``uuid4``."""
+    missing = [name for name in names if name not in rows[0]]
+    if not missing:
+        return rows
+    defaults = {}
+    for name in missing:
+        default: Any = table.c[name].default
+        defaults[name] = default.arg if default.is_scalar else default.arg(None)
+    return [{**row, **defaults} for row in rows]
