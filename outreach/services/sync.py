@@ -14,6 +14,7 @@ import hashlib
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from operator import attrgetter
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
@@ -234,7 +235,9 @@ class EncounterBuilder:
 
 # Built once, from table columns: these run on every sync, and building a statement and
 # going through the ORM's execution cost more than the query (bench/RESULTS.md).
-_kits, _structures, _shifts = (cast(Table, model.__table__) for model in (Kit, Structure, Shift))
+_kits, _structures, _shifts, _encounters = (
+    cast(Table, model.__table__) for model in (Kit, Structure, Shift, Encounter)
+)
 _ACTIVE_KITS = select(_kits.c.code).where(_kits.c.active.is_(True))
 _STRUCTURE_TYPES = select(_structures.c.code, _structures.c.destination).where(
     _structures.c.code.in_(bindparam("codes", expanding=True)), _structures.c.active.is_(True)
@@ -242,6 +245,13 @@ _STRUCTURE_TYPES = select(_structures.c.code, _structures.c.destination).where(
 _STORED_SHIFTS = select(_shifts.c.id, _shifts.c.organisation_id, _shifts.c.kind).where(
     _shifts.c.id.in_(bindparam("ids", expanding=True))
 )
+# Owner and content hash of the rows a batch resends, per table.
+_STORED_CONTENT = {
+    table.name: select(table.c.id, table.c.organisation_id, table.c.content_hash).where(
+        table.c.id.in_(bindparam("ids", expanding=True))
+    )
+    for table in (_shifts, _encounters)
+}
 
 
 def active_kits(session: Session) -> set[str]:
@@ -306,8 +316,8 @@ def sync(
                 },
             )
         else:
-            _store(session, Shift, shift_rows, "shift", org, results)
-            created = _store(session, Encounter, encounter_rows, "encounter", org, results)
+            _store(session, _shifts, shift_rows, "shift", org, results)
+            created = _store(session, _encounters, encounter_rows, "encounter", org, results)
             deltas = Deltas()
             for row in created:
                 deltas.add(row)
@@ -389,7 +399,7 @@ def _prepare_encounters(
 
 def _store(
     session: Session,
-    model: type[Shift] | type[Encounter],
+    table: Table,
     indexed_rows: list[tuple[int, dict[str, Any]]],
     kind: str,
     org: uuid.UUID,
@@ -400,18 +410,15 @@ def _store(
     for _, row in indexed_rows:
         first.setdefault(row["id"], row)
     # Sorted ids: concurrent batches take row locks in one order and cannot deadlock.
-    unique_rows = [first[key] for key in sorted(first)]
-    inserted = insert_new(session, model.__table__, unique_rows)  # type: ignore[arg-type]
+    # By their integers, the order of UUID's own comparison, without a Python call each.
+    unique_rows = [first[key] for key in sorted(first, key=attrgetter("int"))]
+    inserted = insert_new(session, table, unique_rows)
     others = set(first) - inserted
     stored: dict[uuid.UUID, tuple[uuid.UUID, str]] = {}
     if others:
         stored = {
             row.id: (row.organisation_id, row.content_hash)
-            for row in session.execute(
-                select(model.id, model.organisation_id, model.content_hash).where(
-                    model.id.in_(others)
-                )
-            )
+            for row in session.execute(_STORED_CONTENT[table.name], {"ids": list(others)})
         }
     created_ids: set[uuid.UUID] = set()
     for index, row in indexed_rows:
@@ -430,7 +437,7 @@ def _store(
                 "conflict",
                 {"id": ["Already stored with other content; amend it instead of resending."]},
             )
-    return [first[key] for key in sorted(created_ids)]
+    return [row for row in unique_rows if row["id"] in created_ids]
 
 
 def _ordered(results: dict[tuple[str, int], ItemResult]) -> list[ItemResult]:
