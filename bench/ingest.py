@@ -11,7 +11,8 @@ does not drop here (``phones.py`` proves resends). For each number of clients an
 batch size: encounters per second and batch latency p50/p99. Then 32 phones each
 send encounters one at a time (the shift synced first): p50/p99 of a sync, as fast as
 the answers come (closed loop: the saturation), then at fixed offered rates (open
-loop, ``--single-rates``: the latency a phone sees at that load).
+loop, ``--single-rates``: the latency a phone sees at that load), and the highest of
+those rates at which the p99 stayed under issue 7's 50 ms.
 
 The limit, right after each service run (the service idle): the very rows the service
 stored (built by the service's own code, untimed) and their rollup increments, written
@@ -133,12 +134,28 @@ def run_single(
     return {
         "clients": clients,
         "loop": f"open, {rate:g} syncs/s offered" if rate else "closed",
+        "rate": rate,
         "syncs": len(latencies),
         "seconds": round(result.seconds, 2),
         "syncs_per_second": round(len(latencies) / result.seconds),
         "p50_ms": round(phones.percentile(latencies, 0.5) * 1000, 1),
         "p99_ms": round(phones.percentile(latencies, 0.99) * 1000, 1),
     }
+
+
+# Issue 7's latency target for a single-encounter sync from 32 phones.
+SINGLE_P99_TARGET_MS = 50.0
+
+
+def single_capacity(singles: list[dict[str, Any]]) -> float | None:
+    """The highest offered rate (syncs/s) at which the p99 stayed under the target, and
+    every lower rate's too; ``None`` if not even the lowest did."""
+    capacity = None
+    for single in sorted((s for s in singles if s["rate"]), key=lambda s: s["rate"]):
+        if single["p99_ms"] >= SINGLE_P99_TARGET_MS:
+            break
+        capacity = single["rate"]
+    return capacity
 
 
 def _first(accounts: dict[str, list[str]], count: int) -> dict[str, list[str]]:
@@ -381,8 +398,8 @@ def main() -> None:
     parser.add_argument("--days", type=int, help="Days of work each phone syncs (default 10).")
     parser.add_argument(
         "--single-rates",
-        default="50,100",
-        help="Syncs a second offered by the 32 single-encounter phones (default 50,100).",
+        help="Syncs a second offered by the 32 single-encounter phones"
+        " (default 50,100; 50,100,150,200 with --full).",
     )
     parser.add_argument(
         "--repeat",
@@ -396,6 +413,7 @@ def main() -> None:
     sizes = [int(n) for n in (args.batches or ("100,250,500" if args.full else "500")).split(",")]
     days = args.days or (90 if args.full else 10)
     single_syncs = 150 if args.full else 10
+    single_rates = args.single_rates or ("50,100,150,200" if args.full else "50,100")
     seed = uuid.uuid4().hex[:8]
 
     database = phones.fresh_database(DATABASE)
@@ -429,7 +447,7 @@ def main() -> None:
                     pairs.append(figures)
                 runs.append(median_of(pairs))
         singles = []
-        for rate in [None, *(float(r) for r in args.single_rates.split(",") if r)]:
+        for rate in [None, *(float(r) for r in single_rates.split(",") if r)]:
             loop = f"{rate:g} syncs/s offered (open loop)" if rate else "closed loop"
             phones.log(f"service: 32 clients, one encounter per sync, {loop}")
             single = run_single(url, accounts, 32, single_syncs, f"{seed}-single-{rate}", rate)
@@ -438,6 +456,11 @@ def main() -> None:
                 f"p50 {single['p50_ms']} ms, p99 {single['p99_ms']} ms"
             )
             singles.append(single)
+        capacity = single_capacity(singles)
+        phones.log(
+            f"single-encounter syncs from 32 phones: p99 under {SINGLE_P99_TARGET_MS:g} ms "
+            + (f"up to {capacity:g} syncs/s offered" if capacity else "at no rate offered")
+        )
         peaks = worker_peak_rss(server.pid)
         phones.log(f"peak RSS of the gunicorn workers: {peaks} MiB")
 
@@ -450,6 +473,7 @@ def main() -> None:
         "server": "gunicorn -c gunicorn.conf.py (2 workers x 4 threads), PostgreSQL on this host",
         "runs": runs,
         "single_encounter": singles,
+        "single_p99_under_target_up_to": single_capacity(singles),
         "worker_peak_rss_mib": peaks,
     }
     args.output.parent.mkdir(parents=True, exist_ok=True)
