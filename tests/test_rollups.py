@@ -271,3 +271,38 @@ def _per_bucket(
 )
 def test_period_spans(start: date, end: date, spans: list[tuple[str, date, date]]) -> None:
     assert stats.period_spans(start, end) == spans
+
+
+_ORGANISATIONS = [uuid.UUID(int=n) for n in (1, 2**127, 2**128 - 1)]
+_amounts = st.lists(st.integers(min_value=-3, max_value=3), min_size=2, max_size=2)
+_sector_counters = st.dictionaries(
+    st.tuples(
+        st.dates(min_value=date(2025, 1, 1), max_value=date(2025, 1, 9)),
+        st.sampled_from(_ORGANISATIONS),
+        st.sampled_from(["S1", "S2", "hors_secteur"]),
+        st.sampled_from(["maraude", "none"]),
+    ),
+    st.dictionaries(st.sampled_from(["encounters", "kit:a", "kit:b", "people"]), _amounts),
+    max_size=6,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(groups=_sector_counters)
+def test_counter_rows_built_by_group_are_those_of_every_full_key_sorted(
+    groups: dict[tuple[Any, ...], dict[str, list[int]]],
+) -> None:
+    # Every writer locks counter rows in the order of their full keys (the order
+    # concurrent transactions must share); the group-at-a-time build must keep it.
+    flat = {
+        (*group, metric): amounts
+        for group, counters in groups.items()
+        for metric, amounts in counters.items()
+    }
+    by_group = rollups._CounterChange.by_metric(RollupSector, rollups.SECTOR_KEY, groups)
+    by_full_key = rollups._CounterChange.of(
+        RollupSector, rollups.COUNTER_KEY, rollups.COUNTER_VALUES, flat
+    )
+    assert list(by_group.upsert.rows) == list(by_full_key.upsert.rows)
+    assert by_group.emptied == by_full_key.emptied
+    assert by_group.upsert.key_columns == rollups.COUNTER_KEY
