@@ -398,6 +398,12 @@ def measure(
         "summary, 30 days, one sector (fine rollups)": (
             f"/api/v1/stats/summary?from={month_from}&to={last}&sector=stalingrad"
         ),
+        "summary, 365 days, one sector (fine rollups)": (
+            f"/api/v1/stats/summary?from={first}&to={last}&sector=stalingrad"
+        ),
+        "timeseries by week, 365 days, one sector (fine rollups)": (
+            f"/api/v1/stats/timeseries?bucket=week&from={first}&to={last}&sector=stalingrad"
+        ),
         "map res 8, 30 days": f"/api/v1/stats/map?from={month_from}&to={last}&resolution=8",
         "map res 9, 30 days": f"/api/v1/stats/map?from={month_from}&to={last}",
         "map res 9, 365 days": f"/api/v1/stats/map?from={first}&to={last}",
