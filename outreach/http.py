@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import re
 import uuid
-from typing import Any
+from typing import IO, Any
 
 import orjson
-from flask import Flask, Response, g, request
+from flask import Flask, Response, current_app, g, request
 from flask.json.provider import JSONProvider
+from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
+from werkzeug.wsgi import LimitedStream
 
 from outreach.extensions import client_key
 
@@ -51,6 +53,41 @@ def add_security_headers(response: Response) -> Response:
     return response
 
 
+# What a refused request leaves unread is read up to this many times the body cap: what
+# the shipped nginx lets through (client_max_body_size 4m over the service's 2 MiB).
+UNREAD_BODY_CAP_FACTOR = 2
+_READ_SIZE = 64 * 1024
+
+
+def read_unread_body(response: Response) -> Response:
+    """Read what the request body still holds before the answer goes out.
+
+    A refusal (401, 403, 413, 429, ...) answers before reading the body. gunicorn reads
+    at most 64 KiB of such a leftover and otherwise closes the connection while the
+    client is still sending it: the reset can then destroy the answer before the client
+    reads it, and nginx answered a 503 for a large sync refused with 401 or 413. So the
+    rest is read here, bounded by a multiple of the body cap; beyond it, or for a body
+    of unknown length, gunicorn's own rule applies.
+    """
+    length = request.content_length
+    cap = current_app.config["MAX_CONTENT_LENGTH"]
+    if not length or cap is None or length > UNREAD_BODY_CAP_FACTOR * cap:
+        return response
+    stream: IO[bytes] | LimitedStream
+    try:
+        stream = request.stream
+    except RequestEntityTooLarge:
+        # Over the cap: Werkzeug refused it unread, so all of it is still there.
+        stream = LimitedStream(request.environ["wsgi.input"], length)
+    try:
+        while stream.read(_READ_SIZE):
+            pass
+    except (ClientDisconnected, OSError):
+        pass  # the client is gone; nothing is left to protect
+    return response
+
+
 def register_http_hooks(app: Flask) -> None:
     app.before_request(assign_request_context)
     app.after_request(add_security_headers)
+    app.after_request(read_unread_body)

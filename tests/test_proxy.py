@@ -270,3 +270,31 @@ def test_behind_nginx_refusals_keep_the_error_envelope(
         status, headers, body = Exchange.open(port, "GET", READY).response()
         assert (status, body["code"]) == (503, 503)
         assert headers["retry-after"] == "5"
+
+
+@pytest.mark.parametrize(
+    ("path", "body_size", "refused"),
+    [
+        # An expired token on a large sync: refused before its body is read.
+        ("/api/v1/sync", 1 << 20, 401),
+        # Over the 2 MiB cap: refused unread by Werkzeug.
+        (LOGIN, 3 << 20, 413),
+    ],
+)
+def test_a_refusal_reads_the_rest_of_the_body_so_the_answer_is_not_reset(
+    database_url: str, tmp_path: Path, path: str, body_size: int, refused: int
+) -> None:
+    # gunicorn reads at most 64 KiB of a body the application left unread, then closes
+    # the connection under a client still sending it; the reset can destroy the answer
+    # (nginx then answers 503). Once the service has read the rest, the connection is
+    # whole: the same connection serves the next request.
+    with gunicorn(database_url, tmp_path / "instance") as (_, port):
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        big = b'{"username": "' + b"x" * body_size + b'"}'
+        connection.request("POST", path, body=big, headers={"Content-Type": "application/json"})
+        response = connection.getresponse()
+        assert (response.status, orjson.loads(response.read())["code"]) == (refused, refused)
+        connection.request("GET", "/api/v1/healthz")
+        again = connection.getresponse()
+        assert again.status == 200
+        connection.close()
