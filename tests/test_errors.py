@@ -43,6 +43,24 @@ def test_400_deeply_nested_json_is_refused_not_crashed(client: FlaskClient) -> N
     assert_envelope(response.get_json(), 400, "Bad Request")
 
 
+def test_422_a_nul_character_is_refused_before_it_reaches_the_database(
+    client: FlaskClient, auth_headers: Callable[..., dict[str, str]]
+) -> None:
+    # PostgreSQL's text cannot hold NUL: a username carrying one was a 500 there.
+    body = '{"username": "demo\\u0000worker", "password": "x"}'
+    response = client.post(LOGIN, data=body, content_type="application/json")
+    assert response.status_code == 422
+    assert_envelope(response.get_json(), 422, "Unprocessable Entity")
+    assert response.get_json()["errors"] == {"json": ["Text may not contain NUL characters."]}
+    # An escaped backslash before "u0000" is no NUL: the login is answered as usual.
+    literal = '{"username": "demo\\\\u0000worker", "password": "x"}'
+    assert client.post(LOGIN, data=literal, content_type="application/json").status_code == 401
+    headers = auth_headers(Role.AUDITOR)
+    response = client.get("/api/v1/audit/events?actor=demo%00worker", headers=headers)
+    assert response.status_code == 422
+    assert response.get_json()["errors"] == {"query": ["Text may not contain NUL characters."]}
+
+
 def test_401_without_token(client: FlaskClient) -> None:
     response = client.get("/api/v1/auth/me")
     assert response.status_code == 401

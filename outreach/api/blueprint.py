@@ -11,7 +11,10 @@ from flask import Request
 from flask_smorest import Blueprint as SmorestBlueprint
 from marshmallow import RAISE
 from webargs import core
-from webargs.flaskparser import FlaskParser, is_json_request
+from webargs.flaskparser import FlaskParser, abort, is_json_request
+
+# PostgreSQL's text cannot hold a NUL character, and no field of this API needs one.
+NUL_REFUSED = "Text may not contain NUL characters."
 
 
 class StrictParser(FlaskParser):
@@ -37,7 +40,16 @@ class StrictParser(FlaskParser):
             # A chunked body is cut at the cap without a word (Werkzeug raises 413 only
             # on the next read): read on, so that the client hears 413, not 400.
             req.stream.read(1)
-        return orjson.loads(data)
+        loaded = orjson.loads(data)
+        # JSON carries a NUL only escaped: the rare body holding the escape is walked.
+        if b"\\u0000" in data and _holds_nul(loaded):
+            abort(422, messages={"json": [NUL_REFUSED]})
+        return loaded
+
+    def load_querystring(self, req: Request, schema: ma.Schema) -> Any:
+        if any("\x00" in key or "\x00" in value for key, value in req.args.items(multi=True)):
+            abort(422, messages={"query": [NUL_REFUSED]})
+        return super().load_querystring(req, schema)
 
     def _get_schema(self, argmap: Any, req: Request) -> ma.Schema:
         # webargs makes a schema from its class on every request; a schema keeps no
@@ -46,6 +58,16 @@ class StrictParser(FlaskParser):
             return _schema_of(argmap)
         schema: ma.Schema = super()._get_schema(argmap, req)
         return schema
+
+
+def _holds_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(key) or _holds_nul(item) for key, item in value.items())
+    if isinstance(value, list):
+        return any(_holds_nul(item) for item in value)
+    return False
 
 
 @cache
