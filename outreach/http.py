@@ -1,4 +1,5 @@
-"""Request and response plumbing shared by every route: JSON, request ids, headers."""
+"""Request and response plumbing shared by every route: JSON, request ids, headers, and
+the leftover of a body a refusal did not read."""
 
 from __future__ import annotations
 
@@ -65,9 +66,10 @@ def read_unread_body(response: Response) -> Response:
     A refusal (401, 403, 413, 429, ...) answers before reading the body. gunicorn reads
     at most 64 KiB of such a leftover and otherwise closes the connection while the
     client is still sending it: the reset can then destroy the answer before the client
-    reads it, and nginx answered a 503 for a large sync refused with 401 or 413. So the
-    rest is read here, bounded by a multiple of the body cap; beyond it, or for a body
-    of unknown length, gunicorn's own rule applies.
+    reads it (nginx once answered 503 for a 3 MiB login the service refused with 413; a
+    large sync refused with 401 is as exposed). So the rest is read here, bounded by a
+    multiple of the body cap; beyond it, or for a body of unknown length, gunicorn's own
+    rule applies.
     """
     length = request.content_length
     cap = current_app.config["MAX_CONTENT_LENGTH"]
