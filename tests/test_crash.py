@@ -41,6 +41,7 @@ from tests.servers import call, gunicorn, idle_wait, wait_until_ready
 
 BATCHES, ITEMS = 10, 500
 FIRST_KILLED = 3
+MAX_UNREADABLE_LOOKS = 5  # consecutive: more is py-spy unable to read the worker at all
 PY_SPY = Path(sys.executable).parent / "py-spy"
 
 
@@ -120,15 +121,30 @@ def _killed_past_its_inserts(
 
     sender = threading.Thread(target=send)
     sender.start()
+    unreadable: list[str] = []  # what py-spy said on each look in a row that failed
     while sender.is_alive():
         os.kill(worker, signal.SIGSTOP)
-        _wait_until_stopped(worker)
-        if _past_its_inserts(_python_stack(worker)):
+        try:
+            _wait_until_stopped(worker)
+            dumped = _python_stack(worker)
+        except BaseException:
+            os.kill(worker, signal.SIGCONT)  # a stopped worker would hold gunicorn's shutdown
+            raise
+        if dumped.returncode != 0:
+            # py-spy at times finds no interpreter in a process stopped while it starts
+            # or ends a thread ("in the .data section": once in CI; 3-4 looks in 300 at
+            # a process that starts threads in a loop, none at one whose threads stay).
+            # A later look, a step on, reads it; only looks failing in a row fail the test.
+            unreadable.append(dumped.stderr)
+        elif _past_its_inserts(dumped.stdout):
             os.kill(worker, signal.SIGKILL)
             sender.join(timeout=60)
             assert "error" in outcome, outcome  # the phone got no answer: it will resend
             return True
+        else:
+            unreadable.clear()
         os.kill(worker, signal.SIGCONT)
+        assert len(unreadable) < MAX_UNREADABLE_LOOKS, f"py-spy cannot read: {unreadable}"
         idle_wait(0.002)  # a step of the worker: far shorter than the part looked for
     sender.join()
     assert outcome["answer"][0] == 200, outcome
@@ -149,15 +165,14 @@ def _wait_until_stopped(pid: int) -> None:
     raise AssertionError(f"process {pid} did not stop")
 
 
-def _python_stack(pid: int) -> str:
-    dumped = subprocess.run(
+def _python_stack(pid: int) -> subprocess.CompletedProcess[str]:
+    """py-spy's dump of the stopped worker: its Python stack on stdout when it could read it."""
+    return subprocess.run(
         [str(PY_SPY), "dump", "--pid", str(pid), "--nonblocking", "--full-filenames"],
         capture_output=True,
         text=True,
         check=False,
     )
-    assert dumped.returncode == 0, f"py-spy could not read the worker: {dumped.stderr}"
-    return dumped.stdout
 
 
 def _past_its_inserts(stack: str) -> bool:
