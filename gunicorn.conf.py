@@ -42,17 +42,18 @@ def post_worker_init(worker: object) -> None:
     costs about a fifth less CPU (bench/RESULTS.md). Garbage made at start-up is
     collected first, so none is frozen with them.
 
-    Then the worker reads the map's span rows ahead in a thread (``outreach.warm_maps``):
-    its first map of a year at national volume would otherwise read them all, for a
-    second or more, while requests are already served.
+    Then the worker reads the map's span rows and the filtered stats' day rows ahead in
+    a thread (``outreach.read_ahead``): its first map or filtered summary of a year at
+    national volume would otherwise read them all, for seconds, while requests are
+    already served.
     """
     gc.collect()
     gc.freeze()
     from flask import Flask
 
-    from outreach import warm_maps
+    from outreach import read_ahead
 
     app = getattr(worker, "wsgi", None)
     # Not the app when it failed to load: gunicorn then serves its error page.
     if isinstance(app, Flask):
-        threading.Thread(target=warm_maps, args=(app,), name="warm-maps", daemon=True).start()
+        threading.Thread(target=read_ahead, args=(app,), name="read-ahead", daemon=True).start()

@@ -56,6 +56,9 @@ class Settings:
     map_cache_features: int = 50_000
     # Hexagon span rows each worker keeps until their span changes (28 bytes a row).
     map_cache_span_rows: int = 1_000_000
+    # Sector-counter and person-day rows each worker keeps for filtered stats, each
+    # until their organisation's day changes (about 20 and 8 bytes a row).
+    stats_cache_day_rows: int = 8_000_000
     ratelimit_storage_url: str = "memory://"
     # A base-map tile URL for the dashboard ({z}/{x}/{y}); none by default: no outside request.
     tile_url: str | None = None
@@ -246,6 +249,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ),
         map_cache_span_rows=_int(
             env, "OUTREACH_MAP_CACHE_SPAN_ROWS", defaults.map_cache_span_rows, 0, 100_000_000
+        ),
+        stats_cache_day_rows=_int(
+            env, "OUTREACH_STATS_CACHE_DAY_ROWS", defaults.stats_cache_day_rows, 0, 100_000_000
         ),
         tile_url=_tile_url(env.get("OUTREACH_TILE_URL")),
         controller=env.get("OUTREACH_CONTROLLER") or defaults.controller,

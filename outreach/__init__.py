@@ -11,7 +11,12 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from config import Settings, load_settings
 from outreach import dashboard
 from outreach.api import BLUEPRINTS, docs
-from outreach.api.access import PUBLISHED_MAPS_KEY, SECURITY_KEY, audit_failed_request
+from outreach.api.access import (
+    FILTERED_SPANS_KEY,
+    PUBLISHED_MAPS_KEY,
+    SECURITY_KEY,
+    audit_failed_request,
+)
 from outreach.api.errors import register_error_handlers
 from outreach.cli import COMMANDS
 from outreach.extensions import Api, db, jwt, limiter
@@ -20,6 +25,7 @@ from outreach.services.auth import Security
 from outreach.services.login_guard import LoginGuard
 from outreach.services.passwords import Passwords
 from outreach.services.published import PublishedMaps
+from outreach.services.span_blocks import FilteredSpans
 from outreach.services.stats import paris_today, warm_spans
 
 
@@ -71,6 +77,7 @@ def register_extensions(app: Flask) -> None:
     app.extensions[PUBLISHED_MAPS_KEY] = PublishedMaps(
         settings.map_cache_features, settings.map_cache_span_rows
     )
+    app.extensions[FILTERED_SPANS_KEY] = FilteredSpans(settings.stats_cache_day_rows)
 
 
 def register_blueprints(app: Flask) -> None:
@@ -98,22 +105,29 @@ def register_commands(app: Flask) -> None:
         app.cli.add_command(command)
 
 
-def warm_maps(app: Flask) -> None:
-    """Read the whole area's map spans of the default periods ahead
-    (``stats.warm_spans``), so that this worker's first map does not read a year of rows.
+def read_ahead(app: Flask) -> None:
+    """Read the whole area's map spans and filtered stats' day rows of the default
+    periods ahead (``stats.warm_spans``), so that this worker's first map or filtered
+    summary does not read a year of rows.
 
     gunicorn runs it in a thread of each new worker (``gunicorn.conf.py``); requests are
-    served meanwhile. It only fills a cache: a failure is logged and costs that speed.
+    served meanwhile. It only fills caches: a failure is logged and costs that speed.
     """
     maps: PublishedMaps = app.extensions[PUBLISHED_MAPS_KEY]
-    if maps.spans.max_rows == 0:
+    days: FilteredSpans = app.extensions[FILTERED_SPANS_KEY]
+    if maps.spans.max_rows == 0 and days.counters.max_rows == 0:
         return
-    log = logging.getLogger("outreach.warm_maps")
+    log = logging.getLogger("outreach.read_ahead")
     started = time.perf_counter()
     try:
         with app.app_context():
-            spans = warm_spans(db.session, maps.spans, paris_today())
+            map_spans, day_spans = warm_spans(db.session, maps.spans, days, paris_today())
     except Exception as exc:  # whatever it is, the worker serves without it
-        log.warning("map spans not read ahead: %s", type(exc).__name__)
+        log.warning("spans not read ahead: %s", type(exc).__name__)
         return
-    log.info("read ahead %d map spans in %.1f s", spans, time.perf_counter() - started)
+    log.info(
+        "read ahead %d map spans and %d day spans in %.1f s",
+        map_spans,
+        day_spans,
+        time.perf_counter() - started,
+    )

@@ -25,8 +25,8 @@ from hypothesis import strategies as st
 from sqlalchemy import select, update
 
 from config import Settings
-from outreach import create_app, warm_maps
-from outreach.api.access import PUBLISHED_MAPS_KEY
+from outreach import create_app, read_ahead
+from outreach.api.access import FILTERED_SPANS_KEY, PUBLISHED_MAPS_KEY
 from outreach.extensions import db
 from outreach.models import AuditEvent, Encounter, Role
 from outreach.services import rollups
@@ -207,9 +207,9 @@ def seed_two_associations(
 
 @contextmanager
 def worker_keeping_nothing(settings: Settings) -> Iterator[Flask]:
-    """A second app on the same database that keeps no span row: what a worker that
-    kept nothing answers."""
-    fresh = create_app(settings.with_overrides(map_cache_span_rows=0))
+    """A second app on the same database that keeps no span or day row: what a worker
+    that kept nothing answers."""
+    fresh = create_app(settings.with_overrides(map_cache_span_rows=0, stats_cache_day_rows=0))
     try:
         yield fresh
     finally:
@@ -246,6 +246,35 @@ def test_a_map_after_a_sync_reads_again_only_the_spans_the_sync_changed(
         assert get(fresh.test_client(), coordinator, url) == after
 
 
+def test_a_filtered_summary_after_a_sync_reads_again_only_the_day_the_sync_changed(
+    app: Flask,
+    client: FlaskClient,
+    settings: Settings,
+    make_account: Callable[..., Account],
+    people: dict[str, dict[str, str]],
+) -> None:
+    today = seed_two_associations(client, people, make_account, (70, 45, 20, 1), 30)
+    yesterday = today - timedelta(days=1)
+    url = f"/api/v1/stats/summary?from={today - timedelta(days=90)}&to={today}&sector=stalingrad"
+    coordinator = people["coordinator"]
+    days = app.extensions[FILTERED_SPANS_KEY]
+    before = get(client, coordinator, url)
+    # Each organisation's days with rows, once.
+    cold = (days.counters.spans_read, days.people.spans_read)
+    assert min(cold) >= 4
+    sync(
+        client,
+        people["worker"],
+        encounters=[encounter(occurred_at=at(yesterday, 16)) for _ in range(12)],
+    )
+    after = get(client, coordinator, url)
+    # Only the synced organisation's yesterday, of each table.
+    assert (days.counters.spans_read, days.people.spans_read) == (cold[0] + 1, cold[1] + 1)
+    assert after["counts"]["encounters"] == before["counts"]["encounters"] + 12
+    with worker_keeping_nothing(settings) as fresh:
+        assert get(fresh.test_client(), coordinator, url) == after
+
+
 def test_a_worker_reads_ahead_the_spans_of_its_first_maps(
     app: Flask,
     client: FlaskClient,
@@ -255,7 +284,7 @@ def test_a_worker_reads_ahead_the_spans_of_its_first_maps(
 ) -> None:
     today = seed_two_associations(client, people, make_account, (200, 45, 20, 1), 3)
     spans = app.extensions[PUBLISHED_MAPS_KEY].spans
-    warm_maps(app)
+    read_ahead(app)
     warmed = spans.spans_read
     # Spans of the last 30 days and the last year (months, weeks, days) holding rows.
     assert warmed >= 5
@@ -266,8 +295,15 @@ def test_a_worker_reads_ahead_the_spans_of_its_first_maps(
     get(client, org_admin, year)
     assert spans.spans_read == warmed
     assert {f["properties"]["encounters"] for f in maps[year]["features"]} == {60, 15}
+    # So are the day rows of a year's filtered summaries.
+    days = app.extensions[FILTERED_SPANS_KEY]
+    read_days = (days.counters.spans_read, days.people.spans_read)
+    assert min(read_days) >= 2
+    filtered = f"/api/v1/stats/summary?from={today - timedelta(days=364)}&to={today}&sector=eole"
+    maps[filtered] = get(client, coordinator, filtered)
+    assert (days.counters.spans_read, days.people.spans_read) == read_days
     with worker_keeping_nothing(settings) as fresh:
-        warm_maps(fresh)
+        read_ahead(fresh)
         assert fresh.extensions[PUBLISHED_MAPS_KEY].spans.spans_read == 0
         for url, body in maps.items():
             assert get(fresh.test_client(), coordinator, url) == body
@@ -282,9 +318,10 @@ def test_a_gunicorn_worker_reads_the_spans_ahead_when_it_starts(
     seed_mixed_day(client, people["worker"], paris_today() - timedelta(days=2))
     log = tmp_path / "gunicorn.log"
     with gunicorn(database_url, tmp_path / "gunicorn", log=log) as (process, _port):
-        wait_for(process, lambda: "map spans in" in log.read_text(), "the read-ahead")
-    # The day's span, or its week's or month's if whole in a default period.
-    assert re.search(r"read ahead [1-3] map spans in \d", log.read_text())
+        wait_for(process, lambda: "day spans in" in log.read_text(), "the read-ahead")
+    # The day's span, or its week's or month's if whole in a default period; and the
+    # day's sector counters and person-days.
+    assert re.search(r"read ahead [1-3] map spans and 2 day spans in \d", log.read_text())
 
 
 def test_a_rebuild_reads_every_span_again_even_one_it_emptied(

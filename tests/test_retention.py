@@ -77,6 +77,9 @@ def test_purge_deletes_old_raw_rows_and_keeps_aggregates(
     before = client.get(url, headers=coordinator).get_json()["counts"]
     assert before["encounters"] == 12
     assert before["distinct_people"] == 12
+    # A sector's summary sums the person-days this worker keeps: the purge must undo them.
+    in_sector = f"{url}&sector=stalingrad"
+    assert client.get(in_sector, headers=coordinator).get_json()["counts"]["distinct_people"] == 12
 
     dry = runner.invoke(args=["retention", "purge", "--dry-run"])
     assert dry.exit_code == 0, dry.output
@@ -96,6 +99,7 @@ def test_purge_deletes_old_raw_rows_and_keeps_aggregates(
     assert after["encounters"] == 12
     assert after["kits_total"] == before["kits_total"]
     assert after["distinct_people"] == 0
+    assert client.get(in_sector, headers=coordinator).get_json()["counts"]["distinct_people"] == 0
 
     again = runner.invoke(args=["retention", "purge"])
     assert "Deleted 0 encounters, 0 person-days and 0 audit events" in again.output

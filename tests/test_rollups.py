@@ -12,11 +12,12 @@ from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy import func, select
 
 from outreach.extensions import db
-from outreach.models import Role, RollupCell, RollupSector, RollupTotal
+from outreach.models import Role, RollupCell, RollupPerson, RollupSector, RollupTotal
 from outreach.services import rollups, stats
-from outreach.services.span_blocks import SpanBlocks
+from outreach.services.span_blocks import FilteredSpans, SpanBlocks
 from outreach.services.stats import Scope
 from tests.conftest import Account, bearer, empty_database, login
 from tests.payloads import encounter
@@ -128,7 +129,7 @@ FIRST_DAY = date(2024, 11, 20)
 LAST_DAY = date(2025, 3, 10)
 days = st.dates(FIRST_DAY, LAST_DAY)
 stored_rows = st.builds(
-    lambda day, organisation_id, sector, kind, people, ref_hash, kits, cell, referrals: {
+    lambda day, organisation_id, sector, kind, people, ref_hash, kits, cell, referrals, services: {
         "local_day": day,
         "organisation_id": organisation_id,
         "sector": sector,
@@ -141,7 +142,7 @@ stored_rows = st.builds(
         "first_contact": people == 1,
         "ref_hash": ref_hash if people == 1 else None,
         "kits": kits,
-        "services": ["soins"],
+        "services": services,
         "referrals": referrals,
     },
     days,
@@ -153,6 +154,7 @@ stored_rows = st.builds(
     st.dictionaries(st.sampled_from(["pipe", "naloxone"]), st.integers(0, 3), max_size=2),
     st.sampled_from(["891fb466257ffff", "891fb46625bffff"]),
     st.sampled_from([[], [{"to": "assore", "status": "accepted"}]]),
+    st.sampled_from([["soins"], []]),
 )
 scopes = st.tuples(days, days, st.sampled_from([None, *ORGANISATIONS])).map(
     lambda drawn: Scope(
@@ -201,7 +203,7 @@ def test_organisation_rollups_answer_like_the_fine_ones(
                 fine = stats.counter_sums(session, RollupSector, scope.where(RollupSector))
                 whole = stats.counter_sums(session, RollupTotal, scope.spans_where(RollupTotal))
                 assert whole == fine
-                people = stats.distinct_people(session, scope)
+                people = _fine_distinct_people(session, scope)
                 assert stats.distinct_people_met(session, scope) == people.value
                 assert whole.get(("identified",), stats.Sum(0, 0)).value == people.basis
                 fine_cells = _by_area(
@@ -223,6 +225,111 @@ def test_organisation_rollups_answer_like_the_fine_ones(
                         by=(RollupTotal.start,),
                     )
                     assert _per_bucket(by_start, bucket) == _per_bucket(by_day, bucket)
+
+
+filtered_scopes = st.tuples(
+    days,
+    days,
+    st.sampled_from([None, *ORGANISATIONS]),
+    st.sampled_from([None, "stalingrad", "eole", "chapelle"]),
+    st.sampled_from([None, "maraude", "none", "rdr"]),
+).map(
+    lambda drawn: Scope(
+        start=min(drawn[0], drawn[1]),
+        end=max(drawn[0], drawn[1]),
+        sector=drawn[3],
+        organisation=None,
+        organisation_id=drawn[2],
+        shift_kind=drawn[4],
+    )
+)
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    rows=st.lists(stored_rows, min_size=1, max_size=30),
+    changed=st.sets(st.integers(0, 29)),
+    asked=st.lists(filtered_scopes, min_size=1, max_size=5),
+)
+def test_filtered_stats_from_kept_days_answer_like_the_fine_rows(
+    app: Flask, rows: list[dict[str, Any]], changed: set[int], asked: list[Scope]
+) -> None:
+    """Filtered summaries, series and sector maps summed from the day rows a worker
+    keeps equal those of the fine rows, after deletions and amendments that change only
+    services or only the person ref (neither touches a hexagon measure)."""
+    empty_database(app)
+    kept = FilteredSpans(max_rows=10_000)
+    with app.app_context():
+        session = db.session
+        with session.begin():
+            added = rollups.Deltas()
+            for row in rows:
+                added.add(row)
+            added.apply(session)
+        with session.begin():
+            for scope in asked:
+                _kept_answers(session, scope, kept)
+        with session.begin():
+            amended = rollups.Deltas()
+            for index in changed & set(range(len(rows))):
+                row = rows[index]
+                amended.add(row, sign=-1)
+                if index % 3 == 1:
+                    amended.add({**row, "services": [] if row["services"] else ["soins"]})
+                elif index % 3 == 2 and row["ref_hash"]:
+                    amended.add({**row, "ref_hash": "d" * 64})
+            amended.apply(session)
+        with session.begin():
+            for scope in asked:
+                fine = _fine_answers(session, scope)
+                assert _kept_answers(session, scope, kept) == fine
+                assert _kept_answers(session, scope, FilteredSpans(max_rows=0)) == fine
+
+
+def _kept_answers(session: Any, scope: Scope, kept: FilteredSpans) -> tuple[Any, ...]:
+    counters = stats.kept_counters(session, scope, kept)
+    return (
+        counters.by_metric(),
+        _by_area(counters.by_sector()),
+        counters.by_day(list(stats.SERIES_MEASURES.values())),
+        stats.distinct_people(session, scope, kept),
+    )
+
+
+def _fine_answers(session: Any, scope: Scope) -> tuple[Any, ...]:
+    where = scope.where(RollupSector)
+    by_day = stats.counter_sums(
+        session,
+        RollupSector,
+        where,
+        by=(RollupSector.day,),
+        metrics=stats.SERIES_MEASURES.values(),
+    )
+    return (
+        {
+            key[0]: amount
+            for key, amount in stats.counter_sums(session, RollupSector, where).items()
+        },
+        _by_area(stats.area_amounts(session, RollupSector, where, RollupSector.sector)),
+        dict(by_day.items()),
+        _fine_distinct_people(session, scope),
+    )
+
+
+def _fine_distinct_people(session: Any, scope: Scope) -> stats.Sum:
+    """Distinct person refs of the scope and their encounters, from the person-day rows."""
+    per_person = (
+        select(func.sum(RollupPerson.encounters).label("encounters"))
+        .where(*scope.where(RollupPerson))
+        .group_by(RollupPerson.ref_hash)
+        .subquery()
+    )
+    count, encounters = session.execute(
+        select(func.count(), func.coalesce(func.sum(per_person.c.encounters), 0))
+    ).one()
+    return stats.Sum(int(count), int(encounters))
 
 
 def _by_area(sums: stats.AreaSums) -> dict[str, tuple[int, ...]]:

@@ -24,6 +24,7 @@ from outreach.services.auth import Security
 from outreach.services.context import CallContext, Principal
 from outreach.services.errors import Unauthorized
 from outreach.services.published import PublishedMaps
+from outreach.services.span_blocks import FilteredSpans
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -32,6 +33,7 @@ ALL_ROLES = frozenset(Role)
 ACCESS_ATTRIBUTE = "__access__"
 SECURITY_KEY = "outreach.security"
 PUBLISHED_MAPS_KEY = "outreach.published_maps"
+FILTERED_SPANS_KEY = "outreach.filtered_spans"
 
 _BEARER_DOC: dict[str, Any] = {
     "security": [{"bearerAuth": []}],
@@ -47,6 +49,12 @@ def security() -> Security:
 def published_maps() -> PublishedMaps:
     """The maps this worker published and may serve again."""
     value: PublishedMaps = current_app.extensions[PUBLISHED_MAPS_KEY]
+    return value
+
+
+def filtered_spans() -> FilteredSpans:
+    """The fine day rows this worker keeps for stats with a sector or shift-kind filter."""
+    value: FilteredSpans = current_app.extensions[FILTERED_SPANS_KEY]
     return value
 
 

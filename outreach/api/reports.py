@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Response
 
-from outreach.api.access import call_context, requires, settings
+from outreach.api.access import call_context, filtered_spans, requires, settings
 from outreach.api.blueprint import Blueprint
 from outreach.extensions import db
 from outreach.models import Role
@@ -42,6 +42,7 @@ def activity(args: dict[str, Any]) -> dict[str, Any] | Response:
         db.session,
         call_context(),
         settings(),
+        filtered_spans(),
         args["year"],
         args.get("organisation"),
         args["format"],

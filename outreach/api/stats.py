@@ -7,7 +7,13 @@ from typing import Any
 import orjson
 from flask import Response
 
-from outreach.api.access import call_context, published_maps, requires, settings
+from outreach.api.access import (
+    call_context,
+    filtered_spans,
+    published_maps,
+    requires,
+    settings,
+)
 from outreach.api.blueprint import Blueprint
 from outreach.extensions import db
 from outreach.models import Role
@@ -64,7 +70,7 @@ def _query(args: dict[str, Any]) -> stats.StatsQuery:
 @blp.response(200, SummarySchema)
 def summary(args: dict[str, Any]) -> dict[str, Any]:
     """Totals for a period (default: the last 30 days) and filters."""
-    return stats.summary(db.session, call_context(), settings(), _query(args))
+    return stats.summary(db.session, call_context(), settings(), filtered_spans(), _query(args))
 
 
 @blp.route("/timeseries", methods=["GET"])
@@ -73,7 +79,9 @@ def summary(args: dict[str, Any]) -> dict[str, Any]:
 @blp.response(200, TimeseriesSchema)
 def timeseries(args: dict[str, Any]) -> dict[str, Any]:
     """The summary's headline counts per day, week (from Monday) or calendar month."""
-    return stats.timeseries(db.session, call_context(), settings(), _query(args), args["bucket"])
+    return stats.timeseries(
+        db.session, call_context(), settings(), filtered_spans(), _query(args), args["bucket"]
+    )
 
 
 @blp.route("/map", methods=["GET"])
@@ -101,7 +109,14 @@ def hexagon_map(args: dict[str, Any]) -> Response:
 def sector_map(args: dict[str, Any]) -> Response:
     """A GeoJSON FeatureCollection of the sectors with their counts."""
     return geojson(
-        stats.sector_map(db.session, call_context(), settings(), published_maps(), _query(args))
+        stats.sector_map(
+            db.session,
+            call_context(),
+            settings(),
+            published_maps(),
+            filtered_spans(),
+            _query(args),
+        )
     )
 
 

@@ -24,6 +24,7 @@ from config import Settings
 from outreach.models import Kit, Shift
 from outreach.services import audit
 from outreach.services.context import CallContext
+from outreach.services.span_blocks import FilteredSpans
 from outreach.services.stats import (
     Scope,
     StatsQuery,
@@ -65,6 +66,7 @@ def activity_report(
     session: Session,
     ctx: CallContext,
     settings: Settings,
+    days: FilteredSpans,
     year: int,
     organisation: str | None,
     output: str,
@@ -75,7 +77,7 @@ def activity_report(
     query = StatsQuery(start=date(year, 1, 1), end=date(year, 12, 31), organisation=organisation)
     with session.begin():
         scope = resolve_scope(session, ctx.principal, query)
-        data = totals(session, scope)
+        data = totals(session, scope, days)
         published = summary_release(settings.small_cell_k, data).publish()
         shifts = _shifts(session, scope, year)
         kit_labels = dict(session.execute(select(Kit.code, Kit.label)).all())

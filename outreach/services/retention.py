@@ -28,6 +28,7 @@ from outreach.models import (
     EncounterVersion,
     PersonYear,
     RollupPerson,
+    RollupSpanGeneration,
     utcnow,
 )
 from outreach.models.rollups import DAY_WORDS
@@ -172,6 +173,12 @@ def _purge_person_days(session: Session, before: date) -> int:
         )
         session.execute(
             delete(PersonYear).where(*(getattr(PersonYear, word) == 0 for word in DAY_WORDS))
+        )
+        # What workers keep of those days' person-days (``span_blocks``) no longer holds.
+        session.execute(
+            update(RollupSpanGeneration)
+            .where(RollupSpanGeneration.start < before)
+            .values(generation=RollupSpanGeneration.generation + 1)
         )
         raise_generation(session)
     return int(getattr(result, "rowcount", 0) or 0)

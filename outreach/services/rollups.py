@@ -231,7 +231,7 @@ class Deltas:
         upsert_all(
             session,
             [change.upsert for change in counters]
-            + [_days_to_set(gained), _spans_changed(cell_spans)],
+            + [_days_to_set(gained), self._spans_changed(cell_spans)],
         )
         for change in counters:
             change.delete_emptied(session)
@@ -239,6 +239,33 @@ class Deltas:
         if gone:
             _clear_days(session, gone)
         return any(change.upsert.rows for change in counters)
+
+    def _spans_changed(self, cell_spans: Mapping[tuple[Any, ...], list[int]]) -> Upsert:
+        """Raise the generation of each organisation's day, week and month whose counters
+        change: what a worker keeps of their hexagon spans, sector counters and
+        person-days (``span_blocks``) no longer holds."""
+        changed = {key[:3] for key, amounts in cell_spans.items() if any(amounts)}
+        days = {
+            grain[:2]
+            for grain, counters in self.by_grain.items()
+            if any(any(amounts) for amounts in counters.values())
+        }
+        days.update(key[:2] for key, amount in self.people.items() if amount)
+        changed.update(
+            (span, start, organisation_id)
+            for day, organisation_id in days
+            for span, start in spans_of(day)
+        )
+        rows = [
+            {**dict(zip(SPAN_KEY, key, strict=True)), "generation": 1} for key in sorted(changed)
+        ]
+        return Upsert(
+            cast(Table, RollupSpanGeneration.__table__),
+            SPAN_KEY,
+            ("generation",),
+            rows,
+            "add",
+        )
 
 
 _GENERATION_ROW = 1
@@ -270,19 +297,6 @@ def generation(session: Session) -> int:
         select(RollupGeneration.generation).where(RollupGeneration.id == _GENERATION_ROW)
     )
     return int(number or 0)
-
-
-def _spans_changed(cell_spans: Mapping[tuple[Any, ...], list[int]]) -> Upsert:
-    """Raise the generation of each organisation's span whose hexagon measures change."""
-    changed = sorted({key[:3] for key, amounts in cell_spans.items() if any(amounts)})
-    rows = [{**dict(zip(SPAN_KEY, key, strict=True)), "generation": 1} for key in changed]
-    return Upsert(
-        cast(Table, RollupSpanGeneration.__table__),
-        SPAN_KEY,
-        ("generation",),
-        rows,
-        "add",
-    )
 
 
 def spans_of(day: date) -> tuple[tuple[str, date], ...]:

@@ -3,8 +3,10 @@
 Every figure here is read from the rollup tables, never from raw encounters. A
 request without a sector or shift-kind filter reads the per-organisation tables
 (``RollupTotal``, ``PersonYear``, ``RollupCellSpan`` for maps), whose cost does not
-grow with the encounters; a filtered one reads the finer tables and costs the rollup
-rows of its period.
+grow with the encounters. A filtered summary, time series or sector map sums the day
+rows of the finer tables (``RollupSector``, ``RollupPerson``), which each worker keeps
+by organisation and day while they hold (``span_blocks.FilteredSpans``), so it reads
+only the days that changed since. A filtered hexagon map reads the hexagon day rows.
 
 Every figure leaves through ``suppression.Release``; every request is audited
 (action, filters, number of counts returned) in the transaction that reads, so the
@@ -53,7 +55,14 @@ from outreach.services.published import (
     render_areas,
 )
 from outreach.services.rollups import CELL_SPAN_VALUES, MAP_COLUMNS, MAP_METRICS, year_masks
-from outreach.services.span_blocks import SpanBlocks
+from outreach.services.span_blocks import (
+    FilteredSpans,
+    KeyedAreas,
+    SpanBlocks,
+    SpanKey,
+    SpanRows,
+    Sums,
+)
 from outreach.services.suppression import Published, Release, publish_areas
 from outreach.services.sync import PARIS
 from schemas.vocabulary import (
@@ -362,32 +371,140 @@ def cell_amounts(session: Session, scope: Scope, spans: SpanBlocks) -> AreaSums:
 WARM_PERIODS_DAYS = (DEFAULT_PERIOD_DAYS, 365)
 
 
-def warm_spans(session: Session, spans: SpanBlocks, today: date) -> int:
-    """Read ahead the span rows of the whole area's ``WARM_PERIODS_DAYS`` ending
-    ``today``, so that a worker's first map reads only what changed since; the number
-    of spans read. Nothing is answered or logged from them, so nothing is audited."""
-    before = spans.spans_read
+def warm_spans(
+    session: Session, spans: SpanBlocks, days: FilteredSpans, today: date
+) -> tuple[int, int]:
+    """Read ahead the whole area's map span rows and filtered stats' day rows of the
+    ``WARM_PERIODS_DAYS`` ending ``today``, so that a worker's first map or filtered
+    summary reads only what changed since; the number of map spans and of day spans
+    read. Nothing is answered or logged from them, so nothing is audited."""
+    kept_days = [kept for kept in (days.counters, days.people) if kept.max_rows > 0]
+    maps_before = spans.spans_read
+    days_before = sum(kept.spans_read for kept in kept_days)
     with session.begin():
-        for days in WARM_PERIODS_DAYS:
-            spans.cell_sums(session, period_spans(today - timedelta(days=days - 1), today), None)
-    return spans.spans_read - before
-
-
-def distinct_people(session: Session, scope: Scope) -> Sum:
-    """Distinct person refs met in the scope, and the encounters that carried one,
-    from the person-day rows (any filter)."""
-    # GROUP BY then count, rather than COUNT(DISTINCT): PostgreSQL hashes the former
-    # (in parallel) but always sorts the latter, at more than twice the cost.
-    per_person = (
-        select(func.sum(RollupPerson.encounters).label("encounters"))
-        .where(*scope.where(RollupPerson))
-        .group_by(RollupPerson.ref_hash)
-        .subquery()
+        for length in WARM_PERIODS_DAYS:
+            start = today - timedelta(days=length - 1)
+            if spans.max_rows > 0:
+                spans.cell_sums(session, period_spans(start, today), None)
+            for kept in kept_days:
+                kept.day_sums(session, start, today, None)
+    return (
+        spans.spans_read - maps_before,
+        sum(kept.spans_read for kept in kept_days) - days_before,
     )
-    row = session.execute(
-        select(func.count(), func.coalesce(func.sum(per_person.c.encounters), 0))
-    ).one()
-    return Sum(int(row[0]), int(row[1]))
+
+
+# The key columns of the fine day tables' areas (``span_blocks.SECTOR_DAYS``, ``PEOPLE_DAYS``).
+COUNTER_SECTOR, COUNTER_KIND, COUNTER_METRIC = range(3)
+PERSON_REF, PERSON_SECTOR, PERSON_KIND = range(3)
+
+
+def _filtered(
+    keyed: KeyedAreas, size: int, sector_column: int, kind_column: int, scope: Scope
+) -> npt.NDArray[np.bool_]:
+    """Which of the first ``size`` areas fall in the scope's sector and shift kind."""
+    chosen = np.ones(size, dtype=np.bool_)
+    for column, wanted in ((sector_column, scope.sector), (kind_column, scope.shift_kind)):
+        if wanted is not None:
+            chosen &= keyed.codes[column][:size] == keyed.code(column, wanted)
+    return chosen
+
+
+def distinct_people(session: Session, scope: Scope, days: FilteredSpans) -> Sum:
+    """Distinct person refs met in the scope, and the encounters that carried one,
+    from the person-days this worker keeps (any filter)."""
+    total, _spans, keyed = days.people.day_sums(
+        session, scope.start, scope.end, scope.organisation_id
+    )
+    met = _filtered(keyed, len(total), PERSON_SECTOR, PERSON_KIND, scope) & (total[:, 0] > 0)
+    refs = keyed.codes[PERSON_REF][: len(total)][met]
+    # Ref codes are small integers: counting them beats sorting them.
+    distinct = np.count_nonzero(np.bincount(refs, minlength=1))
+    return Sum(int(distinct), int(total[met, 0].sum()))
+
+
+class KeptCounters(NamedTuple):
+    """The sector counters this worker keeps, summed over a scope's period by area; the
+    rows of each day; what each area number stands for; and which areas the scope's
+    sector and shift-kind filters keep."""
+
+    total: Sums
+    spans: dict[SpanKey, SpanRows]
+    keyed: KeyedAreas
+    chosen: npt.NDArray[np.bool_]
+
+    def by_metric(self) -> dict[str, Sum]:
+        """The chosen areas' counters summed per metric, for the metrics they hold."""
+        metrics = self.keyed.values[COUNTER_METRIC]
+        sums = np.zeros((len(metrics), 2), dtype=np.int64)
+        codes = self.keyed.codes[COUNTER_METRIC][: len(self.total)]
+        np.add.at(sums, codes[self.chosen], self.total[self.chosen])
+        # A stored counter's basis is at least one: a metric of basis 0 has no row left.
+        return {
+            metrics[code]: Sum(value, basis)
+            for code, (value, basis) in enumerate(sums.tolist())
+            if basis
+        }
+
+    def by_sector(self) -> AreaSums:
+        """The map's measures per sector with any, sorted, like ``area_amounts``."""
+        size = len(self.total)
+        slots = self._slots(MAP_METRICS)
+        sectors = self.keyed.codes[COUNTER_SECTOR][:size]
+        amounts = np.zeros((len(self.keyed.values[COUNTER_SECTOR]), len(MAP_METRICS), 2), np.int64)
+        chosen = np.flatnonzero(self.chosen & (slots >= 0) & (self.total[:, 1] > 0))
+        np.add.at(amounts, (sectors[chosen], slots[chosen]), self.total[chosen])
+        names = self.keyed.values[COUNTER_SECTOR]
+        present = sorted(
+            (names[code], code) for code in np.flatnonzero(amounts[:, :, 1].sum(axis=1)).tolist()
+        )
+        rows = [code for _name, code in present]
+        return AreaSums(
+            [name for name, _code in present],
+            amounts[rows].reshape(len(rows), 2 * len(MAP_METRICS)),
+        )
+
+    def by_day(self, metrics: Sequence[str]) -> dict[tuple[date, str], Sum]:
+        """The chosen areas' ``metrics`` summed per day, as ``counter_sums`` by day."""
+        slots = np.where(self.chosen, self._slots(metrics), -1)
+        # The few areas asked for (a sector's shift kinds times the metrics), looked up
+        # in each day's rows, which are in area order: a year is a thousand days or more.
+        wanted = np.flatnonzero(slots >= 0)
+        found = np.zeros((len(self.spans), len(wanted), 2), dtype=np.int64)
+        for index, rows in enumerate(self.spans.values()):
+            if not len(rows.areas):
+                continue
+            at = np.minimum(np.searchsorted(rows.areas, wanted), len(rows.areas) - 1)
+            hit = rows.areas[at] == wanted
+            found[index, hit] = rows.measures[at[hit]]
+        per_metric = np.zeros((len(wanted), len(metrics)), dtype=np.int64)
+        per_metric[np.arange(len(wanted)), slots[wanted]] = 1
+        amounts = np.einsum("dwm,ws->dsm", found, per_metric).tolist()
+        sums: dict[tuple[date, str], Sum] = {}
+        for (_span, day, _organisation), per_day in zip(self.spans, amounts, strict=True):
+            for metric, (value, basis) in zip(metrics, per_day, strict=True):
+                if basis:
+                    earlier = sums.get((day, metric), Sum(0, 0))
+                    sums[(day, metric)] = Sum(earlier.value + value, earlier.basis + basis)
+        return sums
+
+    def _slots(self, metrics: Sequence[str]) -> npt.NDArray[np.intp]:
+        """Each area's place in ``metrics``, or -1 when its metric is not one of them."""
+        places = np.full(len(self.keyed.values[COUNTER_METRIC]), -1, dtype=np.intp)
+        for slot, metric in enumerate(metrics):
+            code = self.keyed.code(COUNTER_METRIC, metric)
+            if code >= 0:
+                places[code] = slot
+        codes: npt.NDArray[np.intp] = places[self.keyed.codes[COUNTER_METRIC][: len(self.total)]]
+        return codes
+
+
+def kept_counters(session: Session, scope: Scope, days: FilteredSpans) -> KeptCounters:
+    total, spans, keyed = days.counters.day_sums(
+        session, scope.start, scope.end, scope.organisation_id
+    )
+    chosen = _filtered(keyed, len(total), COUNTER_SECTOR, COUNTER_KIND, scope)
+    return KeptCounters(total, spans, keyed, chosen)
 
 
 def distinct_people_met(session: Session, scope: Scope) -> int:
@@ -437,16 +554,15 @@ class Totals:
         return self.sums.get(metric, Sum(0, 0))
 
 
-def totals(session: Session, scope: Scope) -> Totals:
+def totals(session: Session, scope: Scope, days: FilteredSpans) -> Totals:
     if scope.whole_organisations:
         rows = counter_sums(session, RollupTotal, scope.spans_where(RollupTotal))
         sums = {key[0]: value for key, value in rows.items()}
         identified = sums.get("identified", Sum(0, 0))
         people = Sum(distinct_people_met(session, scope), identified.value)
     else:
-        rows = counter_sums(session, RollupSector, scope.where(RollupSector))
-        sums = {key[0]: value for key, value in rows.items()}
-        people = distinct_people(session, scope)
+        sums = kept_counters(session, scope, days).by_metric()
+        people = distinct_people(session, scope, days)
     seen_kits = [m.removeprefix("kit:") for m in sums if m.startswith("kit:")]
     return Totals(sums, people, kit_codes(session, seen_kits))
 
@@ -536,12 +652,12 @@ def suppressed_paths(published: Published) -> list[str]:
 
 
 def summary(
-    session: Session, ctx: CallContext, settings: Settings, query: StatsQuery
+    session: Session, ctx: CallContext, settings: Settings, days: FilteredSpans, query: StatsQuery
 ) -> dict[str, Any]:
     principal = _caller(ctx)
     with session.begin():
         scope = resolve_scope(session, principal, query)
-        data = totals(session, scope)
+        data = totals(session, scope, days)
         published = summary_release(settings.small_cell_k, data).publish()
         audit.record(
             session, ctx, "stats.summary", params=scope.params(), records=len(published.values)
@@ -571,7 +687,12 @@ def bucket_start(day: date, bucket: str) -> date:
 
 
 def timeseries(
-    session: Session, ctx: CallContext, settings: Settings, query: StatsQuery, bucket: str
+    session: Session,
+    ctx: CallContext,
+    settings: Settings,
+    days: FilteredSpans,
+    query: StatsQuery,
+    bucket: str,
 ) -> dict[str, Any]:
     principal = _caller(ctx)
     with session.begin():
@@ -585,13 +706,7 @@ def timeseries(
                 metrics=SERIES_MEASURES.values(),
             )
         else:
-            sums = counter_sums(
-                session,
-                RollupSector,
-                scope.where(RollupSector),
-                by=(RollupSector.day,),
-                metrics=SERIES_MEASURES.values(),
-            )
+            sums = kept_counters(session, scope, days).by_day(list(SERIES_MEASURES.values()))
         starts = sorted({bucket_start(day, bucket) for day in scope.days()})
         per_bucket: dict[tuple[date, str], list[int]] = defaultdict(lambda: [0, 0])
         for (day, metric), amount in sums.items():
@@ -716,16 +831,19 @@ def map_key(kind: str, scope: Scope, filters: dict[str, Any]) -> tuple[Any, ...]
 
 
 def sector_map(
-    session: Session, ctx: CallContext, settings: Settings, maps: PublishedMaps, query: StatsQuery
+    session: Session,
+    ctx: CallContext,
+    settings: Settings,
+    maps: PublishedMaps,
+    days: FilteredSpans,
+    query: StatsQuery,
 ) -> dict[str, Any]:
     principal = _caller(ctx)
     with session.begin():
         scope = resolve_scope(session, principal, query)
 
         def build(_previous: PublishedMap | None) -> PublishedMap:
-            sums = area_amounts(
-                session, RollupSector, scope.where(RollupSector), RollupSector.sector
-            ).over(SECTORS)
+            sums = kept_counters(session, scope, days).by_sector().over(SECTORS)
             properties = dict(
                 zip(SECTORS, map_properties(settings.small_cell_k, sums), strict=True)
             )
