@@ -465,7 +465,7 @@ def measure(
             changes = (
                 ("after a sync of the last two days", sync_of_the_last_two_days, repeat),
                 # Each read-ahead reads a year of rows: a few runs.
-                ("a new worker's first, its spans read ahead", new_worker, min(repeat, 5)),
+                ("a new worker's first, its spans read ahead", new_worker, min(repeat, 3)),
             )
             if "one sector" in name or "sector map" in name:
                 # Every day row read again after a rebuild: HUP the workers (README).

@@ -41,7 +41,7 @@ from outreach.services.published import (
 from outreach.services.span_blocks import SpanBlocks
 from outreach.services.stats import ENCOUNTERS_AT, Scope, cell_amounts, paris_today
 from tests.conftest import Account, bearer, login, statements_of
-from tests.payloads import encounter
+from tests.payloads import STALINGRAD, encounter
 from tests.servers import gunicorn, wait_for
 from tests.test_stats import CENTRES, at, get, people, seed_mixed_day, sync
 
@@ -205,6 +205,18 @@ def seed_two_associations(
     return today
 
 
+def sync_twelve_yesterday(
+    client: FlaskClient,
+    people: dict[str, dict[str, str]],
+    today: date,
+    place: tuple[float, float],
+) -> None:
+    """Twelve encounters at ``place`` yesterday afternoon, synced by assoc-a's worker."""
+    yesterday = today - timedelta(days=1)
+    encounters = [encounter(place, occurred_at=at(yesterday, 16)) for _ in range(12)]
+    sync(client, people["worker"], encounters=encounters)
+
+
 @contextmanager
 def worker_keeping_nothing(settings: Settings) -> Iterator[Flask]:
     """A second app on the same database that keeps no span or day row: what a worker
@@ -224,7 +236,6 @@ def test_a_map_after_a_sync_reads_again_only_the_spans_the_sync_changed(
     people: dict[str, dict[str, str]],
 ) -> None:
     today = seed_two_associations(client, people, make_account, (70, 45, 20, 1), 30)
-    yesterday = today - timedelta(days=1)
     url = f"/api/v1/stats/map?from={today - timedelta(days=90)}&to={today}"
     coordinator = people["coordinator"]
     spans = app.extensions[PUBLISHED_MAPS_KEY].spans
@@ -233,11 +244,7 @@ def test_a_map_after_a_sync_reads_again_only_the_spans_the_sync_changed(
     cold = spans.spans_read
     assert cold >= 5
     new_place = (48.8320, 2.3560)
-    sync(
-        client,
-        people["worker"],
-        encounters=[encounter(new_place, occurred_at=at(yesterday, 16)) for _ in range(12)],
-    )
+    sync_twelve_yesterday(client, people, today, new_place)
     after = get(client, coordinator, url)
     # Only the synced organisation's spans holding yesterday: its day, week or month.
     assert 1 <= spans.spans_read - cold <= 3
@@ -254,7 +261,6 @@ def test_a_filtered_summary_after_a_sync_reads_again_only_the_day_the_sync_chang
     people: dict[str, dict[str, str]],
 ) -> None:
     today = seed_two_associations(client, people, make_account, (70, 45, 20, 1), 30)
-    yesterday = today - timedelta(days=1)
     url = f"/api/v1/stats/summary?from={today - timedelta(days=90)}&to={today}&sector=stalingrad"
     coordinator = people["coordinator"]
     days = app.extensions[FILTERED_SPANS_KEY]
@@ -262,11 +268,7 @@ def test_a_filtered_summary_after_a_sync_reads_again_only_the_day_the_sync_chang
     # Each organisation's days with rows, once.
     cold = (days.counters.spans_read, days.people.spans_read)
     assert min(cold) >= 4
-    sync(
-        client,
-        people["worker"],
-        encounters=[encounter(occurred_at=at(yesterday, 16)) for _ in range(12)],
-    )
+    sync_twelve_yesterday(client, people, today, STALINGRAD)
     after = get(client, coordinator, url)
     # Only the synced organisation's yesterday, of each table.
     assert (days.counters.spans_read, days.people.spans_read) == (cold[0] + 1, cold[1] + 1)

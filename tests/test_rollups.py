@@ -156,16 +156,26 @@ stored_rows = st.builds(
     st.sampled_from([[], [{"to": "assore", "status": "accepted"}]]),
     st.sampled_from([["soins"], []]),
 )
-scopes = st.tuples(days, days, st.sampled_from([None, *ORGANISATIONS])).map(
-    lambda drawn: Scope(
-        start=min(drawn[0], drawn[1]),
-        end=max(drawn[0], drawn[1]),
-        sector=None,
+
+
+def _scope(
+    first: date,
+    second: date,
+    organisation_id: uuid.UUID | None,
+    sector: str | None = None,
+    shift_kind: str | None = None,
+) -> Scope:
+    return Scope(
+        start=min(first, second),
+        end=max(first, second),
+        sector=sector,
         organisation=None,
-        organisation_id=drawn[2],
-        shift_kind=None,
+        organisation_id=organisation_id,
+        shift_kind=shift_kind,
     )
-)
+
+
+scopes = st.builds(_scope, days, days, st.sampled_from([None, *ORGANISATIONS]))
 
 
 @settings(
@@ -184,19 +194,11 @@ def test_organisation_rollups_answer_like_the_fine_ones(
     kept = SpanBlocks(max_rows=10_000)
     with app.app_context():
         session = db.session
-        with session.begin():
-            added = rollups.Deltas()
-            for row in rows:
-                added.add(row)
-            added.apply(session)
+        _write(session, rows)
         with session.begin():
             for scope in asked:
                 stats.cell_amounts(session, scope, kept)
-        with session.begin():
-            subtracted = rollups.Deltas()
-            for index in removed & set(range(len(rows))):
-                subtracted.add(rows[index], sign=-1)
-            subtracted.apply(session)
+        _write(session, [rows[index] for index in removed & set(range(len(rows)))], sign=-1)
         with session.begin():
             for scope in asked:
                 assert scope.whole_organisations
@@ -227,21 +229,13 @@ def test_organisation_rollups_answer_like_the_fine_ones(
                     assert _per_bucket(by_start, bucket) == _per_bucket(by_day, bucket)
 
 
-filtered_scopes = st.tuples(
+filtered_scopes = st.builds(
+    _scope,
     days,
     days,
     st.sampled_from([None, *ORGANISATIONS]),
     st.sampled_from([None, "stalingrad", "eole", "chapelle"]),
     st.sampled_from([None, "maraude", "none", "rdr"]),
-).map(
-    lambda drawn: Scope(
-        start=min(drawn[0], drawn[1]),
-        end=max(drawn[0], drawn[1]),
-        sector=drawn[3],
-        organisation=None,
-        organisation_id=drawn[2],
-        shift_kind=drawn[4],
-    )
 )
 
 
@@ -263,11 +257,7 @@ def test_filtered_stats_from_kept_days_answer_like_the_fine_rows(
     kept = FilteredSpans(max_rows=10_000)
     with app.app_context():
         session = db.session
-        with session.begin():
-            added = rollups.Deltas()
-            for row in rows:
-                added.add(row)
-            added.apply(session)
+        _write(session, rows)
         with session.begin():
             for scope in asked:
                 _kept_answers(session, scope, kept)
@@ -286,6 +276,15 @@ def test_filtered_stats_from_kept_days_answer_like_the_fine_rows(
                 fine = _fine_answers(session, scope)
                 assert _kept_answers(session, scope, kept) == fine
                 assert _kept_answers(session, scope, FilteredSpans(max_rows=0)) == fine
+
+
+def _write(session: Any, rows: list[dict[str, Any]], sign: int = 1) -> None:
+    """Apply the counters of ``rows`` (``sign`` -1: take them out) in one transaction."""
+    with session.begin():
+        deltas = rollups.Deltas()
+        for row in rows:
+            deltas.add(row, sign)
+        deltas.apply(session)
 
 
 def _kept_answers(session: Any, scope: Scope, kept: FilteredSpans) -> tuple[Any, ...]:

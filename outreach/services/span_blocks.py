@@ -55,6 +55,7 @@ from outreach.services.rollups import CELL_SPAN_VALUES
 # id as text: a year of one table is a thousand keys or more per request, and a UUID
 # computes its hash in Python each time, where a string keeps it).
 SpanKey = tuple[str, date, str]
+Generations = dict[SpanKey, int]
 # Runs of spans of one kind, by the first and last span starts (``stats.period_spans``).
 SpanRuns = Sequence[tuple[str, date, date]]
 Areas = npt.NDArray[np.int32]
@@ -140,12 +141,17 @@ class KeptSpans:
         self._lock = threading.Lock()
 
     def summed(
-        self, session: Session, runs: SpanRuns, organisation_id: uuid.UUID | None
+        self,
+        session: Session,
+        runs: SpanRuns,
+        organisation_id: uuid.UUID | None,
+        current: Generations | None = None,
     ) -> tuple[Sums, dict[SpanKey, SpanRows]]:
         """Each area's measures summed over the spans of ``runs`` (of one organisation,
         or of all), by area number, read from the database only where they changed; and
-        the rows of those spans."""
-        current = _generations(session, runs, organisation_id)
+        the rows of those spans. ``current``: their generations, when already read."""
+        if current is None:
+            current = generations(session, runs, organisation_id)
         spans = self._take(current)
         stale = [key for key in current if key not in spans]
         # Read after their generation: a change committed in between is in the rows,
@@ -210,7 +216,7 @@ class KeptSpans:
                 total[after.areas] += after.measures
         return total
 
-    def _take(self, current: dict[SpanKey, int]) -> dict[SpanKey, SpanRows]:
+    def _take(self, current: Generations) -> dict[SpanKey, SpanRows]:
         """The kept spans whose generation is still ``current``."""
         taken = {}
         with self._lock:
@@ -320,8 +326,10 @@ class DaySpans(KeptSpans):
         super().__init__(source, max_rows)
         self._numbers: dict[str, int] = {}
         width = len(source.areas)
-        # Per key column: each area's code, each code's value and each value's code.
-        self._codes: list[list[int]] = [[] for _ in range(width)]
+        # Per key column: the codes of the areas numbered since ``keyed`` last ran (it
+        # adds them to its arrays: building those from lists was 10 ms a request after a
+        # sync that brought new people), each code's value and each value's code.
+        self._new_codes: list[list[int]] = [[] for _ in range(width)]
         self._values: list[list[str]] = [[] for _ in range(width)]
         self._value_codes: list[dict[str, int]] = [{} for _ in range(width)]
         self._keyed = KeyedAreas(
@@ -330,20 +338,30 @@ class DaySpans(KeptSpans):
         )
 
     def day_sums(
-        self, session: Session, start: date, end: date, organisation_id: uuid.UUID | None
+        self,
+        session: Session,
+        start: date,
+        end: date,
+        organisation_id: uuid.UUID | None,
+        current: Generations | None = None,
     ) -> tuple[Sums, dict[SpanKey, SpanRows], KeyedAreas]:
         """The areas' measures summed over the days ``start..end`` (of one organisation,
         or of all), the rows of each day, and what each area number stands for."""
-        total, spans = self.summed(session, [("day", start, end)], organisation_id)
+        total, spans = self.summed(session, [("day", start, end)], organisation_id, current)
         return total, spans, self.keyed()
 
     def keyed(self) -> KeyedAreas:
         with self._lock:
-            if len(self._keyed.codes[0]) != len(self._numbers):
+            if self._new_codes[0]:
                 self._keyed = KeyedAreas(
-                    tuple(np.array(codes, dtype=np.int32) for codes in self._codes),
+                    tuple(
+                        np.concatenate((codes, np.array(new, dtype=np.int32)))
+                        for codes, new in zip(self._keyed.codes, self._new_codes, strict=True)
+                    ),
                     tuple(list(values) for values in self._values),
                 )
+                for new in self._new_codes:
+                    new.clear()
             return self._keyed
 
     def _area_count(self) -> int:
@@ -366,7 +384,7 @@ class DaySpans(KeptSpans):
             if code is None:
                 code = self._value_codes[column][value] = len(self._values[column])
                 self._values[column].append(value)
-            self._codes[column].append(code)
+            self._new_codes[column].append(code)
 
 
 class FilteredSpans:
@@ -378,9 +396,8 @@ class FilteredSpans:
         self.people = DaySpans(PEOPLE_DAYS, max_rows)
 
 
-def _generations(
-    session: Session, runs: SpanRuns, organisation_id: uuid.UUID | None
-) -> dict[SpanKey, int]:
+def generations(session: Session, runs: SpanRuns, organisation_id: uuid.UUID | None) -> Generations:
+    """The generation of each span of ``runs`` (of one organisation, or of all)."""
     table = RollupSpanGeneration
     owner = sql_cast(table.organisation_id, String)
     statement = select(table.span, table.start, owner, table.generation).where(
@@ -393,7 +410,7 @@ def _generations(
     )
     if organisation_id is not None:
         statement = statement.where(table.organisation_id == organisation_id)
-    rows = session.connection().execute(statement)
+    rows = session.connection().execute(statement).all()
     return {(span, start, owner): generation for span, start, owner, generation in rows}
 
 

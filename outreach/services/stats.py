@@ -57,11 +57,13 @@ from outreach.services.published import (
 from outreach.services.rollups import CELL_SPAN_VALUES, MAP_COLUMNS, MAP_METRICS, year_masks
 from outreach.services.span_blocks import (
     FilteredSpans,
+    Generations,
     KeyedAreas,
     SpanBlocks,
     SpanKey,
     SpanRows,
     Sums,
+    generations,
 )
 from outreach.services.suppression import Published, Release, publish_areas
 from outreach.services.sync import PARIS
@@ -410,11 +412,13 @@ def _filtered(
     return chosen
 
 
-def distinct_people(session: Session, scope: Scope, days: FilteredSpans) -> Sum:
+def distinct_people(
+    session: Session, scope: Scope, days: FilteredSpans, current: Generations | None = None
+) -> Sum:
     """Distinct person refs met in the scope, and the encounters that carried one,
     from the person-days this worker keeps (any filter)."""
     total, _spans, keyed = days.people.day_sums(
-        session, scope.start, scope.end, scope.organisation_id
+        session, scope.start, scope.end, scope.organisation_id, current
     )
     met = _filtered(keyed, len(total), PERSON_SECTOR, PERSON_KIND, scope) & (total[:, 0] > 0)
     refs = keyed.codes[PERSON_REF][: len(total)][met]
@@ -474,9 +478,9 @@ class KeptCounters(NamedTuple):
         for index, rows in enumerate(self.spans.values()):
             if not len(rows.areas):
                 continue
-            at = np.minimum(np.searchsorted(rows.areas, wanted), len(rows.areas) - 1)
-            hit = rows.areas[at] == wanted
-            found[index, hit] = rows.measures[at[hit]]
+            at = rows.areas.searchsorted(wanted)
+            hit = rows.areas.take(at, mode="clip") == wanted
+            found[index][hit] = rows.measures.take(at[hit], axis=0)
         per_metric = np.zeros((len(wanted), len(metrics)), dtype=np.int64)
         per_metric[np.arange(len(wanted)), slots[wanted]] = 1
         amounts = np.einsum("dwm,ws->dsm", found, per_metric).tolist()
@@ -499,9 +503,11 @@ class KeptCounters(NamedTuple):
         return codes
 
 
-def kept_counters(session: Session, scope: Scope, days: FilteredSpans) -> KeptCounters:
+def kept_counters(
+    session: Session, scope: Scope, days: FilteredSpans, current: Generations | None = None
+) -> KeptCounters:
     total, spans, keyed = days.counters.day_sums(
-        session, scope.start, scope.end, scope.organisation_id
+        session, scope.start, scope.end, scope.organisation_id, current
     )
     chosen = _filtered(keyed, len(total), COUNTER_SECTOR, COUNTER_KIND, scope)
     return KeptCounters(total, spans, keyed, chosen)
@@ -561,8 +567,10 @@ def totals(session: Session, scope: Scope, days: FilteredSpans) -> Totals:
         identified = sums.get("identified", Sum(0, 0))
         people = Sum(distinct_people_met(session, scope), identified.value)
     else:
-        sums = kept_counters(session, scope, days).by_metric()
-        people = distinct_people(session, scope, days)
+        # One read of the days' generations for both tables.
+        current = generations(session, [("day", scope.start, scope.end)], scope.organisation_id)
+        sums = kept_counters(session, scope, days, current).by_metric()
+        people = distinct_people(session, scope, days, current)
     seen_kits = [m.removeprefix("kit:") for m in sums if m.startswith("kit:")]
     return Totals(sums, people, kit_codes(session, seen_kits))
 
