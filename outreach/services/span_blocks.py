@@ -117,6 +117,8 @@ class _Summed(NamedTuple):
     total: Sums
 
 
+# Spans read by one statement.
+SPANS_PER_READ = 32
 # Periods whose last sum each worker keeps (each holds on to its spans' rows); none
 # when the budget keeps no rows.
 MAX_SUMS = 8
@@ -158,10 +160,14 @@ class KeptSpans:
         # and only makes them newer than the number they are kept under.
         postgresql = session.get_bind().dialect.name == "postgresql"
         read = _aggregated_rows if postgresql else _fetched_rows
-        for key, (names, measures) in zip(stale, read(session, self.source, stale), strict=True):
-            areas = self._numbered(names)
-            order = np.argsort(areas)
-            spans[key] = SpanRows(current[key], areas[order], measures[order])
+        # A few spans a statement: a year's rows read at once, as Python objects, took a
+        # worker's memory to 1.2 GB at 10 M encounters, and the allocator kept it.
+        for first in range(0, len(stale), SPANS_PER_READ):
+            keys = stale[first : first + SPANS_PER_READ]
+            for key, (names, measures) in zip(keys, read(session, self.source, keys), strict=True):
+                areas = self._numbered(names)
+                order = np.argsort(areas)
+                spans[key] = SpanRows(current[key], areas[order], measures[order])
         self._put((key, spans[key]) for key in stale)
         period = (tuple(runs), organisation_id)
         total = self._summed_again(period, spans)
