@@ -506,6 +506,8 @@ class KeptCounters(NamedTuple):
 def kept_counters(
     session: Session, scope: Scope, days: FilteredSpans, current: Generations | None = None
 ) -> KeptCounters:
+    """The scope's sector counters from the day rows this worker keeps (``current``:
+    the days' generations, when already read)."""
     total, spans, keyed = days.counters.day_sums(
         session, scope.start, scope.end, scope.organisation_id, current
     )
