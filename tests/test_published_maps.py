@@ -253,7 +253,7 @@ def test_a_map_after_a_sync_reads_again_only_the_spans_the_sync_changed(
         assert get(fresh.test_client(), coordinator, url) == after
 
 
-def test_a_filtered_summary_after_a_sync_reads_again_only_the_day_the_sync_changed(
+def test_a_filtered_summary_and_series_after_a_sync_read_again_only_the_day_it_changed(
     app: Flask,
     client: FlaskClient,
     settings: Settings,
@@ -261,20 +261,36 @@ def test_a_filtered_summary_after_a_sync_reads_again_only_the_day_the_sync_chang
     people: dict[str, dict[str, str]],
 ) -> None:
     today = seed_two_associations(client, people, make_account, (70, 45, 20, 1), 30)
-    url = f"/api/v1/stats/summary?from={today - timedelta(days=90)}&to={today}&sector=stalingrad"
+    period = f"from={today - timedelta(days=90)}&to={today}&sector=stalingrad"
+    url = f"/api/v1/stats/summary?{period}"
+    series = f"/api/v1/stats/timeseries?bucket=week&{period}"
     coordinator = people["coordinator"]
     days = app.extensions[FILTERED_SPANS_KEY]
     before = get(client, coordinator, url)
+    weeks_before = get(client, coordinator, series)
     # Each organisation's days with rows, once.
     cold = (days.counters.spans_read, days.people.spans_read)
     assert min(cold) >= 4
     sync_twelve_yesterday(client, people, today, STALINGRAD)
     after = get(client, coordinator, url)
+    weeks_after = get(client, coordinator, series)
     # Only the synced organisation's yesterday, of each table.
     assert (days.counters.spans_read, days.people.spans_read) == (cold[0] + 1, cold[1] + 1)
     assert after["counts"]["encounters"] == before["counts"]["encounters"] + 12
+    yesterday = (today - timedelta(days=1)).isoformat()
+    grown = [
+        (new["counts"]["encounters"] or 0) - (old["counts"]["encounters"] or 0)
+        for old, new in zip(weeks_before["series"], weeks_after["series"], strict=True)
+    ]
+    week = next(
+        index
+        for index, bucket in enumerate(weeks_after["series"])
+        if bucket["start"] <= yesterday <= bucket["end"]
+    )
+    assert grown == [12 if index == week else 0 for index in range(len(grown))]
     with worker_keeping_nothing(settings) as fresh:
         assert get(fresh.test_client(), coordinator, url) == after
+        assert get(fresh.test_client(), coordinator, series) == weeks_after
 
 
 def test_a_worker_reads_ahead_the_spans_of_its_first_maps(

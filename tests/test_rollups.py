@@ -271,6 +271,7 @@ def test_filtered_stats_from_kept_days_answer_like_the_fine_rows(
                 elif index % 3 == 2 and row["ref_hash"]:
                     amended.add({**row, "ref_hash": "d" * 64})
             amended.apply(session)
+            rollups.raise_generation(session)
         with session.begin():
             for scope in asked:
                 fine = _fine_answers(session, scope)
@@ -285,6 +286,10 @@ def _write(session: Any, rows: list[dict[str, Any]], sign: int = 1) -> None:
         for row in rows:
             deltas.add(row, sign)
         deltas.apply(session)
+        rollups.raise_generation(session)
+
+
+SERIES_BUCKETS = ("day", "week", "month")
 
 
 def _kept_answers(session: Any, scope: Scope, kept: FilteredSpans) -> tuple[Any, ...]:
@@ -292,7 +297,10 @@ def _kept_answers(session: Any, scope: Scope, kept: FilteredSpans) -> tuple[Any,
     return (
         counters.by_metric(),
         _by_area(counters.by_sector()),
-        counters.by_day(list(stats.SERIES_MEASURES.values())),
+        *(
+            counters.by_bucket(list(stats.SERIES_MEASURES.values()), bucket)
+            for bucket in SERIES_BUCKETS
+        ),
         stats.distinct_people(session, scope, kept),
     )
 
@@ -312,7 +320,10 @@ def _fine_answers(session: Any, scope: Scope) -> tuple[Any, ...]:
             for key, amount in stats.counter_sums(session, RollupSector, where).items()
         },
         _by_area(stats.area_amounts(session, RollupSector, where, RollupSector.sector)),
-        dict(by_day.items()),
+        *(
+            {key: stats.Sum(*amount) for key, amount in _per_bucket(by_day, bucket).items()}
+            for bucket in SERIES_BUCKETS
+        ),
         _fine_distinct_people(session, scope),
     )
 

@@ -49,7 +49,7 @@ from sqlalchemy import cast as sql_cast
 from sqlalchemy.orm import Session
 
 from outreach.models import RollupCellSpan, RollupPerson, RollupSector, RollupSpanGeneration
-from outreach.services.rollups import CELL_SPAN_VALUES
+from outreach.services.rollups import CELL_SPAN_VALUES, generation
 
 # One organisation's span: ("day" | "week" | "month", its first day, the organisation's
 # id as text: a year of one table is a thousand keys or more per request, and a UUID
@@ -122,15 +122,54 @@ SPANS_PER_READ = 32
 # Periods whose last sum each worker keeps (each holds on to its spans' rows); none
 # when the budget keeps no rows.
 MAX_SUMS = 8
+# Periods whose span generations, and choices of areas whose rows in each span, each
+# worker keeps.
+MAX_GENERATIONS = 16
+MAX_PICKS = 16
+
+
+class SpanGenerations:
+    """The generations of the spans of a few periods, as read at a counters'
+    generation (``rollups.generation``), which rises with every committed change of
+    the counters and so of the spans: while it holds, the period's thousand span
+    generations are not read again. Safe across threads."""
+
+    def __init__(self) -> None:
+        self._kept: OrderedDict[Hashable, tuple[int, Generations]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def current(
+        self, session: Session, runs: SpanRuns, organisation_id: uuid.UUID | None
+    ) -> Generations:
+        """The generation of each span of ``runs`` (of one organisation, or of all)."""
+        # Read before the spans' generations: a change committed in between is in
+        # them, and only makes them newer than the number they are kept under.
+        counters = generation(session)
+        period = (tuple(runs), organisation_id)
+        with self._lock:
+            kept = self._kept.get(period)
+            if kept is not None and kept[0] == counters:
+                self._kept.move_to_end(period)
+                return kept[1]
+        read = generations(session, runs, organisation_id)
+        with self._lock:
+            self._kept[period] = (counters, read)
+            self._kept.move_to_end(period)
+            while len(self._kept) > MAX_GENERATIONS:
+                self._kept.popitem(last=False)
+        return read
 
 
 class KeptSpans:
     """One source's span rows by organisation and span, within a budget of rows, their
     areas numbered by the worker; safe across threads. A subclass numbers the areas."""
 
-    def __init__(self, source: SpanSource, max_rows: int) -> None:
+    def __init__(
+        self, source: SpanSource, max_rows: int, span_generations: SpanGenerations | None = None
+    ) -> None:
         self.source = source
         self.max_rows = max_rows
+        self.generations = span_generations or SpanGenerations()
         self._kept: OrderedDict[SpanKey, SpanRows] = OrderedDict()
         self._rows = 0
         # Spans read from the database since the worker started, kept or not.
@@ -140,6 +179,10 @@ class KeptSpans:
         # that differ and adds their new ones, instead of adding every span again (a year
         # is hundreds).
         self._sums: OrderedDict[Hashable, _Summed] = OrderedDict()
+        # The rows of a few choices of areas in each span they were picked from, by the
+        # chosen area numbers: a year's time series of one sector picks them from a
+        # thousand spans, and after a sync only the spans read again are picked anew.
+        self._picks: OrderedDict[bytes, dict[SpanKey, tuple[SpanRows, Measures]]] = OrderedDict()
         self._lock = threading.Lock()
 
     def summed(
@@ -153,7 +196,7 @@ class KeptSpans:
         or of all), by area number, read from the database only where they changed; and
         the rows of those spans. ``current``: their generations, when already read."""
         if current is None:
-            current = generations(session, runs, organisation_id)
+            current = self.generations.current(session, runs, organisation_id)
         spans = self._take(current)
         stale = [key for key in current if key not in spans]
         # Read after their generation: a change committed in between is in the rows,
@@ -178,6 +221,31 @@ class KeptSpans:
                 while len(self._sums) > MAX_SUMS:
                     self._sums.popitem(last=False)
         return total, spans
+
+    def picked(self, areas: Areas, spans: dict[SpanKey, SpanRows]) -> Measures:
+        """The measures of the ``areas`` (sorted numbers) in each of ``spans``, in their
+        order: an array of spans x areas x measures, zeros where a span has no row of
+        an area. Picked again only from the spans not picked from before."""
+        choice = areas.tobytes()
+        with self._lock:
+            kept = self._picks.get(choice, {})
+        picks: dict[SpanKey, tuple[SpanRows, Measures]] = {}
+        for key, rows in spans.items():
+            before = kept.get(key)
+            # A span read again is another object: its rows are picked anew.
+            if before is None or before[0] is not rows:
+                before = (rows, _pick(rows, areas))
+            picks[key] = before
+        if self.max_rows > 0:
+            with self._lock:
+                self._picks[choice] = picks
+                self._picks.move_to_end(choice)
+                while len(self._picks) > MAX_PICKS:
+                    self._picks.popitem(last=False)
+        shape = (0, len(areas), len(self.source.measures))
+        if not picks:
+            return np.zeros(shape, dtype=np.int64)
+        return np.stack([measures for _rows, measures in picks.values()])
 
     def __len__(self) -> int:
         return len(self._kept)
@@ -248,6 +316,16 @@ class KeptSpans:
                 while self._rows > self.max_rows:
                     _key, evicted = self._kept.popitem(last=False)
                     self._rows -= len(evicted.areas)
+
+
+def _pick(rows: SpanRows, areas: Areas) -> Measures:
+    """The measures of ``areas`` in one span's rows, which are in area order."""
+    picked = np.zeros((len(areas), rows.measures.shape[1]), dtype=np.int64)
+    if len(rows.areas):
+        at = rows.areas.searchsorted(areas)
+        found = rows.areas.take(at, mode="clip") == areas
+        picked[found] = rows.measures[at[found]]
+    return picked
 
 
 class CellSums(NamedTuple):
@@ -328,8 +406,10 @@ class DaySpans(KeptSpans):
     """The rows of one organisation's day in a fine day table (``SECTOR_DAYS``,
     ``PEOPLE_DAYS``), their areas numbered by name."""
 
-    def __init__(self, source: SpanSource, max_rows: int) -> None:
-        super().__init__(source, max_rows)
+    def __init__(
+        self, source: SpanSource, max_rows: int, span_generations: SpanGenerations | None = None
+    ) -> None:
+        super().__init__(source, max_rows, span_generations)
         self._numbers: dict[str, int] = {}
         width = len(source.areas)
         # Per key column: the codes of the areas numbered since ``keyed`` last ran (it
@@ -398,8 +478,10 @@ class FilteredSpans:
     filter: sector counters and person-days, each within ``max_rows``."""
 
     def __init__(self, max_rows: int) -> None:
-        self.counters = DaySpans(SECTOR_DAYS, max_rows)
-        self.people = DaySpans(PEOPLE_DAYS, max_rows)
+        # Both tables' spans are the same days: their generations are read once.
+        self.generations = SpanGenerations()
+        self.counters = DaySpans(SECTOR_DAYS, max_rows, self.generations)
+        self.people = DaySpans(PEOPLE_DAYS, max_rows, self.generations)
 
 
 def generations(session: Session, runs: SpanRuns, organisation_id: uuid.UUID | None) -> Generations:

@@ -56,6 +56,7 @@ from outreach.services.published import (
 )
 from outreach.services.rollups import CELL_SPAN_VALUES, MAP_COLUMNS, MAP_METRICS, year_masks
 from outreach.services.span_blocks import (
+    DaySpans,
     FilteredSpans,
     Generations,
     KeyedAreas,
@@ -63,7 +64,6 @@ from outreach.services.span_blocks import (
     SpanKey,
     SpanRows,
     Sums,
-    generations,
 )
 from outreach.services.suppression import Published, Release, publish_areas
 from outreach.services.sync import PARIS
@@ -436,6 +436,7 @@ class KeptCounters(NamedTuple):
     spans: dict[SpanKey, SpanRows]
     keyed: KeyedAreas
     chosen: npt.NDArray[np.bool_]
+    kept: DaySpans
 
     def by_metric(self) -> dict[str, Sum]:
         """The chosen areas' counters summed per metric, for the metrics they hold."""
@@ -468,29 +469,32 @@ class KeptCounters(NamedTuple):
             amounts[rows].reshape(len(rows), 2 * len(MAP_METRICS)),
         )
 
-    def by_day(self, metrics: Sequence[str]) -> dict[tuple[date, str], Sum]:
-        """The chosen areas' ``metrics`` summed per day, as ``counter_sums`` by day."""
+    def by_bucket(self, metrics: Sequence[str], bucket: str) -> dict[tuple[date, str], Sum]:
+        """The chosen areas' ``metrics`` summed per ``bucket`` (day, week, month), by
+        the bucket's first day, as ``counter_sums`` by bucket."""
         slots = np.where(self.chosen, self._slots(metrics), -1)
-        # The few areas asked for (a sector's shift kinds times the metrics), looked up
-        # in each day's rows, which are in area order: a year is a thousand days or more.
-        wanted = np.flatnonzero(slots >= 0)
-        found = np.zeros((len(self.spans), len(wanted), 2), dtype=np.int64)
-        for index, rows in enumerate(self.spans.values()):
-            if not len(rows.areas):
-                continue
-            at = rows.areas.searchsorted(wanted)
-            hit = rows.areas.take(at, mode="clip") == wanted
-            found[index][hit] = rows.measures.take(at[hit], axis=0)
+        # The few areas asked for (a sector's shift kinds times the metrics), picked
+        # from each day's rows: a year is a thousand days or more.
+        wanted = np.flatnonzero(slots >= 0).astype(np.int32)
+        found = self.kept.picked(wanted, self.spans)
+        days = [day for _span, day, _organisation in self.spans]
+        starts = {day: bucket_start(day, bucket) for day in set(days)}
+        buckets = sorted(set(starts.values()))
+        place = {start: index for index, start in enumerate(buckets)}
+        # The spans by bucket, then each bucket's run summed at once.
+        in_bucket = np.array([place[starts[day]] for day in days], dtype=np.intp)
+        order = np.argsort(in_bucket, kind="stable")
+        firsts = np.searchsorted(in_bucket[order], np.arange(len(buckets)))
+        per_area = np.add.reduceat(found[order], firsts, axis=0) if len(buckets) else found[:0]
         per_metric = np.zeros((len(wanted), len(metrics)), dtype=np.int64)
         per_metric[np.arange(len(wanted)), slots[wanted]] = 1
-        amounts = np.einsum("dwm,ws->dsm", found, per_metric).tolist()
-        sums: dict[tuple[date, str], Sum] = {}
-        for (_span, day, _organisation), per_day in zip(self.spans, amounts, strict=True):
-            for metric, (value, basis) in zip(metrics, per_day, strict=True):
-                if basis:
-                    earlier = sums.get((day, metric), Sum(0, 0))
-                    sums[(day, metric)] = Sum(earlier.value + value, earlier.basis + basis)
-        return sums
+        amounts = np.einsum("bwm,ws->bsm", per_area, per_metric)
+        return {
+            (start, metric): Sum(value, basis)
+            for start, per_bucket in zip(buckets, amounts.tolist(), strict=True)
+            for metric, (value, basis) in zip(metrics, per_bucket, strict=True)
+            if basis
+        }
 
     def _slots(self, metrics: Sequence[str]) -> npt.NDArray[np.intp]:
         """Each area's place in ``metrics``, or -1 when its metric is not one of them."""
@@ -512,7 +516,7 @@ def kept_counters(
         session, scope.start, scope.end, scope.organisation_id, current
     )
     chosen = _filtered(keyed, len(total), COUNTER_SECTOR, COUNTER_KIND, scope)
-    return KeptCounters(total, spans, keyed, chosen)
+    return KeptCounters(total, spans, keyed, chosen, days.counters)
 
 
 def distinct_people_met(session: Session, scope: Scope) -> int:
@@ -570,7 +574,9 @@ def totals(session: Session, scope: Scope, days: FilteredSpans) -> Totals:
         people = Sum(distinct_people_met(session, scope), identified.value)
     else:
         # One read of the days' generations for both tables.
-        current = generations(session, [("day", scope.start, scope.end)], scope.organisation_id)
+        current = days.generations.current(
+            session, [("day", scope.start, scope.end)], scope.organisation_id
+        )
         sums = kept_counters(session, scope, days, current).by_metric()
         people = distinct_people(session, scope, days, current)
     seen_kits = [m.removeprefix("kit:") for m in sums if m.startswith("kit:")]
@@ -716,7 +722,9 @@ def timeseries(
                 metrics=SERIES_MEASURES.values(),
             )
         else:
-            sums = kept_counters(session, scope, days).by_day(list(SERIES_MEASURES.values()))
+            sums = kept_counters(session, scope, days).by_bucket(
+                list(SERIES_MEASURES.values()), bucket
+            )
         starts = sorted({bucket_start(day, bucket) for day in scope.days()})
         per_bucket: dict[tuple[date, str], list[int]] = defaultdict(lambda: [0, 0])
         for (day, metric), amount in sums.items():
