@@ -84,7 +84,8 @@ def test_a_map_is_served_again_until_a_sync_changes_the_counters(
     for url in MAP_ROUTES:
         with statements_of(app) as first_reads:
             first = get(client, coordinator, url)
-        assert counter_reads(first_reads), url
+        # The first map reads the counters; the next may be built from the rows it kept.
+        assert counter_reads(first_reads) or url != MAP_ROUTES[0], url
         with statements_of(app) as again_reads:
             again = get(client, coordinator, url)
         assert counter_reads(again_reads) == [], url

@@ -214,6 +214,8 @@ class KeptSpans:
         self._put((key, spans[key]) for key in stale)
         period = (tuple(runs), organisation_id)
         total = self._summed_again(period, spans)
+        # Shared by the requests that find nothing changed since: read only.
+        total.setflags(write=False)
         if self.max_rows > 0:
             with self._lock:
                 self._sums[period] = _Summed(spans, total)
@@ -279,6 +281,10 @@ class KeptSpans:
             }
             if len(differing) < len(changed):
                 base, changed = last, differing
+        if base is not None and not changed and len(base.total) == size:
+            # Nothing to take out or add: the kept sum itself (read only; at national
+            # volume a copy of the person-days' sum is tens of megabytes).
+            return base.total
         total = np.zeros((size, len(self.source.measures)), dtype=np.int64)
         if base is not None:
             total[: len(base.total)] = base.total
