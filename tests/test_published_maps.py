@@ -301,7 +301,7 @@ def test_a_worker_reads_ahead_the_spans_of_its_first_maps(
     make_account: Callable[..., Account],
     people: dict[str, dict[str, str]],
 ) -> None:
-    today = seed_two_associations(client, people, make_account, (200, 45, 20, 1), 3)
+    today = seed_two_associations(client, people, make_account, (365, 200, 45, 20, 1), 3)
     spans = app.extensions[PUBLISHED_MAPS_KEY].spans
     read_ahead(app)
     warmed = spans.spans_read
@@ -321,6 +321,18 @@ def test_a_worker_reads_ahead_the_spans_of_its_first_maps(
     filtered = f"/api/v1/stats/summary?from={today - timedelta(days=364)}&to={today}&sector=eole"
     maps[filtered] = get(client, coordinator, filtered)
     assert (days.counters.spans_read, days.people.spans_read) == read_days
+    # And those of a year ending yesterday, the last whole day.
+    yesterday = today - timedelta(days=1)
+    last_whole_year = f"from={yesterday - timedelta(days=364)}&to={yesterday}"
+    for url in (
+        f"/api/v1/stats/map?{last_whole_year}",
+        f"/api/v1/stats/timeseries?bucket=week&{last_whole_year}&sector=eole",
+    ):
+        maps[url] = get(client, coordinator, url)
+    assert (spans.spans_read, days.counters.spans_read, days.people.spans_read) == (
+        warmed,
+        *read_days,
+    )
     with worker_keeping_nothing(settings) as fresh:
         read_ahead(fresh)
         assert fresh.extensions[PUBLISHED_MAPS_KEY].spans.spans_read == 0

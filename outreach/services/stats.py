@@ -369,27 +369,32 @@ def cell_amounts(session: Session, scope: Scope, spans: SpanBlocks) -> AreaSums:
 
 
 # The periods a worker reads ahead when it starts: the default one and a year, ending
-# today. Shorter or shifted periods share most of their spans with these.
+# today (the dashboard's default) and ending yesterday (the last whole day, which reports
+# and comparisons end on). Periods ending on another day share most of their spans.
 WARM_PERIODS_DAYS = (DEFAULT_PERIOD_DAYS, 365)
+WARM_PERIOD_ENDS_DAYS_AGO = (0, 1)
 
 
 def warm_spans(
     session: Session, spans: SpanBlocks, days: FilteredSpans, today: date
 ) -> tuple[int, int]:
     """Read ahead the whole area's map span rows and filtered stats' day rows of the
-    ``WARM_PERIODS_DAYS`` ending ``today``, so that a worker's first map or filtered
-    summary reads only what changed since; the number of map spans and of day spans
-    read. Nothing is answered or logged from them, so nothing is audited."""
+    ``WARM_PERIODS_DAYS`` ending today and yesterday, so that a worker's first map or
+    filtered summary of one of them reads only what changed since; the number of map
+    spans and of day spans read. Nothing is answered or logged from them, so nothing is
+    audited."""
     kept_days = [kept for kept in (days.counters, days.people) if kept.max_rows > 0]
     maps_before = spans.spans_read
     days_before = sum(kept.spans_read for kept in kept_days)
     with session.begin():
         for length in WARM_PERIODS_DAYS:
-            start = today - timedelta(days=length - 1)
-            if spans.max_rows > 0:
-                spans.cell_sums(session, period_spans(start, today), None)
-            for kept in kept_days:
-                kept.day_sums(session, start, today, None)
+            for days_ago in WARM_PERIOD_ENDS_DAYS_AGO:
+                end = today - timedelta(days=days_ago)
+                start = end - timedelta(days=length - 1)
+                if spans.max_rows > 0:
+                    spans.cell_sums(session, period_spans(start, end), None)
+                for kept in kept_days:
+                    kept.day_sums(session, start, end, None)
     return (
         spans.spans_read - maps_before,
         sum(kept.spans_read for kept in kept_days) - days_before,
