@@ -26,7 +26,7 @@ from outreach.services.login_guard import LoginGuard
 from outreach.services.passwords import Passwords
 from outreach.services.published import PublishedMaps
 from outreach.services.span_blocks import FilteredSpans
-from outreach.services.stats import paris_today, warm_spans
+from outreach.services.stats import paris_today, publish_ahead, warm_spans
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -108,7 +108,8 @@ def register_commands(app: Flask) -> None:
 def read_ahead(app: Flask) -> None:
     """Read the whole area's map spans and filtered stats' day rows of the default
     periods ahead (``stats.warm_spans``), so that this worker's first map or filtered
-    summary does not read a year of rows.
+    summary does not read a year of rows, then publish those periods' coordinators' maps
+    (``stats.publish_ahead``), so that its first map is not written whole.
 
     gunicorn runs it in a thread of each new worker (``gunicorn.conf.py``); requests are
     served meanwhile. It only fills caches: a failure is logged and costs that speed.
@@ -119,15 +120,20 @@ def read_ahead(app: Flask) -> None:
         return
     log = logging.getLogger("outreach.read_ahead")
     started = time.perf_counter()
+    today = paris_today()
     try:
         with app.app_context():
-            map_spans, day_spans = warm_spans(db.session, maps.spans, days, paris_today())
+            map_spans, day_spans = warm_spans(db.session, maps.spans, days, today)
+            published = publish_ahead(
+                db.session, app.config["OUTREACH_SETTINGS"], maps, days, today
+            )
     except Exception as exc:  # whatever it is, the worker serves without it
-        log.warning("spans not read ahead: %s", type(exc).__name__)
+        log.warning("not read ahead: %s", type(exc).__name__)
         return
     log.info(
-        "read ahead %d map spans and %d day spans in %.1f s",
+        "read ahead %d map spans and %d day spans and published %d maps in %.1f s",
         map_spans,
         day_spans,
+        published,
         time.perf_counter() - started,
     )

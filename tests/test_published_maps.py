@@ -340,6 +340,44 @@ def test_a_worker_reads_ahead_the_spans_of_its_first_maps(
             assert get(fresh.test_client(), coordinator, url) == body
 
 
+def test_a_worker_publishes_ahead_the_coordinators_maps_of_its_periods(
+    app: Flask,
+    client: FlaskClient,
+    settings: Settings,
+    make_account: Callable[..., Account],
+    people: dict[str, dict[str, str]],
+) -> None:
+    today = seed_two_associations(client, people, make_account, (200, 20, 1), 3)
+    read_ahead(app)
+    coordinator, org_admin = people["coordinator"], people["admin_a"]
+    yesterday = today - timedelta(days=1)
+    periods = (
+        f"from={today - timedelta(days=29)}&to={today}",
+        f"from={yesterday - timedelta(days=364)}&to={yesterday}",
+    )
+    ahead = [
+        f"{route}?{period}"
+        for period in periods
+        for route in ("/api/v1/stats/map", "/api/v1/stats/sectors")
+    ] + ["/api/v1/stats/map?resolution=8", "/api/v1/stats/map"]
+    maps = app.extensions[PUBLISHED_MAPS_KEY]
+    # Four periods (30 days and a year, ending today and yesterday), each at
+    # resolutions 9 and 8 and by sector.
+    assert len(maps) == 12
+    bodies = {url: get(client, coordinator, url) for url in ahead}
+    # Each served as published ahead, none published again; and audited as any other.
+    assert len(maps) == 12
+    assert len(audited(app, "stats.map")) == 4
+    assert len(audited(app, "stats.sectors")) == 2
+    # Not an organisation's own map, nor another period's: those are written on request.
+    get(client, org_admin, "/api/v1/stats/map")
+    get(client, coordinator, f"/api/v1/stats/map?from={today - timedelta(days=31)}&to={yesterday}")
+    assert len(maps) == 14
+    with worker_keeping_nothing(settings) as fresh:
+        for url, body in bodies.items():
+            assert get(fresh.test_client(), coordinator, url) == body, url
+
+
 def test_a_gunicorn_worker_reads_the_spans_ahead_when_it_starts(
     client: FlaskClient,
     people: dict[str, dict[str, str]],
@@ -349,10 +387,14 @@ def test_a_gunicorn_worker_reads_the_spans_ahead_when_it_starts(
     seed_mixed_day(client, people["worker"], paris_today() - timedelta(days=2))
     log = tmp_path / "gunicorn.log"
     with gunicorn(database_url, tmp_path / "gunicorn", log=log) as (process, _port):
-        wait_for(process, lambda: "day spans in" in log.read_text(), "the read-ahead")
+        wait_for(process, lambda: "maps in" in log.read_text(), "the read-ahead")
     # The day's span, or its week's or month's if whole in a default period; and the
-    # day's sector counters and person-days.
-    assert re.search(r"read ahead [1-3] map spans and 2 day spans in \d", log.read_text())
+    # day's sector counters and person-days; then the four periods' maps at resolutions
+    # 9 and 8 and of sectors.
+    assert re.search(
+        r"read ahead [1-3] map spans and 2 day spans and published 12 maps in \d",
+        log.read_text(),
+    )
 
 
 def test_a_rebuild_reads_every_span_again_even_one_it_emptied(

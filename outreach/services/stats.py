@@ -373,32 +373,70 @@ def cell_amounts(session: Session, scope: Scope, spans: SpanBlocks) -> AreaSums:
 # and comparisons end on). Periods ending on another day share most of their spans.
 WARM_PERIODS_DAYS = (DEFAULT_PERIOD_DAYS, 365)
 WARM_PERIOD_ENDS_DAYS_AGO = (0, 1)
+# The hexagon maps a worker publishes ahead for those periods: the API's default
+# resolution and the dashboard's.
+WARM_MAP_RESOLUTIONS = (9, 8)
+
+
+def warm_periods(today: date) -> list[tuple[date, date]]:
+    """The first and last days of the periods read ahead, the dashboard's default first."""
+    return [
+        (end - timedelta(days=length - 1), end)
+        for length in WARM_PERIODS_DAYS
+        for end in (today - timedelta(days=days_ago) for days_ago in WARM_PERIOD_ENDS_DAYS_AGO)
+    ]
 
 
 def warm_spans(
     session: Session, spans: SpanBlocks, days: FilteredSpans, today: date
 ) -> tuple[int, int]:
     """Read ahead the whole area's map span rows and filtered stats' day rows of the
-    ``WARM_PERIODS_DAYS`` ending today and yesterday, so that a worker's first map or
-    filtered summary of one of them reads only what changed since; the number of map
-    spans and of day spans read. Nothing is answered or logged from them, so nothing is
-    audited."""
+    ``warm_periods``, so that a worker's first map or filtered summary of one of them
+    reads only what changed since; the number of map spans and of day spans read.
+    Nothing is answered or logged from them, so nothing is audited."""
     kept_days = [kept for kept in (days.counters, days.people) if kept.max_rows > 0]
     maps_before = spans.spans_read
     days_before = sum(kept.spans_read for kept in kept_days)
     with session.begin():
-        for length in WARM_PERIODS_DAYS:
-            for days_ago in WARM_PERIOD_ENDS_DAYS_AGO:
-                end = today - timedelta(days=days_ago)
-                start = end - timedelta(days=length - 1)
-                if spans.max_rows > 0:
-                    spans.cell_sums(session, period_spans(start, end), None)
-                for kept in kept_days:
-                    kept.day_sums(session, start, end, None)
+        for start, end in warm_periods(today):
+            if spans.max_rows > 0:
+                spans.cell_sums(session, period_spans(start, end), None)
+            for kept in kept_days:
+                kept.day_sums(session, start, end, None)
     return (
         spans.spans_read - maps_before,
         sum(kept.spans_read for kept in kept_days) - days_before,
     )
+
+
+def publish_ahead(
+    session: Session, settings: Settings, maps: PublishedMaps, days: FilteredSpans, today: date
+) -> int:
+    """Publish ahead the coordinators' whole-area maps of the ``warm_periods``, hexagons
+    at each of ``WARM_MAP_RESOLUTIONS`` and sectors, from the rows ``warm_spans`` read:
+    a worker's first such map is then written again only where a sync changed it, and
+    the hexagons' outlines are serialised before anyone waits for them. The number of
+    maps published. As in ``warm_spans``, nothing is answered, so nothing is audited;
+    the maps are those a coordinator's request would publish, under the same keys."""
+    if maps.max_features == 0:
+        return 0
+    # Without kept rows a map would read its whole period from the database: only what
+    # was read ahead is published ahead.
+    resolutions = [
+        resolution
+        for resolution in WARM_MAP_RESOLUTIONS
+        if resolution <= settings.h3_resolution and maps.spans.max_rows > 0
+    ]
+    sectors = days.counters.max_rows > 0
+    with session.begin():
+        # The dashboard's default last: the maps least recently published leave first.
+        for start, end in reversed(warm_periods(today)):
+            scope = Scope(start, end, None, None, None, None)
+            for resolution in resolutions:
+                publish_hexagon_map(session, settings, maps, scope, resolution)
+            if sectors:
+                publish_sector_map(session, settings, maps, days, scope)
+    return len(warm_periods(today)) * (len(resolutions) + sectors)
 
 
 # The key columns of the fine day tables' areas (``span_blocks.SECTOR_DAYS``, ``PEOPLE_DAYS``).
@@ -812,29 +850,38 @@ def hexagon_map(
     with session.begin():
         scope = resolve_scope(session, principal, query)
         filters = {**scope.params(), "resolution": resolution}
-
-        def build(previous: PublishedMap | None) -> PublishedMap:
-            sums = at_resolution(settings, cell_amounts(session, scope, maps.spans), resolution)
-            masked = publish_areas(
-                settings.small_cell_k, sums.areas, MAP_METRICS, "encounters", sums.amounts
-            )
-            rendered = render_areas(
-                "cell",
-                MAP_METRICS,
-                "encounters",
-                sums.areas,
-                cell_geometry,
-                sums.amounts[:, 0::2],
-                masked,
-                previous.rendered if previous is not None else None,
-            )
-            return published_map(
-                rendered.features, len(sums.areas) * len(MAP_METRICS), rendered=rendered
-            )
-
-        kept = maps.publish(session, map_key("map", scope, filters), build)
+        kept = publish_hexagon_map(session, settings, maps, scope, resolution)
         audit.record(session, ctx, "stats.map", params=filters, records=kept.records)
     return feature_collection(kept, filters=filters, k=settings.small_cell_k)
+
+
+def publish_hexagon_map(
+    session: Session, settings: Settings, maps: PublishedMaps, scope: Scope, resolution: int
+) -> PublishedMap:
+    """The scope's hexagon map at ``resolution``, as kept if the counters have not
+    changed since, else written again from the last version kept (``published``)."""
+
+    def build(previous: PublishedMap | None) -> PublishedMap:
+        sums = at_resolution(settings, cell_amounts(session, scope, maps.spans), resolution)
+        masked = publish_areas(
+            settings.small_cell_k, sums.areas, MAP_METRICS, "encounters", sums.amounts
+        )
+        rendered = render_areas(
+            "cell",
+            MAP_METRICS,
+            "encounters",
+            sums.areas,
+            cell_geometry,
+            sums.amounts[:, 0::2],
+            masked,
+            previous.rendered if previous is not None else None,
+        )
+        return published_map(
+            rendered.features, len(sums.areas) * len(MAP_METRICS), rendered=rendered
+        )
+
+    filters = {**scope.params(), "resolution": resolution}
+    return maps.publish(session, map_key("map", scope, filters), build)
 
 
 def feature_collection(published: PublishedMap, **members: Any) -> dict[str, Any]:
@@ -864,26 +911,31 @@ def sector_map(
     principal = _caller(ctx)
     with session.begin():
         scope = resolve_scope(session, principal, query)
-
-        def build(_previous: PublishedMap | None) -> PublishedMap:
-            sums = kept_counters(session, scope, days).by_sector().over(SECTORS)
-            properties = dict(
-                zip(SECTORS, map_properties(settings.small_cell_k, sums), strict=True)
-            )
-            geometries = sector_geometries()
-            # Encounters outside every named sector have no outline to draw; they count
-            # in their own member so the features and it add up to the summary.
-            return published_map(
-                area_features(
-                    "sector",
-                    list(geometries),
-                    list(geometries.values()),
-                    [properties[sector] for sector in geometries],
-                ),
-                len(SECTORS) * len(MAP_METRICS),
-                {"outside_sectors": orjson.Fragment(b"{" + properties[OUTSIDE_SECTORS] + b"}")},
-            )
-
-        kept = maps.publish(session, map_key("sectors", scope, scope.params()), build)
+        kept = publish_sector_map(session, settings, maps, days, scope)
         audit.record(session, ctx, "stats.sectors", params=scope.params(), records=kept.records)
     return feature_collection(kept, filters=scope.params(), k=settings.small_cell_k)
+
+
+def publish_sector_map(
+    session: Session, settings: Settings, maps: PublishedMaps, days: FilteredSpans, scope: Scope
+) -> PublishedMap:
+    """The scope's sector map, as kept if the counters have not changed since."""
+
+    def build(_previous: PublishedMap | None) -> PublishedMap:
+        sums = kept_counters(session, scope, days).by_sector().over(SECTORS)
+        properties = dict(zip(SECTORS, map_properties(settings.small_cell_k, sums), strict=True))
+        geometries = sector_geometries()
+        # Encounters outside every named sector have no outline to draw; they count
+        # in their own member so the features and it add up to the summary.
+        return published_map(
+            area_features(
+                "sector",
+                list(geometries),
+                list(geometries.values()),
+                [properties[sector] for sector in geometries],
+            ),
+            len(SECTORS) * len(MAP_METRICS),
+            {"outside_sectors": orjson.Fragment(b"{" + properties[OUTSIDE_SECTORS] + b"}")},
+        )
+
+    return maps.publish(session, map_key("sectors", scope, scope.params()), build)
