@@ -428,15 +428,16 @@ def publish_ahead(
         if resolution <= settings.h3_resolution and maps.spans.max_rows > 0
     ]
     sectors = days.counters.max_rows > 0
+    periods = warm_periods(today)
     with session.begin():
         # The dashboard's default last: the maps least recently published leave first.
-        for start, end in reversed(warm_periods(today)):
+        for start, end in reversed(periods):
             scope = Scope(start, end, None, None, None, None)
             for resolution in resolutions:
                 publish_hexagon_map(session, settings, maps, scope, resolution)
             if sectors:
                 publish_sector_map(session, settings, maps, days, scope)
-    return len(warm_periods(today)) * (len(resolutions) + sectors)
+    return len(periods) * (len(resolutions) + sectors)
 
 
 # The key columns of the fine day tables' areas (``span_blocks.SECTOR_DAYS``, ``PEOPLE_DAYS``).
