@@ -607,9 +607,9 @@ def run_size(
     name = f"outreach_bench_stats_{size}"
     url = f"{admin_url.rsplit('/', 1)[0]}/{name}"
     sqlalchemy_url = url.replace("postgresql://", "postgresql+psycopg://", 1)
-    count, last = loaded_days(url)
-    if reuse and count == size and last is not None:
-        log(f"reusing {name}: {size:,} encounters up to {last}")
+    count, data_last = loaded_days(url)
+    if reuse and count == size and data_last is not None:
+        log(f"reusing {name}: {size:,} encounters up to {data_last}")
         upgrade(sqlalchemy_url)
         app = create_app(bench_settings(sqlalchemy_url))
         loaded: dict[str, Any] = {"encounters": size, "reused": True}
@@ -621,9 +621,15 @@ def run_size(
         upgrade(sqlalchemy_url)
         app = create_app(bench_settings(sqlalchemy_url))
         organisations = create_accounts(app)
-        last = paris_today() - timedelta(days=1)
-        loaded = load(url, size, Generator(organisations, seed=size), last)
+        data_last = paris_today() - timedelta(days=1)
+        loaded = load(url, size, Generator(organisations, seed=size), data_last)
+    # The periods end yesterday in Paris as the run measures, not as the data was
+    # loaded: those are the periods each worker reads and publishes ahead, and a load
+    # may cross midnight in Paris (23:00 UTC in winter) or a kept database be reused.
+    last = paris_today() - timedelta(days=1)
     first = last - timedelta(days=DAYS - 1)
+    if data_last != last:
+        log(f"the data ends {data_last}; the periods end {last}, yesterday in Paris")
     token = (
         app.test_client()
         .post("/api/v1/auth/login", json={"username": "coordinator", "password": PASSWORD})
@@ -632,7 +638,13 @@ def run_size(
     # As a gunicorn worker does once it has loaded the app (gunicorn.conf.py).
     runpy.run_path(str(ROOT / "gunicorn.conf.py"))["post_worker_init"](None)
     latencies = measure(app, url, token, first, last, repeat, raw_repeat)
-    result = {"size": size, "loaded": loaded, "tables": table_sizes(url), "latency": latencies}
+    result = {
+        "size": size,
+        "loaded": loaded,
+        "periods_end": last.isoformat(),
+        "tables": table_sizes(url),
+        "latency": latencies,
+    }
     db.engine_for(app).dispose()
     if not keep:
         with psycopg.connect(admin_url, autocommit=True) as admin:
