@@ -55,7 +55,12 @@ from outreach.models.rollups import DAY_WORDS  # noqa: E402
 from outreach.services import accounts  # noqa: E402
 from outreach.services.context import OPERATOR  # noqa: E402
 from outreach.services.demo import KIT_WEIGHTS, REFERRAL_WEIGHTS, SERVICE_WEIGHTS  # noqa: E402
-from outreach.services.geo import cell_geometry, geography, sector_geometries  # noqa: E402
+from outreach.services.geo import (  # noqa: E402
+    cell_geometry,
+    cell_parent,
+    geography,
+    sector_geometries,
+)
 from outreach.services.published import PublishedMaps  # noqa: E402
 from outreach.services.rollups import (  # noqa: E402
     CELL_SPAN_KEY,
@@ -454,6 +459,7 @@ def measure(
             # read and maps published ahead as gunicorn has each new worker do
             # (outreach.read_ahead), timed apart.
             cell_geometry.cache_clear()
+            cell_parent.cache_clear()
             sector_geometries.cache_clear()
             settings = app.config["OUTREACH_SETTINGS"]
             app.extensions[PUBLISHED_MAPS_KEY] = PublishedMaps(

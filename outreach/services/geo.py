@@ -123,6 +123,13 @@ def _rounded(value: Any) -> Any:
 
 
 @lru_cache(maxsize=65_536)
+def cell_parent(cell: str, resolution: int) -> str:
+    """The H3 cell's parent at a coarser ``resolution`` (cached: a map at a coarser
+    resolution than stored asks it of each of thousands of hexagons, after every sync)."""
+    return str(h3.cell_to_parent(cell, resolution))
+
+
+@lru_cache(maxsize=65_536)
 def cell_geometry(cell: str) -> bytes:
     """The hexagon of an H3 cell as an RFC 7946 polygon, serialised (cached: maps redraw
     the same cells, and a float's text costs more than the rest of its feature)."""

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, NamedTuple
 
-import h3
 import numpy as np
 import numpy.typing as npt
 import orjson
@@ -45,7 +44,7 @@ from outreach.models.rollups import DAY_WORDS
 from outreach.services import audit
 from outreach.services.context import CallContext, Principal
 from outreach.services.errors import Invalid
-from outreach.services.geo import cell_geometry, sector_geometries
+from outreach.services.geo import cell_geometry, cell_parent, sector_geometries
 from outreach.services.published import (
     PublishedMap,
     PublishedMaps,
@@ -266,7 +265,7 @@ def to_resolution(settings: Settings, cell: str, resolution: int) -> str:
     """The cell, or its parent at a coarser ``resolution``."""
     if resolution == settings.h3_resolution:
         return cell
-    return str(h3.cell_to_parent(cell, resolution))
+    return cell_parent(cell, resolution)
 
 
 # Reading the rollups ---------------------------------------------------------------
