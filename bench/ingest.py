@@ -14,10 +14,11 @@ the answers come (closed loop: the saturation), then at fixed offered rates (ope
 loop, ``--single-rates``: the latency a phone sees at that load), and the highest of
 those rates at which the p99 stayed under issue 7's 50 ms.
 
-The limit, right after each service run (the service idle): the very rows the service
-stored (built by the service's own code, untimed) and their rollup increments, written
-with psycopg straight to a fresh database by as many connections, one transaction per
-batch, with no HTTP, no validation and no audit. ``ratio`` is the service's rate over it.
+The limit, the moment each service run ends (the service idle): the very rows the
+service stores (built by the service's own code before the run, untimed) and their
+rollup increments, written with psycopg straight to a fresh database by as many
+connections, one transaction per batch, with no HTTP, no validation and no audit.
+``ratio`` is the service's rate over it.
 
 Peak RSS of each gunicorn worker (VmHWM) is read at the end. Results go to
 ``bench/results/ingest.json``.
@@ -65,11 +66,9 @@ MEDIAN_FIGURES = (
 
 
 def run_load(
-    url: str, accounts: dict[str, list[str]], clients: int, size: int, days: int, seed: str
-) -> tuple[dict[str, Any], dict[str, tuple[list[phones.Batch], int, int]]]:
-    """``clients`` phones each syncing ``days`` of work in batches of ``size`` items."""
-    chosen = _first(accounts, clients)
-    plans = phones.plan_fleet(chosen, days, size, seed)
+    url: str, plans: dict[str, tuple[list[phones.Batch], int, int]], size: int, seed: str
+) -> dict[str, Any]:
+    """The phones of ``plans`` syncing their batches of ``size`` items at once."""
     cpu = time.process_time()
     result = phones.run_fleet(url, plans, drop=0.0, seed=seed)
     cpu = time.process_time() - cpu
@@ -77,8 +76,8 @@ def run_load(
     if problems:
         raise SystemExit(f"the load run failed: {problems[:3]}")
     latencies = result.latencies
-    figures = {
-        "clients": clients,
+    return {
+        "clients": len(plans),
         "batch_items": size,
         "encounters": result.encounters,
         "batches": len(latencies),
@@ -89,7 +88,6 @@ def run_load(
         # The phones run on the same two cores: what they take, the service lacks.
         "client_cpu_share": cpu_share(cpu, result.seconds),
     }
-    return figures, plans
 
 
 def cpu_share(cpu_seconds: float, seconds: float) -> float:
@@ -429,21 +427,22 @@ def main() -> None:
             for size in sizes:
                 pairs = []
                 for repeat in range(args.repeat):
+                    run_seed = f"{seed}-{count}-{size}-{repeat}"
+                    plans = phones.plan_fleet(_first(accounts, count), days, size, run_seed)
+                    limit = prepare_limit(plans, database, owners)
                     phones.log(
                         f"service: {count} clients, batches of {size} items, {days} days each"
                     )
-                    figures, plans = run_load(
-                        url, accounts, count, size, days, f"{seed}-{count}-{size}-{repeat}"
-                    )
+                    figures = run_load(url, plans, size, run_seed)
                     phones.log(
                         f"  {figures['encounters']:,} encounters in {figures['seconds']} s: "
                         f"{figures['encounters_per_second']:,}/s, batch p50 "
                         f"{figures['batch_p50_ms']} ms, p99 {figures['batch_p99_ms']} ms; "
                         f"the phones took {figures['client_cpu_share']:.0%} of the CPU"
                     )
-                    # The limit right after, the service idle: this machine's speed drifts
+                    # The limit at once, the service idle: this machine's speed drifts
                     # within minutes, and a ratio of runs far apart would measure the drift.
-                    measure_limit(figures, plans, database, owners)
+                    measure_limit(figures, *limit)
                     pairs.append(figures)
                 runs.append(median_of(pairs))
         singles = []
@@ -500,16 +499,23 @@ def median_of(pairs: list[dict[str, Any]]) -> dict[str, Any]:
     return summary
 
 
-def measure_limit(
-    figures: dict[str, Any],
+def prepare_limit(
     plans: dict[str, tuple[list[phones.Batch], int, int]],
     database: str,
     owners: dict[str, tuple[uuid.UUID, uuid.UUID]],
-) -> None:
-    """The rows a service run stored, written by psycopg alone to a fresh database."""
+) -> tuple[str, dict[str, list[list[tuple[str, bytes]]]]]:
+    """A fresh database and the statements the limit will send: built before the service
+    runs (half a minute at issue size), so that the limit runs the moment it is done."""
     work = stored_rows(plans, owners)
     limit_database = phones.fresh_database(LIMIT_DATABASE)
     copy_accounts(database, limit_database)
+    return limit_database, work
+
+
+def measure_limit(
+    figures: dict[str, Any], limit_database: str, work: dict[str, list[list[tuple[str, bytes]]]]
+) -> None:
+    """The rows the service run stored, written by psycopg alone to their fresh database."""
     seconds, cpu = run_limit(limit_database, work)
     limit = round(figures["encounters"] / seconds)
     figures["limit_encounters_per_second"] = limit
