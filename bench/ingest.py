@@ -505,7 +505,7 @@ def prepare_limit(
     owners: dict[str, tuple[uuid.UUID, uuid.UUID]],
 ) -> tuple[str, dict[str, list[list[tuple[str, bytes]]]]]:
     """A fresh database and the statements the limit will send: built before the service
-    runs (half a minute at issue size), so that the limit runs the moment it is done."""
+    runs (10 to 25 s at issue size), so that the limit runs the moment it is done."""
     work = stored_rows(plans, owners)
     limit_database = phones.fresh_database(LIMIT_DATABASE)
     copy_accounts(database, limit_database)
