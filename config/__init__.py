@@ -45,6 +45,9 @@ class Settings:
     jwt_secret: str = ""
     pepper: str = ""
     small_cell_k: int = 11
+    # The cell key method's perturbation table, a file of data/ptable/ (its maximum
+    # deviation and variance are in its first line).
+    perturbation_table: str = "cellkey_D2_V1.csv"
     h3_resolution: int = 9
     retention_days: int = 730
     audit_retention_days: int = 365
@@ -235,6 +238,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         jwt_secret=secret_values["OUTREACH_JWT_SECRET"],
         pepper=secret_values["OUTREACH_PEPPER"],
         small_cell_k=_int(env, "OUTREACH_SMALL_CELL_K", defaults.small_cell_k, 2, 1000),
+        perturbation_table=env.get("OUTREACH_PERTURBATION_TABLE", defaults.perturbation_table),
         h3_resolution=_int(env, "OUTREACH_H3_RESOLUTION", defaults.h3_resolution, 5, 10),
         retention_days=_int(env, "OUTREACH_RETENTION_DAYS", defaults.retention_days, 1, 36500),
         audit_retention_days=_int(

@@ -38,8 +38,12 @@ db_cli = AppGroup("db", help="Database migrations (Alembic) on OUTREACH_DATABASE
 @db_cli.command("upgrade")
 @click.argument("revision", default="head")
 def db_upgrade(revision: str) -> None:
-    """Apply migrations up to REVISION (default: head)."""
-    migrate.upgrade(app_settings().database_url, revision)
+    """Apply migrations up to REVISION (default: head), then rebuild the rollups if a
+    migration applied adds to what they keep."""
+    settings = app_settings()
+    if migrate.upgrade(settings.database_url, revision, pepper=settings.pepper):
+        click.echo("A migration applied adds to what every counter keeps: rebuilding the rollups.")
+        _rebuild_rollups()
     click.echo(f"Database upgraded to {revision}.")
 
 
@@ -249,6 +253,10 @@ rollups_cli = AppGroup("rollups", help="The aggregates statistics are answered f
 @rollups_cli.command("rebuild")
 def rollups_rebuild() -> None:
     """Recompute every aggregate from the raw encounters; report what differed."""
+    _rebuild_rollups()
+
+
+def _rebuild_rollups() -> None:
     session = db.session
     with session.begin():
         before = rollups.snapshot(session)

@@ -1,7 +1,9 @@
 """Aggregates as coordinators, auditors and associations read them.
 
-Every count is a whole number, or ``null`` when small-cell suppression masked it;
-the masked ones are also listed by path under ``suppressed``.
+Every count is a whole number, or ``null`` when masked (based on 1 to k-1
+encounters); the masked ones are also listed by path under ``suppressed``. Figures
+for anyone but the association's own org_admin are perturbed (cell key method), and
+every body says so under ``protection``: parts may not add up to totals.
 """
 
 from __future__ import annotations
@@ -119,9 +121,33 @@ class SummaryCountsSchema(ma.Schema):
     )
 
 
+class ProtectionSchema(ma.Schema):
+    """How the figures of a response were published."""
+
+    method = fields.String(
+        required=True,
+        validate=validate.OneOf(("cell-key", "exact")),
+        metadata={
+            "description": "cell-key: perturbed, parts may not add up to totals; "
+            "exact: the association's own figures"
+        },
+    )
+    k = fields.Integer(required=True, metadata={"description": "the smallest count published"})
+    max_deviation = fields.Integer(
+        metadata={"description": "the largest distance of a figure from the true count"}
+    )
+    variance = fields.Float(metadata={"description": "the variance of the deviations"})
+    table = fields.String(metadata={"description": "the perturbation table's name (version)"})
+
+
+def _protection() -> fields.Nested:
+    return fields.Nested(ProtectionSchema, required=True)
+
+
 class SummarySchema(ma.Schema):
     filters = fields.Nested(FiltersSchema, required=True)
     k = fields.Integer(required=True, metadata={"description": "the smallest count published"})
+    protection = _protection()
     counts = fields.Nested(SummaryCountsSchema, required=True)
     suppressed = fields.List(fields.String(), required=True)
 
@@ -148,6 +174,7 @@ class SeriesPointSchema(ma.Schema):
 class TimeseriesSchema(ma.Schema):
     filters = fields.Nested(SeriesFiltersSchema, required=True)
     k = fields.Integer(required=True)
+    protection = _protection()
     series = fields.List(fields.Nested(SeriesPointSchema), required=True)
     suppressed = fields.List(fields.String(), required=True)
 
@@ -200,6 +227,7 @@ def _feature_collection(
         {
             "type": fields.Constant("FeatureCollection", required=True),
             "k": fields.Integer(required=True),
+            "protection": _protection(),
             "features": fields.List(fields.Nested(feature), required=True),
             **extra,
         },
@@ -327,6 +355,7 @@ class ActivityReportSchema(ma.Schema):
     organisation = fields.String(allow_none=True, required=True)
     period = fields.Nested(WindowSchema, required=True)
     k = fields.Integer(required=True)
+    protection = _protection()
     counts = fields.Nested(ReportCountsSchema, required=True)
     shifts = fields.Nested(ShiftActivitySchema, required=True)
     suppressed = fields.List(fields.String(), required=True)

@@ -49,3 +49,8 @@ def group(people: int = 4, **overrides: Any) -> dict[str, Any]:
     body["people"] = people
     body.pop("person")
     return body
+
+
+# The default perturbation table's largest deviation (data/ptable/cellkey_D2_V1.csv):
+# how far a figure published to anyone but its association may be from the truth.
+MAX_DEVIATION = 2

@@ -38,10 +38,11 @@ from outreach.services.published import (
     published_map,
     render_areas,
 )
+from outreach.services.rollups import MAP_METRICS
 from outreach.services.span_blocks import SpanBlocks
-from outreach.services.stats import ENCOUNTERS_AT, Scope, cell_amounts, paris_today
+from outreach.services.stats import AMOUNTS, Scope, cell_amounts, paris_today
 from tests.conftest import Account, bearer, login, statements_of
-from tests.payloads import STALINGRAD, encounter
+from tests.payloads import MAX_DEVIATION, STALINGRAD, encounter
 from tests.servers import gunicorn, wait_for
 from tests.test_stats import CENTRES, at, get, people, seed_mixed_day, sync
 
@@ -109,7 +110,8 @@ def test_a_map_is_served_again_until_a_sync_changes_the_counters(
     assert counter_reads(after_reads)
     shown = {f["id"]: f["properties"] for f in after["features"]}
     assert set(shown) - before == {h3.latlng_to_cell(*new_place, 9)}
-    assert shown[h3.latlng_to_cell(*new_place, 9)]["encounters"] == 12
+    # Published through the cell key method: within its deviation of the truth.
+    assert abs(shown[h3.latlng_to_cell(*new_place, 9)]["encounters"] - 12) <= MAX_DEVIATION
 
 
 def test_a_resend_leaves_the_generation_and_every_change_raises_it(
@@ -277,7 +279,9 @@ def test_a_filtered_summary_and_series_after_a_sync_read_again_only_the_day_it_c
     weeks_after = get(client, coordinator, series)
     # Only the synced organisation's yesterday, of each table.
     assert (days.counters.spans_read, days.people.spans_read) == (cold[0] + 1, cold[1] + 1)
-    assert after["counts"]["encounters"] == before["counts"]["encounters"] + 12
+    # Two perturbed figures: their difference is 12 within both deviations.
+    change = after["counts"]["encounters"] - before["counts"]["encounters"]
+    assert abs(change - 12) <= 2 * MAX_DEVIATION
     yesterday = (today - timedelta(days=1)).isoformat()
     grown = [
         (new["counts"]["encounters"] or 0) - (old["counts"]["encounters"] or 0)
@@ -288,7 +292,9 @@ def test_a_filtered_summary_and_series_after_a_sync_read_again_only_the_day_it_c
         for index, bucket in enumerate(weeks_after["series"])
         if bucket["start"] <= yesterday <= bucket["end"]
     )
-    assert grown == [12 if index == week else 0 for index in range(len(grown))]
+    # The other weeks are the same cells, so the same figures.
+    assert [g for index, g in enumerate(grown) if index != week] == [0] * (len(grown) - 1)
+    assert abs(grown[week] - 12) <= 2 * MAX_DEVIATION
     with worker_keeping_nothing(settings) as fresh:
         assert get(fresh.test_client(), coordinator, url) == after
         assert get(fresh.test_client(), coordinator, series) == weeks_after
@@ -313,7 +319,9 @@ def test_a_worker_reads_ahead_the_spans_of_its_first_maps(
     # An organisation's map is made of its own spans among them.
     get(client, org_admin, year)
     assert spans.spans_read == warmed
-    assert {f["properties"]["encounters"] for f in maps[year]["features"]} == {60, 15}
+    shown = sorted(f["properties"]["encounters"] for f in maps[year]["features"])
+    assert len(shown) == 2
+    assert all(abs(a - b) <= MAX_DEVIATION for a, b in zip(shown, (15, 60), strict=True))
     # So are the day rows of a year's filtered summaries.
     days = app.extensions[FILTERED_SPANS_KEY]
     read_days = (days.counters.spans_read, days.people.spans_read)
@@ -417,7 +425,13 @@ def test_a_rebuild_reads_every_span_again_even_one_it_emptied(
     def encounters() -> dict[str, int]:
         with app.app_context(), db.session.begin():
             sums = cell_amounts(db.session, scope, kept)
-            return dict(zip(sums.areas, sums.amounts[:, ENCOUNTERS_AT].tolist(), strict=True))
+            return dict(
+                zip(
+                    sums.areas,
+                    sums.amounts[:, AMOUNTS * MAP_METRICS.index("encounters")].tolist(),
+                    strict=True,
+                )
+            )
 
     assert encounters()[stalingrad] == 24
     # Counters out of step with the encounters, as a rebuild is there to repair: one

@@ -16,7 +16,10 @@ from sqlalchemy import func, select
 
 from outreach.extensions import db
 from outreach.models import Role, RollupCell, RollupPerson, RollupSector, RollupTotal
+from outreach.models.rollups import DAY_WORDS
 from outreach.services import rollups, stats
+from outreach.services.crypto import person_key
+from outreach.services.disclosure import KEY_MASK
 from outreach.services.span_blocks import FilteredSpans, SpanBlocks
 from outreach.services.stats import Scope
 from tests.conftest import Account, bearer, empty_database, login
@@ -104,8 +107,15 @@ def test_incremental_equals_rebuilt(
             rollups.rebuild(session)
             rebuilt = rollups.snapshot(session)
     assert incremental == rebuilt
-    # No empty counter is kept: every stored row still counts at least one encounter.
-    assert all(values[-1] > 0 for table in incremental.values() for values in table.values())
+    # No empty counter is kept: every stored row still counts at least one encounter
+    # (its basis, or the count its table keeps last), or a day of a person-year.
+    count_at = {"sectors": 1, "cells": 1, "totals": 1}
+    for name, table in incremental.items():
+        for values in table.values():
+            if name == "person_years":
+                assert any(values[: len(DAY_WORDS)])
+            else:
+                assert values[count_at.get(name, -1)] > 0
 
 
 def test_rollups_rebuild_command(
@@ -129,7 +139,8 @@ FIRST_DAY = date(2024, 11, 20)
 LAST_DAY = date(2025, 3, 10)
 days = st.dates(FIRST_DAY, LAST_DAY)
 stored_rows = st.builds(
-    lambda day, organisation_id, sector, kind, people, ref_hash, kits, cell, referrals, services: {
+    lambda day, organisation_id, sector, kind, people, ref_hash, kits, cell, referrals, services, key: {  # noqa: E501
+        "record_key": key,
         "local_day": day,
         "organisation_id": organisation_id,
         "sector": sector,
@@ -155,6 +166,7 @@ stored_rows = st.builds(
     st.sampled_from(["891fb466257ffff", "891fb46625bffff"]),
     st.sampled_from([[], [{"to": "assore", "status": "accepted"}]]),
     st.sampled_from([["soins"], []]),
+    st.integers(-(2**31), 2**31 - 1),
 )
 
 
@@ -206,8 +218,8 @@ def test_organisation_rollups_answer_like_the_fine_ones(
                 whole = stats.counter_sums(session, RollupTotal, scope.spans_where(RollupTotal))
                 assert whole == fine
                 people = _fine_distinct_people(session, scope)
-                assert stats.distinct_people_met(session, scope) == people.value
-                assert whole.get(("identified",), stats.Sum(0, 0)).value == people.basis
+                assert stats.distinct_people_met(session, scope) == (people.value, people.key)
+                assert whole.get(("identified",), stats.Sum(0, 0, 0)).value == people.basis
                 fine_cells = _by_area(
                     stats.area_amounts(
                         session, RollupCell, scope.where(RollupCell), RollupCell.cell
@@ -329,17 +341,18 @@ def _fine_answers(session: Any, scope: Scope) -> tuple[Any, ...]:
 
 
 def _fine_distinct_people(session: Any, scope: Scope) -> stats.Sum:
-    """Distinct person refs of the scope and their encounters, from the person-day rows."""
-    per_person = (
-        select(func.sum(RollupPerson.encounters).label("encounters"))
+    """Distinct person refs of the scope, their encounters and the sum of their person
+    keys, from the person-day rows."""
+    per_person = session.execute(
+        select(RollupPerson.ref_hash, func.sum(RollupPerson.encounters))
         .where(*scope.where(RollupPerson))
         .group_by(RollupPerson.ref_hash)
-        .subquery()
+    ).all()
+    return stats.Sum(
+        len(per_person),
+        sum(int(encounters) for _ref, encounters in per_person),
+        sum(person_key(ref) for ref, _encounters in per_person) & KEY_MASK,
     )
-    count, encounters = session.execute(
-        select(func.count(), func.coalesce(func.sum(per_person.c.encounters), 0))
-    ).one()
-    return stats.Sum(int(count), int(encounters))
 
 
 def _by_area(sums: stats.AreaSums) -> dict[str, tuple[int, ...]]:
@@ -348,12 +361,16 @@ def _by_area(sums: stats.AreaSums) -> dict[str, tuple[int, ...]]:
 
 def _per_bucket(
     sums: dict[tuple[Any, ...], stats.Sum], bucket: str
-) -> dict[tuple[Any, ...], tuple[int, int]]:
-    totals: dict[tuple[Any, ...], tuple[int, int]] = {}
+) -> dict[tuple[Any, ...], tuple[int, int, int]]:
+    totals: dict[tuple[Any, ...], tuple[int, int, int]] = {}
     for (day, metric), amount in sums.items():
         key = (stats.bucket_start(day, bucket), metric)
-        value, basis = totals.get(key, (0, 0))
-        totals[key] = (value + amount.value, basis + amount.basis)
+        value, basis, cell_key = totals.get(key, (0, 0, 0))
+        totals[key] = (
+            value + amount.value,
+            basis + amount.basis,
+            (cell_key + amount.key) & KEY_MASK,
+        )
     return totals
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import JSON, Table, bindparam, column, func, literal, select
+from sqlalchemy import JSON, BigInteger, Table, bindparam, cast, column, func, literal, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -39,17 +39,30 @@ def insert_new(
 @dataclass(frozen=True)
 class Upsert:
     """Rows to merge into ``table`` by ``key_columns``: their ``value_columns`` are added
-    to the stored ones (``combine="add"``) or or-ed into them bit by bit (``"or"``)."""
+    to the stored ones (``combine="add"``) or or-ed into them bit by bit (``"or"``).
+    Added columns named in ``wrapped`` are signed 32-bit sums modulo 2^32 (cell keys):
+    the rows give them already wrapped (``crypto.wrap32``)."""
 
     table: Table
     key_columns: tuple[str, ...]
     value_columns: tuple[str, ...]
     rows: Sequence[Mapping[str, Any]]
     combine: str
+    wrapped: tuple[str, ...] = ()
 
-    def shape(self) -> tuple[Table, tuple[str, ...], tuple[str, ...], tuple[str, ...], str]:
+    def shape(self) -> UpsertShape:
         names = _column_names(self.table, self.rows)
-        return self.table, names, self.key_columns, self.value_columns, self.combine
+        return (
+            self.table,
+            names,
+            self.key_columns,
+            self.value_columns,
+            self.combine,
+            self.wrapped,
+        )
+
+
+UpsertShape = tuple[Table, tuple[str, ...], tuple[str, ...], tuple[str, ...], str, tuple[str, ...]]
 
 
 def upsert_all(session: Session, upserts: Sequence[Upsert]) -> None:
@@ -91,12 +104,15 @@ def _upsert_statement(
     key_columns: tuple[str, ...],
     value_columns: tuple[str, ...],
     combine: str,
+    wrapped: tuple[str, ...],
     parameter: str = "rows",
 ) -> Any:
     statement = _insert(dialect, table, names, parameter)
     combined = {
         name: (
-            table.c[name] + statement.excluded[name]
+            _wrapped_sum(table.c[name], statement.excluded[name])
+            if name in wrapped
+            else table.c[name] + statement.excluded[name]
             if combine == "add"
             else table.c[name].bitwise_or(statement.excluded[name])
         )
@@ -105,10 +121,15 @@ def _upsert_statement(
     return statement.on_conflict_do_update(index_elements=list(key_columns), set_=combined)
 
 
+def _wrapped_sum(stored: Any, added: Any) -> Any:
+    """``stored + added`` modulo 2^32 as a signed 32-bit integer, on both engines: in
+    64 bits (PostgreSQL would overflow a 32-bit sum), shifted positive before the
+    modulo (whose sign follows the dividend on both)."""
+    return (cast(stored, BigInteger) + added + 3 * (1 << 31)) % (1 << 32) - (1 << 31)
+
+
 @lru_cache(maxsize=64)
-def _combined_statement(
-    shapes: tuple[tuple[Table, tuple[str, ...], tuple[str, ...], tuple[str, ...], str], ...],
-) -> Any:
+def _combined_statement(shapes: tuple[UpsertShape, ...]) -> Any:
     # PostgreSQL runs every data-modifying CTE to completion, referenced or not. Its
     # documentation leaves their order open; the executor runs unreferenced ones one
     # after another as written, so transactions lock rows table by table in one order

@@ -10,7 +10,7 @@ import uuid
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, String
+from sqlalchemy import JSON, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from outreach.models.base import Base, UTCDateTime, utcnow
@@ -63,6 +63,9 @@ class Encounter(Base):
     services: Mapped[list[str]] = mapped_column(JSON)
     referrals: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     content_hash: Mapped[str] = mapped_column(String(64))
+    # Secret, fixed when first stored, kept through amendments: what the cell keys of
+    # published figures are summed from (``crypto.record_key``).
+    record_key: Mapped[int] = mapped_column(Integer)
     version: Mapped[int] = mapped_column(default=1)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -7,7 +7,7 @@ needs no migration. ``RollupSector`` holds every metric; ``RollupCell`` adds the
 hexagon but holds only the few measures a map draws, which keeps it small.
 
 Each counter carries its ``basis``, the number of encounters it is made of: a count
-of 40 syringes may come from two encounters, and small-cell suppression masks on
+of 40 syringes may come from two encounters, and publication masks on
 the basis, not on the value. ``RollupPerson`` is the exact person-day table behind
 distinct-people counts. ``ShiftSector`` records where each shift met people, for
 coverage.
@@ -50,11 +50,14 @@ class SectorGrain:
 
 
 class Counter:
-    """A summed measure and the number of encounters it sums over."""
+    """A summed measure, the number of encounters it sums over, and its cell key: the
+    sum of those encounters' record keys modulo 2^32, kept as a signed 32-bit integer
+    (``services/disclosure.py``)."""
 
     metric: Mapped[str] = mapped_column(String(64), primary_key=True, sort_order=-1)
     value: Mapped[int] = mapped_column(BigInteger)
     basis: Mapped[int] = mapped_column(BigInteger)
+    ckey: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class RollupSector(SectorGrain, Counter, Base):
@@ -114,6 +117,10 @@ class RollupCellSpan(Base):
     kits_basis: Mapped[int] = mapped_column(Integer)
     referrals: Mapped[int] = mapped_column(Integer)
     referrals_basis: Mapped[int] = mapped_column(Integer)
+    # Cell keys of the encounters behind each basis (people share the encounters').
+    encounters_key: Mapped[int] = mapped_column(Integer, default=0)
+    kits_key: Mapped[int] = mapped_column(Integer, default=0)
+    referrals_key: Mapped[int] = mapped_column(Integer, default=0)
     encounters: Mapped[int] = mapped_column(Integer)
 
 
@@ -157,6 +164,8 @@ class PersonYear(Base):
     days_3: Mapped[int] = mapped_column(BigInteger)
     days_4: Mapped[int] = mapped_column(BigInteger)
     days_5: Mapped[int] = mapped_column(BigInteger)
+    # The ref's person key (``crypto.person_key``): the same in every row of one ref.
+    person_key: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class ShiftSector(Base):

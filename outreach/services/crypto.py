@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import uuid
 
 
 def keyed_hash(pepper: str, purpose: str, value: str) -> str:
@@ -14,3 +15,26 @@ def keyed_hash(pepper: str, purpose: str, value: str) -> str:
     """
     message = f"{purpose}\x00{value}".encode()
     return hmac.new(pepper.encode(), message, hashlib.sha256).hexdigest()
+
+
+KEY_MODULUS = 1 << 32
+_HALF = 1 << 31
+
+
+def wrap32(value: int) -> int:
+    """``value`` modulo 2^32 as a signed 32-bit integer: how cell keys are stored, so
+    they fit the 32-bit columns and sums of them are sums modulo 2^32."""
+    return ((value + _HALF) % KEY_MODULUS) - _HALF
+
+
+def record_key(pepper: str, encounter_id: uuid.UUID) -> int:
+    """An encounter's secret 32-bit record key (signed, see ``wrap32``): a keyed hash of
+    its id, so it never changes and nobody without the pepper can compute it."""
+    digest = hmac.new(pepper.encode(), b"record-key\x00" + encounter_id.bytes, hashlib.sha256)
+    return int.from_bytes(digest.digest()[:4], "big", signed=True)
+
+
+def person_key(ref_hash: str) -> int:
+    """A person ref's secret 32-bit person key (signed): the first 32 bits of its ref
+    hash, itself a keyed hash of the ref that is never published."""
+    return wrap32(int(ref_hash[:8], 16))

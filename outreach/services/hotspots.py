@@ -27,17 +27,18 @@ from outreach.services import audit
 from outreach.services.context import CallContext
 from outreach.services.geo import cell_geometry
 from outreach.services.published import PublishedMap, PublishedMaps, area_features, published_map
+from outreach.services.rollups import MAP_METRICS
 from outreach.services.stats import (
-    ENCOUNTERS_AT,
     StatsQuery,
+    area_figures,
+    at_resolution,
     cell_amounts,
     check_resolution,
     feature_collection,
     map_key,
+    publication_gate,
     resolve_scope,
-    to_resolution,
 )
-from outreach.services.suppression import Release
 
 RECENT_DAYS = 7
 BASELINE_DAYS = 28
@@ -77,6 +78,7 @@ def hotspots(
     check_resolution(settings, resolution)
     assert ctx.principal is not None
     k = settings.small_cell_k
+    gate = publication_gate(settings, ctx.principal)
     with session.begin():
         scope = resolve_scope(session, ctx.principal, query)
         recent_period = replace(scope, start=scope.end - timedelta(days=RECENT_DAYS - 1))
@@ -94,24 +96,31 @@ def hotspots(
         }
 
         def build(_previous: PublishedMap | None) -> PublishedMap:
-            # Per cell at the asked resolution: [recent encounters, baseline encounters].
-            counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+            # Per cell at the asked resolution: [recent encounters, baseline encounters],
+            # as published: every derived figure (expected, p, score) comes from the
+            # published counts, so none can be inverted into a true one.
+            counts: dict[str, list[int | None]] = defaultdict(lambda: [0, 0])
             for slot, period in enumerate((recent_period, baseline_period)):
-                sums = cell_amounts(session, period, maps.spans)
-                encounters = sums.amounts[:, ENCOUNTERS_AT].tolist()
-                for cell, amount in zip(sums.areas, encounters, strict=True):
-                    counts[to_resolution(settings, cell, resolution)][slot] += amount
+                sums = at_resolution(
+                    settings, cell_amounts(session, period, maps.spans), resolution
+                )
+                values, masked = area_figures(gate, sums)
+                encounters = MAP_METRICS.index("encounters")
+                for cell, value, hidden in zip(
+                    sums.areas,
+                    values[:, encounters].tolist(),
+                    masked[:, encounters].tolist(),
+                    strict=True,
+                ):
+                    counts[cell][slot] = None if hidden else value
             flagged = []
             for cell, (recent, baseline) in counts.items():
-                expected = max(baseline, k) * RECENT_DAYS / BASELINE_DAYS
+                expected = max(baseline or 0, k) * RECENT_DAYS / BASELINE_DAYS
+                if recent is None or recent < k:
+                    continue
                 p_value = poisson_upper_tail(recent, expected)
-                if recent >= k and p_value < settings.hotspot_p_value:
+                if p_value < settings.hotspot_p_value:
                     flagged.append((cell, recent, baseline, expected, p_value))
-            release = Release(k=k)
-            for cell, recent, baseline, _expected, _p in flagged:
-                release.count(f"{cell}.recent", recent)
-                release.count(f"{cell}.baseline", baseline)
-            published = release.publish()
             flagged.sort(key=lambda item: (item[4], item[0]))
             cells = [cell for cell, *_ in flagged]
             features = area_features(
@@ -121,24 +130,25 @@ def hotspots(
                 [
                     orjson.dumps(
                         {
-                            "recent": published[f"{cell}.recent"],
-                            "baseline": published[f"{cell}.baseline"],
+                            "recent": recent,
+                            "baseline": baseline,
                             "expected": round(expected, 2),
                             "p_value": p_value,
                             "score": _score(p_value),
                         }
                     )[1:-1]
-                    for cell, _recent, _baseline, expected, p_value in flagged
+                    for cell, recent, baseline, expected, p_value in flagged
                 ],
             )
-            return published_map(features, len(published.values))
+            return published_map(features, 2 * len(flagged))
 
-        kept = maps.publish(session, map_key("hotspots", scope, filters), build)
+        kept = maps.publish(session, map_key("hotspots", gate, scope, filters), build)
         audit.record(session, ctx, "stats.hotspots", params=filters, records=kept.records)
     return feature_collection(
         kept,
         filters=filters,
         k=k,
+        protection=gate.protection(),
         recent={"from": recent_period.start, "to": recent_period.end},
         baseline={"from": baseline_period.start, "to": baseline_period.end},
         p_value_threshold=settings.hotspot_p_value,

@@ -4,7 +4,7 @@ One association (an org_admin's own) or all of them together (coordinator,
 auditor): contacts, people, distinct people, women, first contacts, age bands,
 material handed out, services, referrals by destination and status, and the
 shifts with their hours in the field. Counts come from the rollups and go through
-the same suppression as the summary; shifts are team activity, not people, and are
+the same publication gate as the summary; shifts are team activity, not people, and are
 published as they are. ``render_csv`` writes the French spreadsheet version.
 """
 
@@ -29,14 +29,15 @@ from outreach.services.stats import (
     Scope,
     StatsQuery,
     paris_today,
+    publication_gate,
+    published_figures,
     query_error,
     resolve_scope,
     summary_counts,
-    summary_release,
+    summary_sums,
     suppressed_paths,
     totals,
 )
-from outreach.services.suppression import Published
 from outreach.services.sync import PARIS
 from schemas.vocabulary import (
     AGE_BANDS,
@@ -78,7 +79,8 @@ def activity_report(
     with session.begin():
         scope = resolve_scope(session, ctx.principal, query)
         data = totals(session, scope, days)
-        published = summary_release(settings.small_cell_k, data).publish()
+        gate = publication_gate(settings, ctx.principal)
+        published, suppressed = published_figures(gate, summary_sums(data))
         shifts = _shifts(session, scope, year)
         kit_labels = dict(session.execute(select(Kit.code, Kit.label)).all())
         audit.record(
@@ -86,7 +88,7 @@ def activity_report(
             ctx,
             "reports.activity",
             params={"year": year, "organisation": scope.organisation, "format": output},
-            records=len(published.values),
+            records=len(published),
         )
     counts = summary_counts(published, data.kit_codes)
     counts["women_share"] = _women_share(published)
@@ -95,23 +97,31 @@ def activity_report(
         "organisation": scope.organisation,
         "period": {"from": scope.start, "to": scope.end},
         "k": settings.small_cell_k,
+        "protection": gate.protection(),
         "counts": counts,
         "shifts": shifts,
-        "suppressed": suppressed_paths(published),
+        "suppressed": suppressed_paths(suppressed),
         "method": {
             "distinct_people": DISTINCT_PEOPLE_METHOD,
             "distinct_people_error": 0,
             "women_share": WOMEN_SHARE_METHOD,
             "suppression": (
-                f"Counts based on fewer than {settings.small_cell_k} encounters are masked "
-                "(null), with the smallest others needed so none can be recomputed."
+                f"Counts based on 1 to {settings.small_cell_k - 1} encounters are masked "
+                "(null)."
+                + (
+                    ""
+                    if gate.exact
+                    else " Every other count carries a small consistent noise (cell key "
+                    f"method, at most {gate.protection()['max_deviation']} either way): "
+                    "parts may not add up to totals."
+                )
             ),
         },
     }
     return ActivityReport(body=body, kit_labels=kit_labels)
 
 
-def _women_share(published: Published) -> float | None:
+def _women_share(published: dict[str, int | None]) -> float | None:
     women = published["genders.f"]
     recorded = published["single_contacts"]
     unknown = published["genders.unknown"]

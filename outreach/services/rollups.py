@@ -37,6 +37,7 @@ from outreach.models import (
 )
 from outreach.models.dml import Upsert, upsert_all
 from outreach.models.rollups import DAY_WORDS, DAYS_PER_WORD
+from outreach.services.crypto import person_key, wrap32
 
 SECTOR_KEY = ("day", "organisation_id", "sector", "shift_kind")
 COUNTER_KEY = (*SECTOR_KEY, "metric")
@@ -49,24 +50,41 @@ TOTAL_KEY = (*SPAN_KEY, "metric")
 CELL_SPAN_KEY = (*SPAN_KEY, "cell")
 PERSON_YEAR_KEY = ("year", "organisation_id", "ref_hash")
 WORD_MASK = (1 << DAYS_PER_WORD) - 1
-COUNTER_VALUES = ("value", "basis")
+COUNTER_VALUES = ("value", "basis", "ckey")
+# Cell keys: sums modulo 2^32 (``dml.Upsert.wrapped``).
+COUNTER_KEYS = ("ckey",)
 # The measures a map draws; the hexagon table keeps only these.
 MAP_METRICS = ("encounters", "people", "kits", "referrals")
-# The columns of a ``RollupCellSpan`` row holding each map measure's value and basis.
-MAP_COLUMNS: dict[str, tuple[str, str]] = {
-    "encounters": ("encounters", "encounters"),
-    "people": ("people", "encounters"),
-    "kits": ("kits", "kits_basis"),
-    "referrals": ("referrals", "referrals_basis"),
+# The columns of a ``RollupCellSpan`` row holding each map measure's value, basis and
+# cell key.
+MAP_COLUMNS: dict[str, tuple[str, str, str]] = {
+    "encounters": ("encounters", "encounters", "encounters_key"),
+    "people": ("people", "encounters", "encounters_key"),
+    "kits": ("kits", "kits_basis", "kits_key"),
+    "referrals": ("referrals", "referrals_basis", "referrals_key"),
 }
+CELL_SPAN_KEYS = ("encounters_key", "kits_key", "referrals_key")
 # Encounters last: the column that says a row counts nothing any more.
-CELL_SPAN_VALUES = ("people", "kits", "kits_basis", "referrals", "referrals_basis", "encounters")
+CELL_SPAN_VALUES = (
+    "people",
+    "kits",
+    "kits_basis",
+    "referrals",
+    "referrals_basis",
+    *CELL_SPAN_KEYS,
+    "encounters",
+)
 _SLOT = {name: index for index, name in enumerate(CELL_SPAN_VALUES)}
-# A measure adds its basis only to a basis column of its own: encounters are their own
-# basis and the basis of people, so those two add their value alone.
+# A measure adds its basis and key only to columns of its own: encounters are their own
+# basis and the basis of people, so those two add their value alone, and people adds
+# no key.
 _SPAN_SLOTS = {
-    metric: (_SLOT[value], None if basis == "encounters" else _SLOT[basis])
-    for metric, (value, basis) in MAP_COLUMNS.items()
+    metric: (
+        _SLOT[value],
+        None if basis == "encounters" else _SLOT[basis],
+        None if metric == "people" else _SLOT[key],
+    )
+    for metric, (value, basis, key) in MAP_COLUMNS.items()
 }
 REBUILD_BATCH = 5_000
 
@@ -134,11 +152,12 @@ class Deltas:
         if in_cell is None:
             in_cell = self.by_cell[(grain, row["cell"])] = {}
         counts = metrics(row)
+        key = sign * row["record_key"]
         for metric, value in counts.items():
-            _bump(in_sector, metric, sign * value, sign)
+            _bump(in_sector, metric, sign * value, sign, key)
         for metric in MAP_METRICS:
             if metric in counts:
-                _bump(in_cell, metric, sign * counts[metric], sign)
+                _bump(in_cell, metric, sign * counts[metric], sign, key)
         if row["ref_hash"]:
             self.people[(*grain, row["ref_hash"])] += sign
         if row["shift_id"] is not None:
@@ -180,14 +199,14 @@ class Deltas:
         daily: dict[tuple[Any, ...], dict[str, list[int]]] = {}
         for (day, organisation_id, _sector, _kind), counters in self.by_grain.items():
             into = daily.setdefault((day, organisation_id), {})
-            for metric, (value, basis) in counters.items():
-                _bump(into, metric, value, basis)
+            for metric, (value, basis, key) in counters.items():
+                _bump(into, metric, value, basis, key)
         totals: dict[tuple[Any, ...], dict[str, list[int]]] = {}
         for (day, organisation_id), counters in daily.items():
             for span, start in spans_of(day):
                 into = totals.setdefault((span, start, organisation_id), {})
-                for metric, (value, basis) in counters.items():
-                    _bump(into, metric, value, basis)
+                for metric, (value, basis, key) in counters.items():
+                    _bump(into, metric, value, basis, key)
         return totals
 
     def cell_spans(self) -> dict[tuple[Any, ...], list[int]]:
@@ -199,11 +218,13 @@ class Deltas:
                 amounts = spans.get((span, start, organisation_id, cell))
                 if amounts is None:
                     amounts = spans[(span, start, organisation_id, cell)] = [0] * len(_SLOT)
-                for metric, (value, basis) in counters.items():
-                    value_slot, basis_slot = _SPAN_SLOTS[metric]
+                for metric, (value, basis, key) in counters.items():
+                    value_slot, basis_slot, key_slot = _SPAN_SLOTS[metric]
                     amounts[value_slot] += value
                     if basis_slot is not None:
                         amounts[basis_slot] += basis
+                    if key_slot is not None:
+                        amounts[key_slot] += key
         return spans
 
     def apply(self, session: Session) -> bool:
@@ -219,7 +240,9 @@ class Deltas:
             _CounterChange.by_metric(RollupSector, SECTOR_KEY, self.by_grain),
             _CounterChange.by_metric(RollupCell, CELL_GROUP, by_cell),
             _CounterChange.by_metric(RollupTotal, SPAN_KEY, self._span_totals()),
-            _CounterChange.of(RollupCellSpan, CELL_SPAN_KEY, CELL_SPAN_VALUES, cell_spans),
+            _CounterChange.of(
+                RollupCellSpan, CELL_SPAN_KEY, CELL_SPAN_VALUES, cell_spans, CELL_SPAN_KEYS
+            ),
             _CounterChange.of(RollupPerson, PERSON_KEY, ("encounters",), _single(self.people)),
             _CounterChange.of(
                 ShiftSector, SHIFT_SECTOR_KEY, ("encounters",), _single(self.shift_sectors)
@@ -308,13 +331,14 @@ def spans_of(day: date) -> tuple[tuple[str, date], ...]:
     )
 
 
-def _bump(into: dict[Any, list[int]], key: Any, value: int, basis: int) -> None:
-    amounts = into.get(key)
+def _bump(into: dict[Any, list[int]], name: Any, value: int, basis: int, key: int) -> None:
+    amounts = into.get(name)
     if amounts is None:
-        into[key] = [value, basis]
+        into[name] = [value, basis, key]
     else:
         amounts[0] += value
         amounts[1] += basis
+        amounts[2] += key
 
 
 def _single(counter: Counter[tuple[Any, ...]]) -> dict[tuple[Any, ...], list[int]]:
@@ -327,6 +351,8 @@ class _CounterChange:
 
     upsert: Upsert
     emptied: list[tuple[Any, ...]]
+    # The column counting encounters: a row whose count reaches zero is empty.
+    count_column: str
 
     @classmethod
     def of(
@@ -337,15 +363,19 @@ class _CounterChange:
         key: tuple[str, ...],
         value_columns: tuple[str, ...],
         deltas: Mapping[tuple[Any, ...], list[int]],
+        wrapped: tuple[str, ...] = (),
     ) -> _CounterChange:
         # Sorted keys: concurrent transactions lock counter rows in the same order, so
         # they queue instead of deadlocking.
         changes = sorted((k, v) for k, v in deltas.items() if any(v))
         columns = (*key, *value_columns)
         rows = [dict(zip(columns, (*k, *v), strict=True)) for k, v in changes]
-        upsert = Upsert(cast(Table, model.__table__), key, value_columns, rows, "add")
+        for row in rows:
+            for name in wrapped:
+                row[name] = wrap32(row[name])
+        upsert = Upsert(cast(Table, model.__table__), key, value_columns, rows, "add", wrapped)
         # The last value column counts encounters: a counter whose count reaches zero is empty.
-        return cls(upsert, [k for k, v in changes if v[-1] < 0])
+        return cls(upsert, [k for k, v in changes if v[-1] < 0], value_columns[-1])
 
     @classmethod
     def by_metric(
@@ -366,19 +396,30 @@ class _CounterChange:
             counters = groups[group]
             columns = dict(zip(group_columns, group, strict=True))
             for metric in sorted(counters):
-                value, basis = counters[metric]
+                value, basis, ckey = counters[metric]
                 if value or basis:
-                    rows.append({**columns, "metric": metric, "value": value, "basis": basis})
+                    rows.append(
+                        {
+                            **columns,
+                            "metric": metric,
+                            "value": value,
+                            "basis": basis,
+                            "ckey": wrap32(ckey),
+                        }
+                    )
                     if basis < 0:
                         emptied.append((*group, metric))
         key = (*group_columns, "metric")
-        return cls(Upsert(cast(Table, model.__table__), key, COUNTER_VALUES, rows, "add"), emptied)
+        upsert = Upsert(
+            cast(Table, model.__table__), key, COUNTER_VALUES, rows, "add", COUNTER_KEYS
+        )
+        return cls(upsert, emptied, "basis")
 
     def delete_emptied(self, session: Session) -> None:
         if not self.emptied:
             return
         table, key = self.upsert.table, self.upsert.key_columns
-        count = table.c[self.upsert.value_columns[-1]]
+        count = table.c[self.count_column]
         columns = tuple_(*(table.c[name] for name in key))
         session.execute(delete(table).where(columns.in_(self.emptied), count <= 0))
 
@@ -440,11 +481,22 @@ def person_year_bits(days: Iterable[PersonDay]) -> dict[tuple[Any, ...], list[in
 
 
 def _days_to_set(days: Iterable[PersonDay]) -> Upsert:
+    # The person key or-ed into itself stays what it is.
     rows = [
-        {**dict(zip(PERSON_YEAR_KEY, key, strict=True)), **dict(zip(DAY_WORDS, words, strict=True))}
+        {
+            **dict(zip(PERSON_YEAR_KEY, key, strict=True)),
+            **dict(zip(DAY_WORDS, words, strict=True)),
+            "person_key": person_key(key[-1]),
+        }
         for key, words in sorted(person_year_bits(days).items())
     ]
-    return Upsert(cast(Table, PersonYear.__table__), PERSON_YEAR_KEY, DAY_WORDS, rows, "or")
+    return Upsert(
+        cast(Table, PersonYear.__table__),
+        PERSON_YEAR_KEY,
+        (*DAY_WORDS, "person_key"),
+        rows,
+        "or",
+    )
 
 
 def _clear_days(session: Session, days: Iterable[PersonDay]) -> None:
@@ -501,6 +553,7 @@ def stored_row(encounter: Encounter) -> dict[str, Any]:
     """A stored encounter as the plain row rollups and content hashes read."""
     row = {name: getattr(encounter, name) for name in STORED_FIELDS}
     row["organisation_id"] = encounter.organisation_id
+    row["record_key"] = encounter.record_key
     return row
 
 
@@ -573,6 +626,6 @@ def snapshot(session: Session) -> dict[str, dict[tuple[Any, ...], Any]]:
         "totals": read(RollupTotal, TOTAL_KEY, COUNTER_VALUES),
         "cell_spans": read(RollupCellSpan, CELL_SPAN_KEY, CELL_SPAN_VALUES),
         "people": read(RollupPerson, PERSON_KEY, ("encounters",)),
-        "person_years": read(PersonYear, PERSON_YEAR_KEY, DAY_WORDS),
+        "person_years": read(PersonYear, PERSON_YEAR_KEY, (*DAY_WORDS, "person_key")),
         "shift_sectors": read(ShiftSector, SHIFT_SECTOR_KEY, ("encounters",)),
     }

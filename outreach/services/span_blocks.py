@@ -34,7 +34,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections import OrderedDict
-from collections.abc import Hashable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from functools import reduce
@@ -49,6 +49,7 @@ from sqlalchemy import cast as sql_cast
 from sqlalchemy.orm import Session
 
 from outreach.models import RollupCellSpan, RollupPerson, RollupSector, RollupSpanGeneration
+from outreach.services.crypto import person_key
 from outreach.services.rollups import CELL_SPAN_VALUES, generation
 
 # One organisation's span: ("day" | "week" | "month", its first day, the organisation's
@@ -91,7 +92,7 @@ SECTOR_DAYS = SpanSource(
     "day",
     None,
     ("sector", "shift_kind", "metric"),
-    ("value", "basis"),
+    ("value", "basis", "ckey"),
     np.int64,
 )
 PEOPLE_DAYS = SpanSource(
@@ -413,7 +414,11 @@ class DaySpans(KeptSpans):
     ``PEOPLE_DAYS``), their areas numbered by name."""
 
     def __init__(
-        self, source: SpanSource, max_rows: int, span_generations: SpanGenerations | None = None
+        self,
+        source: SpanSource,
+        max_rows: int,
+        span_generations: SpanGenerations | None = None,
+        first_key: Callable[[str], int] = lambda _value: 0,
     ) -> None:
         super().__init__(source, max_rows, span_generations)
         self._numbers: dict[str, int] = {}
@@ -422,6 +427,9 @@ class DaySpans(KeptSpans):
         # adds them to its arrays: building those from lists was 10 ms a request after a
         # sync that brought new people), each code's value and each value's code.
         self._new_codes: list[list[int]] = [[] for _ in range(width)]
+        self._first_key = first_key
+        self._first_keys: list[int] = []
+        self._first_keys_array = np.zeros(0, dtype=np.int64)
         self._values: list[list[str]] = [[] for _ in range(width)]
         self._value_codes: list[dict[str, int]] = [{} for _ in range(width)]
         self._keyed = KeyedAreas(
@@ -476,7 +484,17 @@ class DaySpans(KeptSpans):
             if code is None:
                 code = self._value_codes[column][value] = len(self._values[column])
                 self._values[column].append(value)
+                if column == 0:
+                    self._first_keys.append(self._first_key(value))
             self._new_codes[column].append(code)
+
+    def first_keys(self) -> npt.NDArray[np.int64]:
+        """The key derived from each value of the first key column, by code (a person
+        ref's person key), for the values numbered so far."""
+        with self._lock:
+            if len(self._first_keys_array) != len(self._first_keys):
+                self._first_keys_array = np.array(self._first_keys, dtype=np.int64)
+            return self._first_keys_array
 
 
 class FilteredSpans:
@@ -487,7 +505,7 @@ class FilteredSpans:
         # Both tables' spans are the same days: their generations are read once.
         self.generations = SpanGenerations()
         self.counters = DaySpans(SECTOR_DAYS, max_rows, self.generations)
-        self.people = DaySpans(PEOPLE_DAYS, max_rows, self.generations)
+        self.people = DaySpans(PEOPLE_DAYS, max_rows, self.generations, person_key)
 
 
 def generations(session: Session, runs: SpanRuns, organisation_id: uuid.UUID | None) -> Generations:

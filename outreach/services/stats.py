@@ -41,8 +41,9 @@ from outreach.models import (
     RollupTotal,
 )
 from outreach.models.rollups import DAY_WORDS
-from outreach.services import audit
+from outreach.services import audit, disclosure
 from outreach.services.context import CallContext, Principal
+from outreach.services.disclosure import KEY_MASK, Gate
 from outreach.services.errors import Invalid
 from outreach.services.geo import cell_geometry, cell_parent, sector_geometries
 from outreach.services.published import (
@@ -64,7 +65,6 @@ from outreach.services.span_blocks import (
     SpanRows,
     Sums,
 )
-from outreach.services.suppression import Published, Release, publish_areas
 from outreach.services.sync import PARIS
 from schemas.vocabulary import (
     AGE_BANDS,
@@ -272,11 +272,13 @@ def to_resolution(settings: Settings, cell: str, resolution: int) -> str:
 
 
 class Sum(NamedTuple):
-    """A summed counter and the encounters behind it. A tuple: a whole-area map makes
-    tens of thousands, and a frozen dataclass cost more to build than its row to fetch."""
+    """A summed counter, the encounters behind it and its cell key (the sum of their
+    record keys, modulo 2^32 when published). A tuple: a whole-area map makes tens of
+    thousands, and a frozen dataclass cost more to build than its row to fetch."""
 
     value: int
     basis: int
+    key: int
 
 
 def counter_sums(
@@ -296,6 +298,7 @@ def counter_sums(
             table.metric,
             cast(func.sum(table.value), BigInteger),
             cast(func.sum(table.basis), BigInteger),
+            cast(func.sum(table.ckey), BigInteger),
         )
         .where(*where)
         .group_by(*by, table.metric)
@@ -305,12 +308,15 @@ def counter_sums(
     # Through the connection, all rows at once: plain rows, without the ORM's result
     # loading (a tenth of a whole-area map's time).
     rows = session.connection().execute(statement).all()
-    return {(*key, metric): Sum(value, basis) for *key, metric, value, basis in rows}
+    return {
+        (*key, metric): Sum(value, basis, ckey & KEY_MASK)
+        for *key, metric, value, basis, ckey in rows
+    }
 
 
 class AreaSums(NamedTuple):
-    """A map's areas and their measures: per area a row of the value then the basis of
-    each of MAP_METRICS, in turn. A whole-area map has thousands of areas, summed,
+    """A map's areas and their measures: per area a row of the value, the basis and the
+    cell key of each of MAP_METRICS, in turn. A whole-area map has thousands of areas, summed,
     masked and written as arrays rather than area by area."""
 
     areas: list[str]
@@ -319,7 +325,7 @@ class AreaSums(NamedTuple):
     def over(self, areas: Sequence[str]) -> AreaSums:
         """The same measures for ``areas``, in their order, zero where none were summed."""
         rows = {area: index for index, area in enumerate(self.areas)}
-        amounts = np.zeros((len(areas), 2 * len(MAP_METRICS)), dtype=np.int64)
+        amounts = np.zeros((len(areas), AMOUNTS * len(MAP_METRICS)), dtype=np.int64)
         for index, area in enumerate(areas):
             if area in rows:
                 amounts[index] = self.amounts[rows[area]]
@@ -330,8 +336,15 @@ class AreaSums(NamedTuple):
 _SPAN_AMOUNTS = [
     CELL_SPAN_VALUES.index(column) for metric in MAP_METRICS for column in MAP_COLUMNS[metric]
 ]
-# Where an area's encounters sit in its amounts.
-ENCOUNTERS_AT = 2 * MAP_METRICS.index("encounters")
+# Value, basis and key of each measure.
+AMOUNTS = 3
+
+
+def reduced_keys(amounts: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """``amounts`` (``AreaSums``) with their cell keys modulo 2^32, in place: stored keys
+    are wrapped row by row, so only reduced sums compare across ways of summing."""
+    amounts[:, AMOUNTS - 1 :: AMOUNTS] &= KEY_MASK
+    return amounts
 
 
 def area_amounts(
@@ -342,18 +355,17 @@ def area_amounts(
 ) -> AreaSums:
     """The map's measures summed per ``area`` (a column of ``table``) over the rows
     ``where`` selects, for the areas with encounters, sorted."""
-    slots = {metric: 2 * index for index, metric in enumerate(MAP_METRICS)}
+    slots = {metric: AMOUNTS * index for index, metric in enumerate(MAP_METRICS)}
     amounts: dict[str, list[int]] = {}
     sums = counter_sums(session, table, where, by=(area,), metrics=MAP_METRICS)
-    for (name, metric), (value, basis) in sums.items():
-        row = amounts.setdefault(name, [0] * (2 * len(MAP_METRICS)))
-        row[slots[metric]] = value
-        row[slots[metric] + 1] = basis
+    for (name, metric), total in sums.items():
+        row = amounts.setdefault(name, [0] * (AMOUNTS * len(MAP_METRICS)))
+        row[slots[metric] : slots[metric] + AMOUNTS] = total
     areas = sorted(amounts)
     return AreaSums(
         areas,
         np.array([amounts[name] for name in areas], dtype=np.int64).reshape(
-            len(areas), 2 * len(MAP_METRICS)
+            len(areas), AMOUNTS * len(MAP_METRICS)
         ),
     )
 
@@ -364,7 +376,7 @@ def cell_amounts(session: Session, scope: Scope, spans: SpanBlocks) -> AreaSums:
     if not scope.whole_organisations:
         return area_amounts(session, RollupCell, scope.where(RollupCell), RollupCell.cell)
     sums = spans.cell_sums(session, period_spans(scope.start, scope.end), scope.organisation_id)
-    return AreaSums(sums.cells, sums.measures[:, _SPAN_AMOUNTS])
+    return AreaSums(sums.cells, reduced_keys(sums.measures[:, _SPAN_AMOUNTS]))
 
 
 # The periods a worker reads ahead when it starts: the default one and a year, ending
@@ -428,14 +440,15 @@ def publish_ahead(
     ]
     sectors = days.counters.max_rows > 0
     periods = warm_periods(today)
+    gate = disclosure.gate(settings, exact=False)
     with session.begin():
         # The dashboard's default last: the maps least recently published leave first.
         for start, end in reversed(periods):
             scope = Scope(start, end, None, None, None, None)
             for resolution in resolutions:
-                publish_hexagon_map(session, settings, maps, scope, resolution)
+                publish_hexagon_map(session, settings, maps, gate, scope, resolution)
             if sectors:
-                publish_sector_map(session, settings, maps, days, scope)
+                publish_sector_map(session, maps, days, gate, scope)
     return len(periods) * (len(resolutions) + sectors)
 
 
@@ -466,8 +479,9 @@ def distinct_people(
     met = _filtered(keyed, len(total), PERSON_SECTOR, PERSON_KIND, scope) & (total[:, 0] > 0)
     refs = keyed.codes[PERSON_REF][: len(total)][met]
     # Ref codes are small integers: counting them beats sorting them.
-    distinct = np.count_nonzero(np.bincount(refs, minlength=1))
-    return Sum(int(distinct), int(total[met, 0].sum()))
+    present = np.flatnonzero(np.bincount(refs, minlength=1))
+    key = int(days.people.first_keys()[present].sum()) & KEY_MASK
+    return Sum(len(present), int(total[met, 0].sum()), key)
 
 
 class KeptCounters(NamedTuple):
@@ -484,13 +498,14 @@ class KeptCounters(NamedTuple):
     def by_metric(self) -> dict[str, Sum]:
         """The chosen areas' counters summed per metric, for the metrics they hold."""
         metrics = self.keyed.values[COUNTER_METRIC]
-        sums = np.zeros((len(metrics), 2), dtype=np.int64)
+        sums = np.zeros((len(metrics), AMOUNTS), dtype=np.int64)
         codes = self.keyed.codes[COUNTER_METRIC][: len(self.total)]
         np.add.at(sums, codes[self.chosen], self.total[self.chosen])
+        sums[:, 2] &= KEY_MASK
         # A stored counter's basis is at least one: a metric of basis 0 has no row left.
         return {
-            metrics[code]: Sum(value, basis)
-            for code, (value, basis) in enumerate(sums.tolist())
+            metrics[code]: Sum(value, basis, key)
+            for code, (value, basis, key) in enumerate(sums.tolist())
             if basis
         }
 
@@ -499,7 +514,9 @@ class KeptCounters(NamedTuple):
         size = len(self.total)
         slots = self._slots(MAP_METRICS)
         sectors = self.keyed.codes[COUNTER_SECTOR][:size]
-        amounts = np.zeros((len(self.keyed.values[COUNTER_SECTOR]), len(MAP_METRICS), 2), np.int64)
+        amounts = np.zeros(
+            (len(self.keyed.values[COUNTER_SECTOR]), len(MAP_METRICS), AMOUNTS), np.int64
+        )
         chosen = np.flatnonzero(self.chosen & (slots >= 0) & (self.total[:, 1] > 0))
         np.add.at(amounts, (sectors[chosen], slots[chosen]), self.total[chosen])
         names = self.keyed.values[COUNTER_SECTOR]
@@ -509,7 +526,7 @@ class KeptCounters(NamedTuple):
         rows = [code for _name, code in present]
         return AreaSums(
             [name for name, _code in present],
-            amounts[rows].reshape(len(rows), 2 * len(MAP_METRICS)),
+            reduced_keys(amounts[rows].reshape(len(rows), AMOUNTS * len(MAP_METRICS))),
         )
 
     def by_bucket(self, metrics: Sequence[str], bucket: str) -> dict[tuple[date, str], Sum]:
@@ -532,10 +549,11 @@ class KeptCounters(NamedTuple):
         per_metric = np.zeros((len(wanted), len(metrics)), dtype=np.int64)
         per_metric[np.arange(len(wanted)), slots[wanted]] = 1
         amounts = np.einsum("bwm,ws->bsm", per_area, per_metric)
+        amounts[:, :, 2] &= KEY_MASK
         return {
-            (start, metric): Sum(value, basis)
+            (start, metric): Sum(value, basis, key)
             for start, per_bucket in zip(buckets, amounts.tolist(), strict=True)
-            for metric, (value, basis) in zip(metrics, per_bucket, strict=True)
+            for metric, (value, basis, key) in zip(metrics, per_bucket, strict=True)
             if basis
         }
 
@@ -562,9 +580,10 @@ def kept_counters(
     return KeptCounters(total, spans, keyed, chosen, days.counters)
 
 
-def distinct_people_met(session: Session, scope: Scope) -> int:
-    """Distinct person refs met in the period, from the person-year bitmaps: one row
-    per person, organisation and year, whatever the period's length."""
+def distinct_people_met(session: Session, scope: Scope) -> tuple[int, int]:
+    """Distinct person refs met in the period and the sum of their person keys, from
+    the person-year bitmaps: one row per person, organisation and year, whatever the
+    period's length."""
     met_in_period = or_(
         *(
             and_(
@@ -580,12 +599,16 @@ def distinct_people_met(session: Session, scope: Scope) -> int:
             for year, masks in year_masks(scope.start, scope.end).items()
         )
     )
-    statement = select(PersonYear.ref_hash).where(met_in_period)
+    statement = select(PersonYear.ref_hash, func.min(PersonYear.person_key).label("key")).where(
+        met_in_period
+    )
     if scope.organisation_id is not None:
         statement = statement.where(PersonYear.organisation_id == scope.organisation_id)
-    # GROUP BY for the same reason as above.
     people = statement.group_by(PersonYear.ref_hash).subquery()
-    return int(session.scalar(select(func.count()).select_from(people)) or 0)
+    count, key = session.execute(
+        select(func.count(), cast(func.coalesce(func.sum(people.c.key), 0), BigInteger))
+    ).one()
+    return int(count), int(key) & KEY_MASK
 
 
 def kit_codes(session: Session, seen: Iterable[str]) -> list[str]:
@@ -606,15 +629,16 @@ class Totals:
     kit_codes: list[str]
 
     def get(self, metric: str) -> Sum:
-        return self.sums.get(metric, Sum(0, 0))
+        return self.sums.get(metric, Sum(0, 0, 0))
 
 
 def totals(session: Session, scope: Scope, days: FilteredSpans) -> Totals:
     if scope.whole_organisations:
         rows = counter_sums(session, RollupTotal, scope.spans_where(RollupTotal))
         sums = {key[0]: value for key, value in rows.items()}
-        identified = sums.get("identified", Sum(0, 0))
-        people = Sum(distinct_people_met(session, scope), identified.value)
+        identified = sums.get("identified", Sum(0, 0, 0))
+        met, key = distinct_people_met(session, scope)
+        people = Sum(met, identified.value, key)
     else:
         # One read of the days' generations for both tables.
         current = days.generations.current(
@@ -626,59 +650,54 @@ def totals(session: Session, scope: Scope, days: FilteredSpans) -> Totals:
     return Totals(sums, people, kit_codes(session, seen_kits))
 
 
-def summary_release(k: int, data: Totals) -> Release:
-    """The summary's counts and the sums that tie them together."""
-    release = Release(k=k)
-    for name, metric in (
-        ("encounters", "encounters"),
-        ("people", "people"),
-        ("first_contacts", "first_contacts"),
-        ("single_contacts", "single"),
-        ("kits_total", "kits"),
-        ("referrals_total", "referrals"),
-    ):
-        total = data.get(metric)
-        release.count(name, total.value, total.basis)
-    release.count("distinct_people", data.people.value, data.people.basis)
-
-    def table(prefix: str, metric_prefix: str, codes: Sequence[str]) -> list[str]:
-        return [
-            release.count(f"{prefix}.{code}", *_pair(data.get(f"{metric_prefix}:{code}")))
-            for code in codes
-        ]
-
-    release.adds_up(table("age_bands", "age", AGE_BANDS), "single_contacts")
-    release.adds_up(table("genders", "gender", GENDERS), "single_contacts")
-    release.adds_up(table("kits", "kit", data.kit_codes), "kits_total")
-    # Services have no total anywhere (a contact may get several): no sum to protect.
-    table("services", "service", SERVICES)
-    # Referrals: a destination x status table published with its margins, so its rows,
-    # columns and grand total are all sums an outsider can use.
-    grid = {
-        (to, status): release.count(
-            f"referrals.{to}.{status}", *_pair(data.get(f"referral:{to}:{status}"))
+def summary_sums(data: Totals) -> dict[str, Sum]:
+    """Every figure of the summary by its path, as summed."""
+    figures: dict[str, Sum] = {
+        name: data.get(metric)
+        for name, metric in (
+            ("encounters", "encounters"),
+            ("people", "people"),
+            ("first_contacts", "first_contacts"),
+            ("single_contacts", "single"),
+            ("kits_total", "kits"),
+            ("referrals_total", "referrals"),
         )
-        for to in REFERRAL_DESTINATIONS
-        for status in REFERRAL_STATUSES
     }
-    rows = table("referrals_by_destination", "referral_to", REFERRAL_DESTINATIONS)
-    columns = table("referrals_by_status", "referral_status", REFERRAL_STATUSES)
-    for to, row in zip(REFERRAL_DESTINATIONS, rows, strict=True):
-        release.adds_up((grid[(to, status)] for status in REFERRAL_STATUSES), row)
-    for status, column in zip(REFERRAL_STATUSES, columns, strict=True):
-        release.adds_up((grid[(to, status)] for to in REFERRAL_DESTINATIONS), column)
-    release.adds_up(rows, "referrals_total")
-    release.adds_up(columns, "referrals_total")
-    return release
+    figures["distinct_people"] = data.people
+    for prefix, metric_prefix, codes in (
+        ("age_bands", "age", AGE_BANDS),
+        ("genders", "gender", GENDERS),
+        ("kits", "kit", data.kit_codes),
+        ("services", "service", SERVICES),
+        ("referrals_by_destination", "referral_to", REFERRAL_DESTINATIONS),
+        ("referrals_by_status", "referral_status", REFERRAL_STATUSES),
+    ):
+        for code in codes:
+            figures[f"{prefix}.{code}"] = data.get(f"{metric_prefix}:{code}")
+    for to in REFERRAL_DESTINATIONS:
+        for status in REFERRAL_STATUSES:
+            figures[f"referrals.{to}.{status}"] = data.get(f"referral:{to}:{status}")
+    return figures
 
 
-def _pair(total: Sum) -> tuple[int, int]:
-    return total.value, total.basis
+def published_figures(
+    gate: Gate, figures: dict[str, Sum]
+) -> tuple[dict[str, int | None], list[str]]:
+    """Each figure as ``gate`` publishes it (``None`` when masked), and the masked paths."""
+    paths = list(figures)
+    amounts = np.array([figures[path] for path in paths], dtype=np.int64).reshape(len(paths), 3)
+    published, masked = gate.publish(amounts[:, 0], amounts[:, 1], amounts[:, 2])
+    values = {
+        path: None if hidden else value
+        for path, value, hidden in zip(paths, published.tolist(), masked.tolist(), strict=True)
+    }
+    return values, sorted(
+        path for path, hidden in zip(paths, masked.tolist(), strict=True) if hidden
+    )
 
 
-def summary_counts(published: Published, kit_codes: Sequence[str]) -> dict[str, Any]:
-    """The published summary counts, nested the way DESIGN.md shapes them."""
-    values = published.values
+def summary_counts(values: dict[str, int | None], kit_codes: Sequence[str]) -> dict[str, Any]:
+    """The published summary counts, nested the way the contract shapes them."""
 
     def group(prefix: str, codes: Sequence[str]) -> dict[str, int | None]:
         return {code: values[f"{prefix}.{code}"] for code in codes}
@@ -705,9 +724,9 @@ def summary_counts(published: Published, kit_codes: Sequence[str]) -> dict[str, 
     }
 
 
-def suppressed_paths(published: Published) -> list[str]:
+def suppressed_paths(suppressed: list[str]) -> list[str]:
     # The summary publishes women once, under genders.f: name it as the reader sees it.
-    return ["women" if path == "genders.f" else path for path in published.suppressed]
+    return ["women" if path == "genders.f" else path for path in suppressed]
 
 
 def summary(
@@ -717,21 +736,27 @@ def summary(
     with session.begin():
         scope = resolve_scope(session, principal, query)
         data = totals(session, scope, days)
-        published = summary_release(settings.small_cell_k, data).publish()
-        audit.record(
-            session, ctx, "stats.summary", params=scope.params(), records=len(published.values)
-        )
+        gate = publication_gate(settings, principal)
+        values, suppressed = published_figures(gate, summary_sums(data))
+        audit.record(session, ctx, "stats.summary", params=scope.params(), records=len(values))
     return {
         "filters": scope.params(),
         "k": settings.small_cell_k,
-        "counts": summary_counts(published, data.kit_codes),
-        "suppressed": suppressed_paths(published),
+        "protection": gate.protection(),
+        "counts": summary_counts(values, data.kit_codes),
+        "suppressed": suppressed_paths(suppressed),
     }
 
 
 def _caller(ctx: CallContext) -> Principal:
     assert ctx.principal is not None
     return ctx.principal
+
+
+def publication_gate(settings: Settings, principal: Principal) -> Gate:
+    """Exact figures for an association's own org_admin (its scope is always its own
+    association), perturbed ones for everyone else."""
+    return disclosure.gate(settings, exact=principal.role == Role.ORG_ADMIN)
 
 
 # Time series -----------------------------------------------------------------------
@@ -769,29 +794,32 @@ def timeseries(
                 list(SERIES_MEASURES.values()), bucket
             )
         starts = sorted({bucket_start(day, bucket) for day in scope.days()})
-        per_bucket: dict[tuple[date, str], list[int]] = defaultdict(lambda: [0, 0])
+        per_bucket: dict[tuple[date, str], list[int]] = defaultdict(lambda: [0, 0, 0])
         for (day, metric), amount in sums.items():
             slot = per_bucket[(bucket_start(day, bucket), metric)]
             slot[0] += amount.value
             slot[1] += amount.basis
-        release = Release(k=settings.small_cell_k)
-        for start in starts:
-            for name, metric in SERIES_MEASURES.items():
-                value, basis = per_bucket.get((start, metric), [0, 0])
-                release.count(f"{start.isoformat()}.{name}", value, basis)
-        for name in SERIES_MEASURES:
-            release.adds_up(f"{start.isoformat()}.{name}" for start in starts)
-        published = release.publish()
+            slot[2] = (slot[2] + amount.key) & KEY_MASK
+        gate = publication_gate(settings, principal)
+        published, suppressed = published_figures(
+            gate,
+            {
+                f"{start.isoformat()}.{name}": Sum(*per_bucket.get((start, metric), (0, 0, 0)))
+                for start in starts
+                for name, metric in SERIES_MEASURES.items()
+            },
+        )
         audit.record(
             session,
             ctx,
             "stats.timeseries",
             params={**scope.params(), "bucket": bucket},
-            records=len(published.values),
+            records=len(published),
         )
     return {
         "filters": {**scope.params(), "bucket": bucket},
         "k": settings.small_cell_k,
+        "protection": gate.protection(),
         "series": [
             {
                 "start": max(start, scope.start),
@@ -802,7 +830,7 @@ def timeseries(
             }
             for start in starts
         ],
-        "suppressed": list(published.suppressed),
+        "suppressed": suppressed,
     }
 
 
@@ -827,14 +855,22 @@ def at_resolution(settings: Settings, sums: AreaSums, resolution: int) -> AreaSu
     )
     summed = np.zeros((len(parents), sums.amounts.shape[1]), dtype=np.int64)
     np.add.at(summed, inverse, sums.amounts)
-    return AreaSums(parents.tolist(), summed)
+    return AreaSums(parents.tolist(), reduced_keys(summed))
 
 
-def map_properties(k: int, sums: AreaSums) -> list[bytes]:
-    """Each area's published measures: hidden with its encounters, and summing to the
-    summary totals of the same filters (``suppression.publish_areas``)."""
-    masked = publish_areas(k, sums.areas, MAP_METRICS, "encounters", sums.amounts)
-    return area_properties(MAP_METRICS, "encounters", sums.amounts[:, 0::2], masked)
+def area_figures(gate: Gate, sums: AreaSums) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
+    """Each area's measures as ``gate`` publishes them, and which are masked: every
+    measure of an area whose encounters are masked is masked with them."""
+    amounts = sums.amounts.reshape(len(sums.areas), len(MAP_METRICS), AMOUNTS)
+    values, masked = gate.publish(amounts[:, :, 0], amounts[:, :, 1], amounts[:, :, 2])
+    masked |= masked[:, [MAP_METRICS.index("encounters")]]
+    values[masked] = 0
+    return values, masked
+
+
+def map_properties(gate: Gate, sums: AreaSums) -> list[bytes]:
+    """Each area's published measures (``area_figures``), written."""
+    return area_properties(MAP_METRICS, "encounters", *area_figures(gate, sums))
 
 
 def hexagon_map(
@@ -850,29 +886,35 @@ def hexagon_map(
     with session.begin():
         scope = resolve_scope(session, principal, query)
         filters = {**scope.params(), "resolution": resolution}
-        kept = publish_hexagon_map(session, settings, maps, scope, resolution)
+        gate = publication_gate(settings, principal)
+        kept = publish_hexagon_map(session, settings, maps, gate, scope, resolution)
         audit.record(session, ctx, "stats.map", params=filters, records=kept.records)
-    return feature_collection(kept, filters=filters, k=settings.small_cell_k)
+    return feature_collection(
+        kept, filters=filters, k=settings.small_cell_k, protection=gate.protection()
+    )
 
 
 def publish_hexagon_map(
-    session: Session, settings: Settings, maps: PublishedMaps, scope: Scope, resolution: int
+    session: Session,
+    settings: Settings,
+    maps: PublishedMaps,
+    gate: Gate,
+    scope: Scope,
+    resolution: int,
 ) -> PublishedMap:
     """The scope's hexagon map at ``resolution``, as kept if the counters have not
     changed since, else written again from the last version kept (``published``)."""
 
     def build(previous: PublishedMap | None) -> PublishedMap:
         sums = at_resolution(settings, cell_amounts(session, scope, maps.spans), resolution)
-        masked = publish_areas(
-            settings.small_cell_k, sums.areas, MAP_METRICS, "encounters", sums.amounts
-        )
+        values, masked = area_figures(gate, sums)
         rendered = render_areas(
             "cell",
             MAP_METRICS,
             "encounters",
             sums.areas,
             cell_geometry,
-            sums.amounts[:, 0::2],
+            values,
             masked,
             previous.rendered if previous is not None else None,
         )
@@ -881,7 +923,7 @@ def publish_hexagon_map(
         )
 
     filters = {**scope.params(), "resolution": resolution}
-    return maps.publish(session, map_key("map", scope, filters), build)
+    return maps.publish(session, map_key("map", gate, scope, filters), build)
 
 
 def feature_collection(published: PublishedMap, **members: Any) -> dict[str, Any]:
@@ -895,9 +937,10 @@ def feature_collection(published: PublishedMap, **members: Any) -> dict[str, Any
     }
 
 
-def map_key(kind: str, scope: Scope, filters: dict[str, Any]) -> tuple[Any, ...]:
-    """What names a published map: its kind, whose counts it shows, and its filters."""
-    return (kind, scope.organisation_id, *sorted(filters.items()))
+def map_key(kind: str, gate: Gate, scope: Scope, filters: dict[str, Any]) -> tuple[Any, ...]:
+    """What names a published map: its kind, whether exact, whose counts it shows, and
+    its filters."""
+    return (kind, gate.exact, scope.organisation_id, *sorted(filters.items()))
 
 
 def sector_map(
@@ -911,19 +954,22 @@ def sector_map(
     principal = _caller(ctx)
     with session.begin():
         scope = resolve_scope(session, principal, query)
-        kept = publish_sector_map(session, settings, maps, days, scope)
+        gate = publication_gate(settings, principal)
+        kept = publish_sector_map(session, maps, days, gate, scope)
         audit.record(session, ctx, "stats.sectors", params=scope.params(), records=kept.records)
-    return feature_collection(kept, filters=scope.params(), k=settings.small_cell_k)
+    return feature_collection(
+        kept, filters=scope.params(), k=settings.small_cell_k, protection=gate.protection()
+    )
 
 
 def publish_sector_map(
-    session: Session, settings: Settings, maps: PublishedMaps, days: FilteredSpans, scope: Scope
+    session: Session, maps: PublishedMaps, days: FilteredSpans, gate: Gate, scope: Scope
 ) -> PublishedMap:
     """The scope's sector map, as kept if the counters have not changed since."""
 
     def build(_previous: PublishedMap | None) -> PublishedMap:
         sums = kept_counters(session, scope, days).by_sector().over(SECTORS)
-        properties = dict(zip(SECTORS, map_properties(settings.small_cell_k, sums), strict=True))
+        properties = dict(zip(SECTORS, map_properties(gate, sums), strict=True))
         geometries = sector_geometries()
         # Encounters outside every named sector have no outline to draw; they count
         # in their own member so the features and it add up to the summary.
@@ -938,4 +984,4 @@ def publish_sector_map(
             {"outside_sectors": orjson.Fragment(b"{" + properties[OUTSIDE_SECTORS] + b"}")},
         )
 
-    return maps.publish(session, map_key("sectors", scope, scope.params()), build)
+    return maps.publish(session, map_key("sectors", gate, scope, scope.params()), build)

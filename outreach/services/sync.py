@@ -27,7 +27,7 @@ from outreach.models import NO_SHIFT, Encounter, Kit, Shift, Structure, utcnow
 from outreach.models.dml import insert_new
 from outreach.services import audit
 from outreach.services.context import CallContext
-from outreach.services.crypto import keyed_hash
+from outreach.services.crypto import keyed_hash, record_key
 from outreach.services.errors import Invalid
 from outreach.services.geo import OutsideServiceArea, Snapped, geography
 from outreach.services.rollups import Deltas
@@ -221,6 +221,7 @@ class EncounterBuilder:
             ),
         }
         row["content_hash"] = content_hash(encounter_content(row))
+        row["record_key"] = record_key(self._pepper, item["id"])
         return row, {}
 
     def _ref_hash(
