@@ -23,6 +23,7 @@ from outreach.models import Role
 from outreach.services import audit
 from outreach.services.access import ROLE_ORG_KIND
 from outreach.services.context import CallContext
+from outreach.services.disclosure import load_table
 from schemas.vocabulary import DATA_DIR
 
 GOVERNANCE_FILE = DATA_DIR / "governance.json"
@@ -32,6 +33,17 @@ GOVERNANCE_FILE = DATA_DIR / "governance.json"
 def fixed_texts() -> dict[str, Any]:
     loaded: dict[str, Any] = json.loads(GOVERNANCE_FILE.read_text("utf-8"))
     return loaded
+
+
+def _disclosure(settings: Settings) -> str:
+    table = load_table(settings.perturbation_table)
+    return (
+        f"cell key method: counts based on 1 to {settings.small_cell_k - 1} encounters "
+        f"masked, every other figure perturbed by at most {table.max_deviation} "
+        f"(variance {table.variance:g}, table {table.name}), the same cell always "
+        "answering the same; exact figures only for an association's own org_admin "
+        "(docs/disclosure.md)"
+    )
 
 
 def _database(url: str, dialect: str) -> dict[str, Any]:
@@ -102,9 +114,7 @@ def register(
                 if dialect == "postgresql"
                 else "hash-chained (append-only triggers need PostgreSQL)"
             ),
-            "small_cells": (
-                f"counts under {settings.small_cell_k} masked, with complementary suppression"
-            ),
+            "disclosure_control": _disclosure(settings),
             "access_control": "role per organisation kind; other organisations' records answer 404",
         },
         "hosting": {
