@@ -35,10 +35,26 @@ def _counts_by_code(description: str) -> fields.Dict:
     )
 
 
+PERIOD_PATTERN = r"^\d{4}(-W\d{2}|-\d{2}|-Q[1-4])?$"
+
+
+def _period() -> fields.String:
+    return fields.String(
+        validate=validate.Regexp(
+            PERIOD_PATTERN, error="A period is YYYY-Www (ISO week), YYYY-MM, YYYY-Qn or YYYY."
+        ),
+        metadata={
+            "description": "a period of the grid: ISO week (2026-W49), month (2026-11), "
+            "quarter (2026-Q4) or year (2026); the current one as far as published. "
+            "Default: the last whole week. Required form of the period for every figure "
+            "beyond an org_admin's own association"
+        },
+    )
+
+
 class FilterQuerySchema(ma.Schema):
     """Filters every aggregate accepts."""
 
-    to = fields.Date(metadata={"description": "last Paris day, inclusive; default today"})
     sector = fields.String(validate=validate.OneOf(SECTORS))
     organisation = fields.String(
         validate=validate.Length(min=1, max=64),
@@ -53,9 +69,19 @@ class FilterQuerySchema(ma.Schema):
 
 
 class PeriodQuerySchema(FilterQuerySchema):
+    period = _period()
     from_ = fields.Date(
         data_key="from",
-        metadata={"description": "first Paris day, inclusive; default 29 days before 'to'"},
+        metadata={
+            "description": "first Paris day, inclusive; default 29 days before 'to' "
+            "(an org_admin's own figures, and coverage, only)"
+        },
+    )
+    to = fields.Date(
+        metadata={
+            "description": "last Paris day, inclusive; default today (an org_admin's own "
+            "figures, and coverage, only)"
+        }
     )
 
     @ma.validates_schema
@@ -74,6 +100,10 @@ class MapQuerySchema(PeriodQuerySchema):
 
 
 class HotspotQuerySchema(FilterQuerySchema):
+    period = fields.String(
+        validate=validate.Regexp(r"^\d{4}-W\d{2}$", error="A week is YYYY-Www."),
+        metadata={"description": "a whole ISO week that has ended; default the last one"},
+    )
     resolution = fields.Integer(load_default=9, validate=validate.OneOf((7, 8, 9)))
 
 
@@ -91,6 +121,11 @@ def _day(data_key: str | None = None) -> fields.String:
 
 
 class FiltersSchema(ma.Schema):
+    period = fields.String(
+        allow_none=True,
+        required=True,
+        metadata={"description": "the grid period answered, or null for free days"},
+    )
     from_ = _day("from")
     to = _day()
     sector = fields.String(allow_none=True, required=True)
@@ -263,7 +298,7 @@ class HotspotPropertiesSchema(ma.Schema):
 
 
 class HotspotFiltersSchema(ma.Schema):
-    to = _day()
+    period = fields.String(required=True, metadata={"description": "the week compared"})
     sector = fields.String(allow_none=True, required=True)
     organisation = fields.String(allow_none=True, required=True)
     shift_kind = fields.String(allow_none=True, required=True)
@@ -360,3 +395,24 @@ class ActivityReportSchema(ma.Schema):
     shifts = fields.Nested(ShiftActivitySchema, required=True)
     suppressed = fields.List(fields.String(), required=True)
     method = fields.Nested(ReportMethodSchema, required=True)
+
+
+class OfferedPeriodSchema(ma.Schema):
+    period = fields.String(required=True, metadata={"description": "2026-W49, 2026-11, ..."})
+    kind = fields.String(
+        required=True, validate=validate.OneOf(("week", "month", "quarter", "year"))
+    )
+    from_ = fields.Date(data_key="from", attribute="from", required=True)
+    to = fields.Date(
+        required=True, metadata={"description": "the last day answered (to date if current)"}
+    )
+    complete = fields.Boolean(required=True)
+
+
+class OfferedPeriodsSchema(ma.Schema):
+    default = fields.String(required=True, metadata={"description": "the last whole week"})
+    max_versions_covering_a_day = fields.Integer(
+        required=True,
+        metadata={"description": "at most this many distinct published periods cover a day"},
+    )
+    periods = fields.List(fields.Nested(OfferedPeriodSchema), required=True)

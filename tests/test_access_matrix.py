@@ -46,6 +46,7 @@ POLICY: dict[tuple[str, str], frozenset[Role] | str] = {
     ("GET", "/api/v1/encounters/<uuid:encounter_id>"): frozenset({W, OA}),
     ("PATCH", "/api/v1/encounters/<uuid:encounter_id>"): frozenset({OA}),
     ("DELETE", "/api/v1/encounters/<uuid:encounter_id>"): frozenset({OA}),
+    ("GET", "/api/v1/stats/periods"): frozenset({C, AU, OA}),
     ("GET", "/api/v1/stats/summary"): frozenset({C, AU, OA}),
     ("GET", "/api/v1/stats/timeseries"): frozenset({C, AU, OA}),
     ("GET", "/api/v1/stats/map"): frozenset({C, AU, OA}),

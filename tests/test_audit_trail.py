@@ -28,6 +28,8 @@ NOT_AUDITED = {
     ("GET", "/api/v1/vocabularies"),
     ("GET", "/api/v1/structures"),
     ("GET", "/api/v1/structures/<uuid:structure_id>"),
+    # The calendar of the grid: which periods one may ask for, no figure.
+    ("GET", "/api/v1/stats/periods"),
 }
 # Who makes each call, in order of preference among the roles a route admits.
 CALLER_PREFERENCE = (Role.ORG_ADMIN, Role.COORDINATOR, Role.AUDITOR, Role.ADMIN, Role.WORKER)

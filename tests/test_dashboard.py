@@ -22,7 +22,7 @@ from werkzeug.serving import make_server
 
 from outreach import create_app
 from outreach.extensions import db
-from outreach.services import demo, directory
+from outreach.services import demo, directory, periods
 from outreach.services.context import OPERATOR
 from outreach.services.stats import paris_today
 from tests.conftest import bearer, empty_database, login, make_settings
@@ -53,7 +53,8 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 def _seed(app: Flask) -> None:
-    """Demo accounts and three weeks of activity, plus a scene that moved this week."""
+    """Demo accounts and three weeks of activity, plus a scene that moved in the last
+    whole week (what hotspots compare by default)."""
     settings = app.config["OUTREACH_SETTINGS"]
     with app.app_context():
         session = db.session
@@ -63,9 +64,10 @@ def _seed(app: Flask) -> None:
         demo.seed_demo_activity(session, settings, days=21)
     client = app.test_client()
     headers = bearer(login(client, "demo-worker", PASSWORD)["access_token"])
+    week = periods.last_whole_week(paris_today())
     scene = [
-        encounter(CHATELET, occurred_at=at(paris_today() - timedelta(days=d), 13 + i))
-        for d in range(1, 7)
+        encounter(CHATELET, occurred_at=at(week.start + timedelta(days=d), 13 + i))
+        for d in range(6)
         for i in range(4)
     ]
     response = client.post("/api/v1/sync", json={"encounters": scene}, headers=headers)
@@ -151,15 +153,19 @@ def test_a_coordinator_reads_the_map_filters_opens_a_hotspot_and_downloads_the_r
     }
     assert shown == _sectors_without_night_shift(live_server, sunday)
     expect(page.locator("#legend")).to_contain_text("secret statistique")
-    page.screenshot(path=str(OUTPUT / "coordinator-30-days.png"), full_page=True)
+    expect(page.locator("#status")).to_contain_text("Chiffres protégés")
+    expect(page.locator("#coverage-days")).to_contain_text("28 derniers jours")
+    page.screenshot(path=str(OUTPUT / "coordinator-last-week.png"), full_page=True)
 
-    month = _figure(page, "encounters")
-    page.get_by_label("Du", exact=True).fill((paris_today() - timedelta(days=2)).isoformat())
+    week = _figure(page, "encounters")
+    # The grid's periods, as the server offers them: a month holds more than a week.
+    month = next(p for p, _end in periods.offered(paris_today(), exact=False) if p.kind == "month")
+    page.get_by_label("Période", exact=True).select_option(value=month.name)
     page.get_by_role("button", name="Actualiser").click()
-    expect(page.locator('[data-figure="encounters"] dd')).not_to_have_text(month)
-    page.screenshot(path=str(OUTPUT / "coordinator-3-days.png"), full_page=True)
+    expect(page.locator('[data-figure="encounters"] dd')).not_to_have_text(week)
+    page.screenshot(path=str(OUTPUT / "coordinator-month.png"), full_page=True)
 
-    hotspot = page.locator(".hotspot-item", has_text="24 rencontres")
+    hotspot = page.locator(".hotspot-item", has_text="rencontres dans la semaine")
     expect(hotspot).to_be_visible()
     zoom = page.evaluate("outreachMap.getZoom()")
     hotspot.click()

@@ -24,6 +24,7 @@ from schemas.stats import (
     HotspotQuerySchema,
     HotspotsSchema,
     MapQuerySchema,
+    OfferedPeriodsSchema,
     PeriodQuerySchema,
     SectorMapSchema,
     SummarySchema,
@@ -35,7 +36,8 @@ blp = Blueprint(
     "stats",
     __name__,
     url_prefix="/api/v1/stats",
-    description="Aggregates with small-cell suppression; every request is audited",
+    description="Aggregates under disclosure control (cell key method, period grid); "
+    "every request for figures is audited",
 )
 
 READERS = (Role.COORDINATOR, Role.AUDITOR, Role.ORG_ADMIN)
@@ -58,10 +60,19 @@ def _query(args: dict[str, Any]) -> stats.StatsQuery:
     return stats.StatsQuery(
         start=args.get("from_"),
         end=args.get("to"),
+        period=args.get("period"),
         sector=args.get("sector"),
         organisation=args.get("organisation"),
         shift_kind=args.get("shift_kind"),
     )
+
+
+@blp.route("/periods", methods=["GET"])
+@requires(*READERS)
+@blp.response(200, OfferedPeriodsSchema)
+def offered_periods() -> dict[str, Any]:
+    """The periods of the grid one can ask for now, each with the days it answers."""
+    return stats.offered_periods(call_context(), settings())
 
 
 @blp.route("/summary", methods=["GET"])
@@ -69,7 +80,7 @@ def _query(args: dict[str, Any]) -> stats.StatsQuery:
 @blp.arguments(PeriodQuerySchema, location="query")
 @blp.response(200, SummarySchema)
 def summary(args: dict[str, Any]) -> dict[str, Any]:
-    """Totals for a period (default: the last 30 days) and filters."""
+    """Totals for a period of the grid (default: the last whole week) and filters."""
     return stats.summary(db.session, call_context(), settings(), filtered_spans(), _query(args))
 
 
@@ -134,7 +145,7 @@ def sector_coverage(args: dict[str, Any]) -> dict[str, Any]:
 @blp.arguments(HotspotQuerySchema, location="query")
 @blp.response(200, HotspotsSchema, content_type=GEOJSON)
 def hotspot_cells(args: dict[str, Any]) -> Response:
-    """Hexagons whose last 7 days clearly exceed their previous 28 (scene moving)."""
+    """Hexagons whose week clearly exceeds their previous 28 days (scene moving)."""
     return geojson(
         hotspots.hotspots(
             db.session,

@@ -90,7 +90,10 @@ def coverage(
 ) -> dict[str, Any]:
     assert ctx.principal is not None
     with session.begin():
-        scope = resolve_scope(session, ctx.principal, query, max_days=MAX_COVERAGE_DAYS)
+        # Coverage counts shifts, never people: any days, as for exact figures.
+        scope = resolve_scope(
+            session, ctx.principal, query, max_days=MAX_COVERAGE_DAYS, free_dates=True
+        )
         sectors = [scope.sector] if scope.sector in NAMED_SECTORS else list(NAMED_SECTORS)
         if scope.sector == OUTSIDE_SECTORS:
             sectors = []

@@ -1,7 +1,7 @@
 """Where the scene is moving: hexagons whose last week clearly exceeds their own past.
 
-For each hexagon, the encounters of the last 7 days (ending at ``to``) are compared
-with the 28 days before, scaled to a week (rate-adjusted: 7/28 of the baseline
+For each hexagon, the encounters of a whole ISO week of the grid (by default the last
+one) are compared with the 28 days before, scaled to a week (rate-adjusted: 7/28 of the baseline
 count). Under a Poisson model with that expected count, a week at least as busy as
 the one observed has probability ``p``; a cell is flagged when ``p`` is below the
 configured level and its week counts at least k encounters.
@@ -23,7 +23,7 @@ import orjson
 from sqlalchemy.orm import Session
 
 from config import Settings
-from outreach.services import audit
+from outreach.services import audit, periods
 from outreach.services.context import CallContext
 from outreach.services.geo import cell_geometry
 from outreach.services.published import PublishedMap, PublishedMaps, area_features, published_map
@@ -37,6 +37,7 @@ from outreach.services.stats import (
     feature_collection,
     map_key,
     publication_gate,
+    query_error,
     resolve_scope,
 )
 
@@ -80,15 +81,20 @@ def hotspots(
     k = settings.small_cell_k
     gate = publication_gate(settings, ctx.principal)
     with session.begin():
-        scope = resolve_scope(session, ctx.principal, query)
-        recent_period = replace(scope, start=scope.end - timedelta(days=RECENT_DAYS - 1))
+        recent_period = resolve_scope(session, ctx.principal, query)
+        week = periods.parse(recent_period.period or "")
+        if week.kind != "week" or recent_period.end != week.end:
+            raise query_error(
+                "period", "Hotspots compare a whole ISO week (YYYY-Www) that has ended."
+            )
         baseline_period = replace(
-            scope,
+            recent_period,
             start=recent_period.start - timedelta(days=BASELINE_DAYS),
             end=recent_period.start - timedelta(days=1),
         )
+        scope = recent_period
         filters = {
-            "to": scope.end.isoformat(),
+            "period": week.name,
             "sector": scope.sector,
             "organisation": scope.organisation,
             "shift_kind": scope.shift_kind,

@@ -75,7 +75,7 @@ def activity_report(
     assert ctx.principal is not None
     if year > paris_today().year:
         raise query_error("year", "That year has not begun.")
-    query = StatsQuery(start=date(year, 1, 1), end=date(year, 12, 31), organisation=organisation)
+    query = StatsQuery(period=str(year), organisation=organisation)
     with session.begin():
         scope = resolve_scope(session, ctx.principal, query)
         data = totals(session, scope, days)

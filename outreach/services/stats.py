@@ -18,7 +18,7 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import Any, NamedTuple
 
@@ -41,7 +41,7 @@ from outreach.models import (
     RollupTotal,
 )
 from outreach.models.rollups import DAY_WORDS
-from outreach.services import audit, disclosure
+from outreach.services import audit, disclosure, periods
 from outreach.services.context import CallContext, Principal
 from outreach.services.disclosure import KEY_MASK, Gate
 from outreach.services.errors import Invalid
@@ -103,6 +103,7 @@ class StatsQuery:
 
     start: date | None = None
     end: date | None = None
+    period: str | None = None
     sector: str | None = None
     organisation: str | None = None
     shift_kind: str | None = None
@@ -118,9 +119,12 @@ class Scope:
     organisation: str | None
     organisation_id: uuid.UUID | None
     shift_kind: str | None
+    # The grid period named (its days are ``start..end``), if one was.
+    period: str | None = None
 
     def params(self) -> dict[str, Any]:
         return {
+            "period": self.period,
             "from": self.start.isoformat(),
             "to": self.end.isoformat(),
             "sector": self.sector,
@@ -209,15 +213,45 @@ def resolve_scope(
     *,
     max_days: int = MAX_PERIOD_DAYS,
     today: date | None = None,
+    free_dates: bool = False,
 ) -> Scope:
-    """Default the period to the last 30 days and bind the organisation filter.
+    """The period and the organisation filter a request runs with.
 
-    An org_admin sees its own organisation only: naming another one answers the same
-    422 as naming one that does not exist, so the filter is no existence oracle.
+    Protected figures (anyone but an association's own org_admin) are published for
+    periods of the grid (``periods``): a named ``period``, by default the last whole
+    ISO week; free ``from``/``to`` answer 422 unless ``free_dates`` (coverage, which
+    counts shifts, not people). Exact figures take a ``period`` or any days, by
+    default the last 30. An org_admin sees its own organisation only: naming another
+    one answers the same 422 as naming one that does not exist, so the filter is no
+    existence oracle.
     """
     today = today or paris_today()
-    end = query.end or (max(query.start, today) if query.start else today)
-    start = query.start or end - timedelta(days=DEFAULT_PERIOD_DAYS - 1)
+    exact = principal.role == Role.ORG_ADMIN
+    named: str | None = None
+    if query.period is not None:
+        if query.start is not None or query.end is not None:
+            raise query_error("period", "Give either 'period' or 'from' and 'to', not both.")
+        period = _grid_period(query.period)
+        named = period.name
+        start = period.start
+        if start > today:
+            raise query_error("period", f"{period.name} has not begun.")
+        last = min(period.end, today) if exact else periods.published_end(period, today)
+        if last is None:
+            raise query_error("period", _not_yet(period, today))
+        end = last
+    elif exact or free_dates:
+        end = query.end or (max(query.start, today) if query.start else today)
+        start = query.start or end - timedelta(days=DEFAULT_PERIOD_DAYS - 1)
+    else:
+        if query.start is not None or query.end is not None:
+            raise query_error(
+                "from" if query.start is not None else "to",
+                "Figures beyond your own association's are published for periods of the "
+                f"grid: give 'period' ({periods.PERIOD_FORMATS}), not 'from' or 'to'.",
+            )
+        week = periods.last_whole_week(today)
+        start, end, named = week.start, week.end, week.name
     if start > end:
         raise query_error("from", "'from' must not be after 'to'.")
     if (end - start).days + 1 > max_days:
@@ -227,7 +261,47 @@ def resolve_scope(
         end=end,
         sector=query.sector,
         shift_kind=query.shift_kind,
+        period=named,
         **_organisation_filter(session, principal, query.organisation),
+    )
+
+
+def offered_periods(ctx: CallContext, settings: Settings) -> dict[str, Any]:
+    """The grid periods the caller can ask for now, each with the days it answers, and
+    the default: the calendar of the grid, no figure, so not audited."""
+    principal = _caller(ctx)
+    today = paris_today()
+    exact = publication_gate(settings, principal).exact
+    return {
+        "default": periods.last_whole_week(today).name,
+        "max_versions_covering_a_day": periods.MAX_VERSIONS_COVERING_A_DAY,
+        "periods": [
+            {
+                "period": period.name,
+                "kind": period.kind,
+                "from": period.start,
+                "to": end,
+                "complete": end == period.end,
+            }
+            for period, end in periods.offered(today, exact)
+        ],
+    }
+
+
+def _grid_period(text: str) -> periods.Period:
+    try:
+        return periods.parse(text)
+    except ValueError as exc:
+        raise query_error("period", str(exc)) from None
+
+
+def _not_yet(period: periods.Period, today: date) -> str:
+    """Why nothing of a begun ``period`` is published yet, and what to ask instead."""
+    steps = {"month": "whole weeks", "quarter": "whole months", "year": "whole months"}
+    return (
+        f"Nothing of {period.name} is published yet: a current {period.kind} is published "
+        f"by {steps.get(period.kind, 'whole days')}. Ask for "
+        f"{periods.last_whole_week(today).name}, the last whole week."
     )
 
 
@@ -379,23 +453,28 @@ def cell_amounts(session: Session, scope: Scope, spans: SpanBlocks) -> AreaSums:
     return AreaSums(sums.cells, reduced_keys(sums.measures[:, _SPAN_AMOUNTS]))
 
 
-# The periods a worker reads ahead when it starts: the default one and a year, ending
-# today (the dashboard's default) and ending yesterday (the last whole day, which reports
-# and comparisons end on). Periods ending on another day share most of their spans.
-WARM_PERIODS_DAYS = (DEFAULT_PERIOD_DAYS, 365)
-WARM_PERIOD_ENDS_DAYS_AGO = (0, 1)
 # The hexagon maps a worker publishes ahead for those periods: the API's default
 # resolution and the dashboard's.
 WARM_MAP_RESOLUTIONS = (9, 8)
 
 
-def warm_periods(today: date) -> list[tuple[date, date]]:
-    """The first and last days of the periods read ahead, the dashboard's default first."""
-    return [
-        (end - timedelta(days=length - 1), end)
-        for length in WARM_PERIODS_DAYS
-        for end in (today - timedelta(days=days_ago) for days_ago in WARM_PERIOD_ENDS_DAYS_AGO)
+def warm_periods(today: date) -> list[periods.Period]:
+    """The grid periods a worker reads ahead when it starts, as far as published, the
+    protected default (the last whole week) first: this month, this year (or last year
+    while no month of this one has ended) and the last whole year, which coordinators
+    and reports ask for. Other periods share most of their spans."""
+    candidates = [
+        periods.last_whole_week(today),
+        periods.month_period(today),
+        periods.parse(str(today.year)),
+        periods.parse(str(today.year - 1)),
     ]
+    warm = []
+    for period in candidates:
+        end = periods.published_end(period, today)
+        if end is not None:
+            warm.append(replace(period, end=end))
+    return warm
 
 
 def warm_spans(
@@ -409,11 +488,11 @@ def warm_spans(
     maps_before = spans.spans_read
     days_before = sum(kept.spans_read for kept in kept_days)
     with session.begin():
-        for start, end in warm_periods(today):
+        for period in warm_periods(today):
             if spans.max_rows > 0:
-                spans.cell_sums(session, period_spans(start, end), None)
+                spans.cell_sums(session, period_spans(period.start, period.end), None)
             for kept in kept_days:
-                kept.day_sums(session, start, end, None)
+                kept.day_sums(session, period.start, period.end, None)
     return (
         spans.spans_read - maps_before,
         sum(kept.spans_read for kept in kept_days) - days_before,
@@ -439,17 +518,17 @@ def publish_ahead(
         if resolution <= settings.h3_resolution and maps.spans.max_rows > 0
     ]
     sectors = days.counters.max_rows > 0
-    periods = warm_periods(today)
+    warm = warm_periods(today)
     gate = disclosure.gate(settings, exact=False)
     with session.begin():
         # The dashboard's default last: the maps least recently published leave first.
-        for start, end in reversed(periods):
-            scope = Scope(start, end, None, None, None, None)
+        for period in reversed(warm):
+            scope = Scope(period.start, period.end, None, None, None, None, period.name)
             for resolution in resolutions:
                 publish_hexagon_map(session, settings, maps, gate, scope, resolution)
             if sectors:
                 publish_sector_map(session, maps, days, gate, scope)
-    return len(periods) * (len(resolutions) + sectors)
+    return len(warm) * (len(resolutions) + sectors)
 
 
 # The key columns of the fine day tables' areas (``span_blocks.SECTOR_DAYS``, ``PEOPLE_DAYS``).
@@ -779,8 +858,20 @@ def timeseries(
     bucket: str,
 ) -> dict[str, Any]:
     principal = _caller(ctx)
+    gate = publication_gate(settings, principal)
+    today = paris_today()
+    if not gate.exact:
+        if bucket == "day":
+            raise query_error(
+                "bucket",
+                "Figures beyond your own association's are published by week or month.",
+            )
+        if query.period is None and query.start is None and query.end is None:
+            query = replace(query, period=_default_series_year(today))
     with session.begin():
-        scope = resolve_scope(session, principal, query)
+        scope = resolve_scope(session, principal, query, today=today)
+        if not gate.exact:
+            scope = _whole_buckets(scope, bucket, today)
         if scope.whole_organisations:
             sums = counter_sums(
                 session,
@@ -800,7 +891,6 @@ def timeseries(
             slot[0] += amount.value
             slot[1] += amount.basis
             slot[2] = (slot[2] + amount.key) & KEY_MASK
-        gate = publication_gate(settings, principal)
         published, suppressed = published_figures(
             gate,
             {
@@ -832,6 +922,22 @@ def timeseries(
         ],
         "suppressed": suppressed,
     }
+
+
+def _default_series_year(today: date) -> str:
+    """A protected series' default period: this year as far as it is published, or
+    last year while no month of this one has ended."""
+    return str(today.year if today.month > 1 else today.year - 1)
+
+
+def _whole_buckets(scope: Scope, bucket: str, today: date) -> Scope:
+    """The scope widened to the whole weeks or months of the grid it touches, the last
+    one as far as it is published: each bucket of a protected series is then the same
+    cell as that week's or month's summary, and answers the same."""
+    first = periods.covering(scope.start, bucket)
+    last = periods.covering(scope.end, bucket)
+    end = periods.published_end(last, today) or last.start - timedelta(days=1)
+    return replace(scope, start=first.start, end=end)
 
 
 def _bucket_end(start: date, bucket: str) -> date:

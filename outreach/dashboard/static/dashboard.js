@@ -88,11 +88,41 @@
   }
 
   // Filters ---------------------------------------------------------------------
-  function iso(date) { return date.toISOString().slice(0, 10); }
+  const ROLES = { coordinator: "coordination", auditor: "audit (ARS)", org_admin: "responsable d'association" };
+  const KINDS = { week: "Semaine", month: "Mois", quarter: "Trimestre", year: "Année" };
+  const MONTHS = new Intl.DateTimeFormat("fr-FR", { month: "long", year: "numeric" });
+  const DAY = new Intl.DateTimeFormat("fr-FR", { day: "numeric", month: "short", year: "numeric" });
+  const number = (value, digits) => value.toLocaleString("fr-FR", { maximumFractionDigits: digits });
+  const day = (text) => DAY.format(new Date(text + "T12:00:00"));
+
+  function periodLabel(p) {
+    let name = p.period;
+    if (p.kind === "week") name = `Semaine ${p.period.slice(6)} ${p.period.slice(0, 4)}`;
+    else if (p.kind === "month") name = MONTHS.format(new Date(p.from + "T12:00:00"));
+    else if (p.kind === "quarter") name = `${p.period.slice(5)} ${p.period.slice(0, 4)}`;
+    const span = `du ${day(p.from)} au ${day(p.to)}`;
+    return `${name} (${span}${p.complete ? "" : ", en cours"})`;
+  }
+
+  // The grid periods the server answers, grouped by kind, the default selected.
+  async function loadPeriods() {
+    const body = await json("/stats/periods");
+    const select = $("period"); select.replaceChildren();
+    state.periods = {};
+    for (const kind of Object.keys(KINDS)) {
+      const group = document.createElement("optgroup"); group.label = KINDS[kind];
+      for (const p of body.periods.filter((item) => item.kind === kind)) {
+        state.periods[p.period] = p;
+        group.append(new Option(periodLabel(p), p.period, false, p.period === body.default));
+      }
+      if (group.children.length) select.append(group);
+    }
+    state.defaultWeek = body.default;
+  }
 
   function query(extra) {
     const params = new URLSearchParams();
-    params.set("from", $("from").value); params.set("to", $("to").value);
+    params.set("period", $("period").value);
     for (const [id, name] of [["organisation", "organisation"], ["sector", "sector"], ["shift-kind", "shift_kind"]]) {
       const value = $(id).value.trim(); if (value) params.set(name, value);
     }
@@ -171,17 +201,19 @@
     $("legend").append(legend);
   }
 
-  function drawHotspots(body) {
+  function drawHotspots(body, week) {
     const list = $("hotspots"); list.replaceChildren();
     if (state.hotspotLayer) state.hotspotLayer.remove();
     if (!body) { list.innerHTML = "<li class=\"hint\">Réservé à la coordination.</li>"; return; }
+    $("hotspots-week").textContent = `Semaine comparée : ${periodLabel(state.periods[week] || { period: week, kind: "week", from: body.recent.from, to: body.recent.to, complete: true })}.`;
     if (!body.features.length) { list.innerHTML = "<li class=\"hint\">Aucun déplacement marqué cette semaine.</li>"; return; }
     state.hotspotLayer = L.geoJSON(body, { style: { color: "#6a0dad", weight: 3, fill: false, className: "hotspot" } }).addTo(state.map);
     for (const feature of body.features) {
       const p = feature.properties;
       const button = document.createElement("button");
       button.type = "button"; button.className = "hotspot-item";
-      button.textContent = `${p.recent} rencontres sur 7 jours (attendu ${p.expected.toLocaleString("fr-FR")}, score ${p.score})`;
+      const sector = state.sectorNames[p.sector] || "hors secteur";
+      button.textContent = `${sector} : ${number(p.recent, 0)} rencontres dans la semaine (attendu ${number(p.expected, 1)}, score ${number(p.score, 1)})`;
       button.addEventListener("click", () => state.map.fitBounds(L.geoJSON(feature).getBounds(), { maxZoom: 16 }));
       const item = document.createElement("li"); item.append(button); list.append(item);
     }
@@ -213,9 +245,10 @@
     box.append(svg);
   }
 
-  function drawCoverage(body) {
+  function drawCoverage(body, from, to) {
     const box = $("coverage"); box.replaceChildren();
-    if (!body) { box.innerHTML = "<p class=\"hint\">Réservée à la coordination et à l'ARS.</p>"; return; }
+    if (!body) { $("coverage-days").textContent = ""; box.innerHTML = "<p class=\"hint\">Réservée à la coordination et à l'ARS.</p>"; return; }
+    $("coverage-days").textContent = `Du ${day(from)} au ${day(to)} (au plus les 28 derniers jours de la période).`;
     const table = document.createElement("table");
     const head = table.createTHead().insertRow();
     const corner = document.createElement("th"); corner.textContent = "Secteur"; corner.scope = "col"; head.append(corner);
@@ -242,8 +275,12 @@
     box.append(table);
   }
 
-  async function optional(path) {
-    try { return await json(path); } catch (error) { if (error.status === 403) return null; throw error; }
+  // Coverage shows at most the period's last 28 days (the route answers 92 at most,
+  // and a wider grid would not be readable): the hint says which.
+  function coverageDays(filters) {
+    const to = new Date(filters.to + "T12:00:00");
+    const from = new Date(Math.max(new Date(filters.from + "T12:00:00"), to - 27 * 86400000));
+    return [from.toISOString().slice(0, 10), filters.to];
   }
 
   async function redraw(event) {
@@ -251,27 +288,35 @@
     $("status").textContent = "Chargement…";
     try {
       const resolution = $("resolution").value;
+      const selected = state.periods[$("period").value];
       const [summary, hexagons, sectors, series] = await Promise.all([
         json(`/stats/summary?${query()}`),
         json(`/stats/map?${query({ resolution })}`),
         json(`/stats/sectors?${query()}`),
-        json(`/stats/timeseries?${query({ bucket: "week" })}`),
+        json(`/stats/timeseries?${query({ bucket: selected.kind === "year" || selected.kind === "quarter" ? "month" : "week" })}`),
       ]);
-      const coverageFrom = new Date(Math.max(new Date($("from").value), new Date($("to").value) - 27 * 86400000));
-      const coverageQuery = query({ from: iso(coverageFrom) });
+      const [from, to] = coverageDays(summary.filters);
+      const covered = query({ from, to }).replace(/(^|&)period=[^&]*/, "");
+      // Hotspots compare a whole week: the one chosen, or else the last one.
+      const week = selected.kind === "week" && selected.complete ? selected.period : state.defaultWeek;
+      const canHotspots = state.session.role === "coordinator";
+      const canCoverage = state.session.role !== "org_admin";
       const [coverage, hotspots] = await Promise.all([
-        optional(`/stats/coverage?${coverageQuery}`),
-        optional(`/stats/hotspots?${new URLSearchParams({ to: $("to").value, resolution }).toString()}`),
+        canCoverage ? json(`/stats/coverage?${covered}`) : null,
+        canHotspots ? json(`/stats/hotspots?${new URLSearchParams({ period: week, resolution })}`) : null,
       ]);
-      drawFigures(summary); drawMap(hexagons, sectors); drawHotspots(hotspots); drawSeries(series); drawCoverage(coverage);
-      $("status").textContent = `Période du ${$("from").value} au ${$("to").value}.`;
+      drawFigures(summary); drawMap(hexagons, sectors); drawHotspots(hotspots, week); drawSeries(series); drawCoverage(coverage, from, to);
+      const exact = summary.protection.method === "exact";
+      $("status").textContent = `${periodLabel(selected)}. ` + (exact
+        ? "Chiffres exacts de votre association."
+        : `Chiffres protégés : moins de ${summary.k} rencontres, masqué ; les autres à ±${summary.protection.max_deviation} près, si bien que les parties peuvent ne pas faire le total.`);
     } catch (error) {
       if (error.message !== "401") $("status").textContent = `Erreur : ${error.message}`;
     }
   }
 
   async function downloadReport() {
-    const year = $("to").value.slice(0, 4);
+    const year = $("period").value.slice(0, 4);
     const params = new URLSearchParams({ year, format: "csv" });
     if ($("organisation").value.trim()) params.set("organisation", $("organisation").value.trim());
     const response = await api(`/reports/activity?${params}`);
@@ -286,7 +331,7 @@
   async function start() {
     $("login-panel").hidden = true; $("refused").hidden = true;
     $("app").hidden = false; $("session").hidden = false;
-    $("who").textContent = `${state.session.organisation.slug} (${state.session.role})`;
+    $("who").textContent = `${state.session.organisation.slug} (${ROLES[state.session.role] || state.session.role})`;
     if (state.session.role === "org_admin") { $("organisation").value = state.session.organisation.slug; $("organisation").readOnly = true; }
     if (!state.map) {
       state.map = L.map("map", { zoomSnap: 0.5 }).setView([48.885, 2.37], 14);
@@ -294,14 +339,12 @@
       if (tiles) L.tileLayer(tiles, { maxZoom: 19, attribution: "fond de carte configuré" }).addTo(state.map);
       window.outreachMap = state.map;  // for the browser test and the curious
       await loadVocabularies();
+      await loadPeriods();
     }
     await redraw();
   }
 
   document.addEventListener("DOMContentLoaded", () => {
-    const today = new Date();
-    $("to").value = iso(today);
-    $("from").value = iso(new Date(today - 29 * 86400000));
     $("login-form").addEventListener("submit", login);
     $("logout").addEventListener("click", () => logout(false));
     $("refused-back").addEventListener("click", () => showLogin());
