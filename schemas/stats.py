@@ -287,6 +287,9 @@ SectorMapSchema = _feature_collection(
 
 class HotspotPropertiesSchema(ma.Schema):
     cell = fields.String(required=True)
+    sector = fields.String(
+        required=True, metadata={"description": "the sector of the hexagon's centre"}
+    )
     recent = _count("encounters in the last 7 days")
     baseline = _count("encounters in the 28 days before")
     expected = fields.Float(

@@ -15,6 +15,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+import h3
 import pytest
 from flask import Flask
 from playwright.sync_api import Browser, Page, expect, sync_playwright
@@ -165,7 +166,8 @@ def test_a_coordinator_reads_the_map_filters_opens_a_hotspot_and_downloads_the_r
     expect(page.locator('[data-figure="encounters"] dd')).not_to_have_text(week)
     page.screenshot(path=str(OUTPUT / "coordinator-month.png"), full_page=True)
 
-    hotspot = page.locator(".hotspot-item", has_text="rencontres dans la semaine")
+    # The planted scene's hexagon at the dashboard's default resolution (8).
+    hotspot = page.locator(f'.hotspot-item[data-cell="{h3.latlng_to_cell(*CHATELET, 8)}"]')
     expect(hotspot).to_be_visible()
     zoom = page.evaluate("outreachMap.getZoom()")
     hotspot.click()

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from config import Settings
 from outreach.services import audit, periods
 from outreach.services.context import CallContext
-from outreach.services.geo import cell_geometry
+from outreach.services.geo import cell_geometry, sector_of_cell
 from outreach.services.published import PublishedMap, PublishedMaps, area_features, published_map
 from outreach.services.rollups import MAP_METRICS
 from outreach.services.stats import (
@@ -136,6 +136,7 @@ def hotspots(
                 [
                     orjson.dumps(
                         {
+                            "sector": sector_of_cell(cell),
                             "recent": recent,
                             "baseline": baseline,
                             "expected": round(expected, 2),

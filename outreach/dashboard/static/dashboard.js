@@ -211,8 +211,8 @@
     for (const feature of body.features) {
       const p = feature.properties;
       const button = document.createElement("button");
-      button.type = "button"; button.className = "hotspot-item";
-      const sector = state.sectorNames[p.sector] || "hors secteur";
+      button.type = "button"; button.className = "hotspot-item"; button.dataset.cell = p.cell;
+      const sector = state.sectorNames[p.sector] || "Hors secteur";
       button.textContent = `${sector} : ${number(p.recent, 0)} rencontres dans la semaine (attendu ${number(p.expected, 1)}, score ${number(p.score, 1)})`;
       button.addEventListener("click", () => state.map.fitBounds(L.geoJSON(feature).getBounds(), { maxZoom: 16 }));
       const item = document.createElement("li"); item.append(button); list.append(item);
@@ -296,7 +296,7 @@
         json(`/stats/timeseries?${query({ bucket: selected.kind === "year" || selected.kind === "quarter" ? "month" : "week" })}`),
       ]);
       const [from, to] = coverageDays(summary.filters);
-      const covered = query({ from, to }).replace(/(^|&)period=[^&]*/, "");
+      const covered = new URLSearchParams(query({ from, to })); covered.delete("period");
       // Hotspots compare a whole week: the one chosen, or else the last one.
       const week = selected.kind === "week" && selected.complete ? selected.period : state.defaultWeek;
       const canHotspots = state.session.role === "coordinator";
