@@ -92,7 +92,13 @@ class PeriodQuerySchema(FilterQuerySchema):
 
 
 class TimeseriesQuerySchema(PeriodQuerySchema):
-    bucket = fields.String(load_default="day", validate=validate.OneOf(("day", "week", "month")))
+    bucket = fields.String(
+        validate=validate.OneOf(("day", "week", "month")),
+        metadata={
+            "description": "default: day for an org_admin's own figures, week for protected "
+            "ones (which have no daily buckets)"
+        },
+    )
 
 
 class MapQuerySchema(PeriodQuerySchema):

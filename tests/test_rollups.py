@@ -408,7 +408,11 @@ def test_period_spans(start: date, end: date, spans: list[tuple[str, date, date]
 
 
 _ORGANISATIONS = [uuid.UUID(int=n) for n in (1, 2**127, 2**128 - 1)]
-_amounts = st.lists(st.integers(min_value=-3, max_value=3), min_size=2, max_size=2)
+_amounts = st.tuples(
+    st.integers(min_value=-3, max_value=3),
+    st.integers(min_value=-3, max_value=3),
+    st.integers(min_value=-(2**33), max_value=2**33),
+).map(list)
 _sector_counters = st.dictionaries(
     st.tuples(
         st.dates(min_value=date(2025, 1, 1), max_value=date(2025, 1, 9)),
@@ -435,7 +439,12 @@ def test_counter_rows_built_by_group_are_those_of_every_full_key_sorted(
     }
     by_group = rollups._CounterChange.by_metric(RollupSector, rollups.SECTOR_KEY, groups)
     by_full_key = rollups._CounterChange.of(
-        RollupSector, rollups.COUNTER_KEY, rollups.COUNTER_VALUES, flat
+        RollupSector,
+        rollups.COUNTER_KEY,
+        rollups.COUNTER_VALUES,
+        flat,
+        rollups.COUNTER_KEYS,
+        "basis",
     )
     assert list(by_group.upsert.rows) == list(by_full_key.upsert.rows)
     assert by_group.emptied == by_full_key.emptied

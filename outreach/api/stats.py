@@ -91,7 +91,7 @@ def summary(args: dict[str, Any]) -> dict[str, Any]:
 def timeseries(args: dict[str, Any]) -> dict[str, Any]:
     """The summary's headline counts per day, week (from Monday) or calendar month."""
     return stats.timeseries(
-        db.session, call_context(), settings(), filtered_spans(), _query(args), args["bucket"]
+        db.session, call_context(), settings(), filtered_spans(), _query(args), args.get("bucket")
     )
 
 

@@ -364,6 +364,7 @@ class _CounterChange:
         value_columns: tuple[str, ...],
         deltas: Mapping[tuple[Any, ...], list[int]],
         wrapped: tuple[str, ...] = (),
+        count_column: str | None = None,
     ) -> _CounterChange:
         # Sorted keys: concurrent transactions lock counter rows in the same order, so
         # they queue instead of deadlocking.
@@ -374,8 +375,11 @@ class _CounterChange:
             for name in wrapped:
                 row[name] = wrap32(row[name])
         upsert = Upsert(cast(Table, model.__table__), key, value_columns, rows, "add", wrapped)
-        # The last value column counts encounters: a counter whose count reaches zero is empty.
-        return cls(upsert, [k for k, v in changes if v[-1] < 0], value_columns[-1])
+        # ``count_column`` (by default the last) counts encounters: a counter whose count
+        # reaches zero is empty.
+        count = count_column or value_columns[-1]
+        at = value_columns.index(count)
+        return cls(upsert, [k for k, v in changes if v[at] < 0], count)
 
     @classmethod
     def by_metric(
@@ -397,7 +401,7 @@ class _CounterChange:
             columns = dict(zip(group_columns, group, strict=True))
             for metric in sorted(counters):
                 value, basis, ckey = counters[metric]
-                if value or basis:
+                if value or basis or ckey:
                     rows.append(
                         {
                             **columns,

@@ -855,11 +855,12 @@ def timeseries(
     settings: Settings,
     days: FilteredSpans,
     query: StatsQuery,
-    bucket: str,
+    bucket: str | None,
 ) -> dict[str, Any]:
     principal = _caller(ctx)
     gate = publication_gate(settings, principal)
     today = paris_today()
+    bucket = bucket or ("day" if gate.exact else "week")
     if not gate.exact:
         if bucket == "day":
             raise query_error(
