@@ -29,7 +29,7 @@ from outreach import create_app, read_ahead
 from outreach.api.access import FILTERED_SPANS_KEY, PUBLISHED_MAPS_KEY
 from outreach.extensions import db
 from outreach.models import AuditEvent, Encounter, Role
-from outreach.services import rollups
+from outreach.services import periods, rollups, stats
 from outreach.services.published import (
     PublishedMap,
     PublishedMaps,
@@ -48,10 +48,22 @@ from tests.test_stats import CENTRES, at, get, people, seed_mixed_day, sync
 
 __all__ = ["people"]
 
+
+def last_published_day() -> date:
+    """The last day of last month: inside a year published to protected readers (this
+    one to the end of last month, or last year, whole), whatever today is."""
+    return paris_today().replace(day=1) - timedelta(days=1)
+
+
+def its_year() -> str:
+    """The grid year holding ``last_published_day``."""
+    return f"period={last_published_day().year}"
+
+
 MAP_ROUTES = (
-    "/api/v1/stats/map",
-    "/api/v1/stats/map?resolution=8",
-    "/api/v1/stats/sectors",
+    f"/api/v1/stats/map?{its_year()}",
+    f"/api/v1/stats/map?resolution=8&{its_year()}",
+    f"/api/v1/stats/sectors?{its_year()}",
     "/api/v1/stats/hotspots",
 )
 COUNTER_TABLES = ("rollup_cell_spans", "rollup_span_generations", "rollup_cells", "rollup_sectors")
@@ -79,8 +91,8 @@ def audited(app: Flask, action: str) -> list[int]:
 def test_a_map_is_served_again_until_a_sync_changes_the_counters(
     app: Flask, client: FlaskClient, people: dict[str, dict[str, str]]
 ) -> None:
-    yesterday = paris_today() - timedelta(days=1)
-    seed_mixed_day(client, people["worker"], yesterday)
+    day = last_published_day()
+    seed_mixed_day(client, people["worker"], day)
     coordinator = people["coordinator"]
     for url in MAP_ROUTES:
         with statements_of(app) as first_reads:
@@ -98,15 +110,16 @@ def test_a_map_is_served_again_until_a_sync_changes_the_counters(
         assert records[0] == records[1]
 
     # Twelve encounters in a hexagon no map showed: the next map reads and shows it.
-    before = {f["id"] for f in get(client, coordinator, "/api/v1/stats/map")["features"]}
+    year_map = f"/api/v1/stats/map?{its_year()}"
+    before = {f["id"] for f in get(client, coordinator, year_map)["features"]}
     new_place = (48.8320, 2.3560)
     sync(
         client,
         people["worker"],
-        encounters=[encounter(new_place, occurred_at=at(yesterday, 16)) for _ in range(12)],
+        encounters=[encounter(new_place, occurred_at=at(day, 16)) for _ in range(12)],
     )
     with statements_of(app) as after_reads:
-        after = get(client, coordinator, "/api/v1/stats/map")
+        after = get(client, coordinator, year_map)
     assert counter_reads(after_reads)
     shown = {f["id"]: f["properties"] for f in after["features"]}
     assert set(shown) - before == {h3.latlng_to_cell(*new_place, 9)}
@@ -144,14 +157,15 @@ def test_a_resend_leaves_the_generation_and_every_change_raises_it(
 def test_each_organisation_gets_its_own_map(
     client: FlaskClient, people: dict[str, dict[str, str]]
 ) -> None:
-    seed_mixed_day(client, people["worker"], paris_today() - timedelta(days=1))
-    own = get(client, people["admin_a"], "/api/v1/stats/map")
+    seed_mixed_day(client, people["worker"], last_published_day())
+    year_map = f"/api/v1/stats/map?{its_year()}"
+    own = get(client, people["admin_a"], year_map)
     assert own["features"]
     assert own["filters"]["organisation"] == "assoc-a"
-    other = get(client, people["admin_b"], "/api/v1/stats/map")
+    other = get(client, people["admin_b"], year_map)
     assert other["features"] == []
     assert other["filters"]["organisation"] == "assoc-b"
-    whole = get(client, people["coordinator"], "/api/v1/stats/map")
+    whole = get(client, people["coordinator"], year_map)
     assert whole["filters"]["organisation"] is None
     assert [f["id"] for f in whole["features"]] == [f["id"] for f in own["features"]]
 
@@ -208,15 +222,14 @@ def seed_two_associations(
     return today
 
 
-def sync_twelve_yesterday(
+def sync_twelve(
     client: FlaskClient,
     people: dict[str, dict[str, str]],
-    today: date,
+    day: date,
     place: tuple[float, float],
 ) -> None:
-    """Twelve encounters at ``place`` yesterday afternoon, synced by assoc-a's worker."""
-    yesterday = today - timedelta(days=1)
-    encounters = [encounter(place, occurred_at=at(yesterday, 16)) for _ in range(12)]
+    """Twelve encounters at ``place`` on ``day``'s afternoon, synced by assoc-a's worker."""
+    encounters = [encounter(place, occurred_at=at(day, 16)) for _ in range(12)]
     sync(client, people["worker"], encounters=encounters)
 
 
@@ -238,18 +251,19 @@ def test_a_map_after_a_sync_reads_again_only_the_spans_the_sync_changed(
     make_account: Callable[..., Account],
     people: dict[str, dict[str, str]],
 ) -> None:
-    today = seed_two_associations(client, people, make_account, (70, 45, 20, 1), 30)
-    url = f"/api/v1/stats/map?from={today - timedelta(days=90)}&to={today}"
+    seed_two_associations(client, people, make_account, (70, 45, 20, 1), 30)
+    url = f"/api/v1/stats/map?{its_year()}"
     coordinator = people["coordinator"]
     spans = app.extensions[PUBLISHED_MAPS_KEY].spans
     get(client, coordinator, url)
-    # Each span of the period with rows, once: months, weeks and days around them.
+    # Each span of the period with rows, once: at least the months of the seeds of two
+    # organisations (a year's grid period is whole months).
     cold = spans.spans_read
-    assert cold >= 5
+    assert cold >= 4
     new_place = (48.8320, 2.3560)
-    sync_twelve_yesterday(client, people, today, new_place)
+    sync_twelve(client, people, last_published_day(), new_place)
     after = get(client, coordinator, url)
-    # Only the synced organisation's spans holding yesterday: its day, week or month.
+    # Only the synced organisation's spans holding that day: its day, week or month.
     assert 1 <= spans.spans_read - cold <= 3
     assert h3.latlng_to_cell(*new_place, 9) in {f["id"] for f in after["features"]}
     with worker_keeping_nothing(settings) as fresh:
@@ -263,8 +277,9 @@ def test_a_filtered_summary_and_series_after_a_sync_read_again_only_the_day_it_c
     make_account: Callable[..., Account],
     people: dict[str, dict[str, str]],
 ) -> None:
-    today = seed_two_associations(client, people, make_account, (70, 45, 20, 1), 30)
-    period = f"from={today - timedelta(days=90)}&to={today}&sector=stalingrad"
+    seed_two_associations(client, people, make_account, (70, 45, 20, 1), 30)
+    day = last_published_day()
+    period = f"{its_year()}&sector=stalingrad"
     url = f"/api/v1/stats/summary?{period}"
     series = f"/api/v1/stats/timeseries?bucket=week&{period}"
     coordinator = people["coordinator"]
@@ -274,7 +289,7 @@ def test_a_filtered_summary_and_series_after_a_sync_read_again_only_the_day_it_c
     # Each organisation's days with rows, once.
     cold = (days.counters.spans_read, days.people.spans_read)
     assert min(cold) >= 4
-    sync_twelve_yesterday(client, people, today, STALINGRAD)
+    sync_twelve(client, people, day, STALINGRAD)
     after = get(client, coordinator, url)
     weeks_after = get(client, coordinator, series)
     # Only the synced organisation's yesterday, of each table.
@@ -282,7 +297,7 @@ def test_a_filtered_summary_and_series_after_a_sync_read_again_only_the_day_it_c
     # Two perturbed figures: their difference is 12 within both deviations.
     change = after["counts"]["encounters"] - before["counts"]["encounters"]
     assert abs(change - 12) <= 2 * MAX_DEVIATION
-    yesterday = (today - timedelta(days=1)).isoformat()
+    synced = day.isoformat()
     grown = [
         (new["counts"]["encounters"] or 0) - (old["counts"]["encounters"] or 0)
         for old, new in zip(weeks_before["series"], weeks_after["series"], strict=True)
@@ -290,7 +305,7 @@ def test_a_filtered_summary_and_series_after_a_sync_read_again_only_the_day_it_c
     week = next(
         index
         for index, bucket in enumerate(weeks_after["series"])
-        if bucket["start"] <= yesterday <= bucket["end"]
+        if bucket["start"] <= synced <= bucket["end"]
     )
     # The other weeks are the same cells, so the same figures.
     assert [g for index, g in enumerate(grown) if index != week] == [0] * (len(grown) - 1)
@@ -298,6 +313,20 @@ def test_a_filtered_summary_and_series_after_a_sync_read_again_only_the_day_it_c
     with worker_keeping_nothing(settings) as fresh:
         assert get(fresh.test_client(), coordinator, url) == after
         assert get(fresh.test_client(), coordinator, series) == weeks_after
+
+
+def warm_urls(today: date) -> list[str]:
+    """The coordinators' whole-area maps of the periods each worker reads ahead
+    (``stats.warm_periods``): hexagons at resolutions 9 and 8, and sectors."""
+    return [
+        url
+        for period in stats.warm_periods(today)
+        for url in (
+            f"/api/v1/stats/map?period={period.name}",
+            f"/api/v1/stats/map?period={period.name}&resolution=8",
+            f"/api/v1/stats/sectors?period={period.name}",
+        )
+    ]
 
 
 def test_a_worker_reads_ahead_the_spans_of_its_first_maps(
@@ -311,32 +340,26 @@ def test_a_worker_reads_ahead_the_spans_of_its_first_maps(
     spans = app.extensions[PUBLISHED_MAPS_KEY].spans
     read_ahead(app)
     warmed = spans.spans_read
-    # Spans of the last 30 days and the last year (months, weeks, days) holding rows.
-    assert warmed >= 5
+    # Spans of the warm periods (months, weeks, days) holding rows: at least a month of
+    # each year's seeds.
+    assert warmed >= 4
     coordinator, org_admin = people["coordinator"], people["admin_a"]
-    year = f"/api/v1/stats/map?from={today - timedelta(days=364)}&to={today}"
-    maps = {url: get(client, coordinator, url) for url in ("/api/v1/stats/map", year)}
-    # An organisation's map is made of its own spans among them.
-    get(client, org_admin, year)
+    warm = stats.warm_periods(today)
+    maps = {url: get(client, coordinator, url) for url in warm_urls(today)}
+    # An organisation's map of the same days is made of its own spans among them.
+    for period in warm:
+        get(client, org_admin, f"/api/v1/stats/map?from={period.start}&to={period.end}")
     assert spans.spans_read == warmed
-    shown = sorted(f["properties"]["encounters"] for f in maps[year]["features"])
-    assert len(shown) == 2
-    assert all(abs(a - b) <= MAX_DEVIATION for a, b in zip(shown, (15, 60), strict=True))
-    # So are the day rows of a year's filtered summaries.
+    assert any(m["features"] for m in maps.values())
+    # So are the day rows of the warm periods' filtered summaries and series.
     days = app.extensions[FILTERED_SPANS_KEY]
     read_days = (days.counters.spans_read, days.people.spans_read)
     assert min(read_days) >= 2
-    filtered = f"/api/v1/stats/summary?from={today - timedelta(days=364)}&to={today}&sector=eole"
-    maps[filtered] = get(client, coordinator, filtered)
-    assert (days.counters.spans_read, days.people.spans_read) == read_days
-    # And those of a year ending yesterday, the last whole day.
-    yesterday = today - timedelta(days=1)
-    last_whole_year = f"from={yesterday - timedelta(days=364)}&to={yesterday}"
-    for url in (
-        f"/api/v1/stats/map?{last_whole_year}",
-        f"/api/v1/stats/timeseries?bucket=week&{last_whole_year}&sector=eole",
-    ):
-        maps[url] = get(client, coordinator, url)
+    for period in warm:
+        for route in ("summary", "timeseries"):
+            url = f"/api/v1/stats/{route}?period={period.name}&sector=eole"
+            if route == "summary" or period.kind == "year":
+                maps[url] = get(client, coordinator, url)
     assert (spans.spans_read, days.counters.spans_read, days.people.spans_read) == (
         warmed,
         *read_days,
@@ -358,29 +381,21 @@ def test_a_worker_publishes_ahead_the_coordinators_maps_of_its_periods(
     today = seed_two_associations(client, people, make_account, (200, 20, 1), 3)
     read_ahead(app)
     coordinator, org_admin = people["coordinator"], people["admin_a"]
-    yesterday = today - timedelta(days=1)
-    periods = (
-        f"from={today - timedelta(days=29)}&to={today}",
-        f"from={yesterday - timedelta(days=364)}&to={yesterday}",
-    )
-    ahead = [
-        f"{route}?{period}"
-        for period in periods
-        for route in ("/api/v1/stats/map", "/api/v1/stats/sectors")
-    ] + ["/api/v1/stats/map?resolution=8", "/api/v1/stats/map"]
+    ahead = [*warm_urls(today), "/api/v1/stats/map?resolution=8", "/api/v1/stats/map"]
     maps = app.extensions[PUBLISHED_MAPS_KEY]
-    # Four periods (30 days and a year, ending today and yesterday), each at
-    # resolutions 9 and 8 and by sector.
-    assert len(maps) == 12
+    # Each warm period at resolutions 9 and 8 and by sector.
+    published = 3 * len(stats.warm_periods(today))
+    assert len(maps) == published
     bodies = {url: get(client, coordinator, url) for url in ahead}
-    # Each served as published ahead, none published again; and audited as any other.
-    assert len(maps) == 12
-    assert len(audited(app, "stats.map")) == 4
-    assert len(audited(app, "stats.sectors")) == 2
+    # Each served as published ahead (the default period is the first warm one), none
+    # published again; and audited as any other.
+    assert len(maps) == published
+    assert len(audited(app, "stats.map")) == len(ahead) - published // 3
+    assert len(audited(app, "stats.sectors")) == published // 3
     # Not an organisation's own map, nor another period's: those are written on request.
     get(client, org_admin, "/api/v1/stats/map")
-    get(client, coordinator, f"/api/v1/stats/map?from={today - timedelta(days=31)}&to={yesterday}")
-    assert len(maps) == 14
+    get(client, coordinator, f"/api/v1/stats/map?period={today.year - 2}")
+    assert len(maps) == published + 2
     with worker_keeping_nothing(settings) as fresh:
         for url, body in bodies.items():
             assert get(fresh.test_client(), coordinator, url) == body, url
@@ -392,15 +407,17 @@ def test_a_gunicorn_worker_reads_the_spans_ahead_when_it_starts(
     database_url: str,
     tmp_path: Path,
 ) -> None:
-    seed_mixed_day(client, people["worker"], paris_today() - timedelta(days=2))
+    today = paris_today()
+    seed_mixed_day(client, people["worker"], periods.last_whole_week(today).start)
     log = tmp_path / "gunicorn.log"
     with gunicorn(database_url, tmp_path / "gunicorn", log=log) as (process, _port):
         wait_for(process, lambda: "maps in" in log.read_text(), "the read-ahead")
-    # The day's span, or its week's or month's if whole in a default period; and the
-    # day's sector counters and person-days; then the four periods' maps at resolutions
-    # 9 and 8 and of sectors.
+    # The day's span, or its week's or month's if whole in a warm period; and the day's
+    # sector counters and person-days; then the warm periods' maps at resolutions 9 and
+    # 8 and of sectors.
+    published = 3 * len(stats.warm_periods(today))
     assert re.search(
-        r"read ahead [1-3] map spans and 2 day spans and published 12 maps in \d",
+        rf"read ahead [1-3] map spans and 2 day spans and published {published} maps in \d",
         log.read_text(),
     )
 
