@@ -16,7 +16,7 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
 # Revisions after which the rollups must be rebuilt from the raw encounters (they add
 # what every counter keeps); ``flask db upgrade`` does it when it applies one.
-REBUILDS = frozenset({"0011"})
+REBUILDS = frozenset({"0011", "0012"})
 
 
 def alembic_config(database_url: str, pepper: str | None = None) -> Config:

@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Callable
+
+import h3
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from flask import Flask
-from flask.testing import FlaskCliRunner
-from sqlalchemy import inspect
+from flask.testing import FlaskClient, FlaskCliRunner
+from shapely.geometry import shape
+from sqlalchemy import inspect, text
 
 from outreach import migrate
 from outreach.extensions import db
-from outreach.models import Base
+from outreach.models import Base, Encounter, Role
+from outreach.services.crypto import record_key
+from outreach.services.geo import sector_of_cell
+from outreach.services.rollups import stored_row
+from outreach.services.sync import content_hash, encounter_content
+from schemas.vocabulary import sector_features
+from tests.conftest import Account, bearer, login
+from tests.payloads import encounter
 
 
 def test_one_head(database_url: str) -> None:
@@ -36,3 +48,60 @@ def test_upgrade_downgrade_round_trip_via_cli(app: Flask, runner: FlaskCliRunner
     assert up.exit_code == 0, up.output
     assert "Database upgraded to head." in up.output
     assert tables <= set(inspect(engine).get_table_names())
+
+
+def _inside_a_sector_whose_hexagon_is_not() -> tuple[float, float]:
+    """A point inside Stalingrad whose hexagon's centre lies outside it."""
+    for feature in sector_features():
+        if feature["properties"].get("code") == "stalingrad":
+            outline = shape(feature["geometry"])
+    for lon, lat in outline.exterior.coords:
+        # A step from each corner towards the middle: inside, near the edge.
+        point = (lat + (outline.centroid.y - lat) * 0.1, lon + (outline.centroid.x - lon) * 0.1)
+        if sector_of_cell(h3.latlng_to_cell(*point, 9)) != "stalingrad":
+            return point
+    raise AssertionError("every corner's hexagon is Stalingrad's")
+
+
+def test_stored_encounters_get_record_keys_and_their_hexagons_sector(
+    app: Flask, client: FlaskClient, runner: FlaskCliRunner, make_account: Callable[..., Account]
+) -> None:
+    """Encounters stored before 0011 and 0012 (no record key; the sector of their point
+    and a hash of that) come out of ``flask db upgrade`` with their key, their hexagon's
+    sector and that content's hash, so a phone's resend is still a duplicate; and the
+    upgrade rebuilds the rollups from them."""
+    worker = bearer(login(client, make_account(Role.WORKER).username)["access_token"])
+    sent = encounter(_inside_a_sector_whose_hexagon_is_not())
+    assert (
+        client.post("/api/v1/sync", json={"encounters": [sent]}, headers=worker).status_code == 200
+    )
+    with app.app_context():
+        stored = db.session.get(Encounter, uuid.UUID(sent["id"]))
+        assert stored is not None
+        moved_to, new_hash = stored.sector, stored.content_hash
+        as_before = {**stored_row(stored), "id": stored.id, "sector": "stalingrad"}
+        old_hash = content_hash(encounter_content(as_before))
+        db.session.rollback()
+    assert moved_to != "stalingrad"
+    down = runner.invoke(args=["db", "downgrade", "0010"])
+    assert down.exit_code == 0, down.output
+    with db.engine_for(app).begin() as connection:
+        connection.execute(
+            text("UPDATE encounters SET sector = 'stalingrad', content_hash = :hash"),
+            {"hash": old_hash},
+        )
+    up = runner.invoke(args=["db", "upgrade"])
+    assert up.exit_code == 0, up.output
+    assert "rebuilding the rollups" in up.output
+    assert "Rebuilt from 1 encounters" in up.output
+    with app.app_context():
+        stored = db.session.get(Encounter, uuid.UUID(sent["id"]))
+        assert stored is not None
+        assert (stored.sector, stored.content_hash) == (moved_to, new_hash)
+        pepper = app.config["OUTREACH_SETTINGS"].pepper
+        assert stored.record_key == record_key(pepper, stored.id)
+        db.session.rollback()
+    resent = client.post("/api/v1/sync", json={"encounters": [sent]}, headers=worker)
+    assert resent.get_json()["counts"]["duplicate"] == 1
+    rebuilt = runner.invoke(args=["rollups", "rebuild"])
+    assert "0 differed" in rebuilt.output

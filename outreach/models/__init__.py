@@ -15,7 +15,6 @@ from outreach.models.rollups import (
     RollupSector,
     RollupSpanGeneration,
     RollupTotal,
-    ShiftSector,
 )
 
 __all__ = [
@@ -40,7 +39,6 @@ __all__ = [
     "RollupSpanGeneration",
     "RollupTotal",
     "Shift",
-    "ShiftSector",
     "Structure",
     "UTCDateTime",
     "User",

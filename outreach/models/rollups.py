@@ -9,8 +9,7 @@ hexagon but holds only the few measures a map draws, which keeps it small.
 Each counter carries its ``basis``, the number of encounters it is made of: a count
 of 40 syringes may come from two encounters, and publication masks on
 the basis, not on the value. ``RollupPerson`` is the exact person-day table behind
-distinct-people counts. ``ShiftSector`` records where each shift met people, for
-coverage.
+distinct-people counts.
 
 Those tables grow with the days, sectors and shift kinds a period spans, which is
 every row of a busy year. Two more answer the unfiltered and organisation-filtered
@@ -28,7 +27,7 @@ from __future__ import annotations
 import uuid
 from datetime import date
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String
+from sqlalchemy import BigInteger, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from outreach.models.base import Base
@@ -166,13 +165,3 @@ class PersonYear(Base):
     days_5: Mapped[int] = mapped_column(BigInteger)
     # The ref's person key (``crypto.person_key``): the same in every row of one ref.
     person_key: Mapped[int] = mapped_column(Integer, default=0)
-
-
-class ShiftSector(Base):
-    __tablename__ = "shift_sectors"
-
-    shift_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("shifts.id", ondelete="CASCADE"), primary_key=True
-    )
-    sector: Mapped[str] = mapped_column(String(32), primary_key=True)
-    encounters: Mapped[int]

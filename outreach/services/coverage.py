@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from config import Settings
-from outreach.models import Shift, ShiftSector
+from outreach.models import Shift
 from outreach.services import audit
 from outreach.services.context import CallContext
 from outreach.services.stats import Scope, StatsQuery, resolve_scope
@@ -72,17 +72,12 @@ def _shifts(session: Session, scope: Scope) -> list[tuple[uuid.UUID, datetime, d
         conditions.append(Shift.organisation_id == scope.organisation_id)
     if scope.shift_kind is not None:
         conditions.append(Shift.kind == scope.shift_kind)
-    met: dict[uuid.UUID, set[str]] = defaultdict(set)
-    for shift_id, sector in session.execute(
-        select(ShiftSector.shift_id, ShiftSector.sector)
-        .join(Shift, Shift.id == ShiftSector.shift_id)
-        .where(*conditions)
-    ):
-        met[shift_id].add(sector)
+    # The sectors a shift planned, never where it met someone: coverage says where teams
+    # went, and must not tell that a person was met in a sector on a day.
     rows = session.execute(
         select(Shift.id, Shift.started_at, Shift.ended_at, Shift.planned_sectors).where(*conditions)
     )
-    return [(sid, start, end, set(planned) | met[sid]) for sid, start, end, planned in rows]
+    return [(sid, start, end, set(planned)) for sid, start, end, planned in rows]
 
 
 def coverage(

@@ -1,14 +1,15 @@
 """Where an encounter happened, as coarse as the service needs: a hexagon and a sector.
 
 ``snap`` is the only function that sees a coordinate. It answers the H3 cell at the
-configured resolution and the named sector containing the point (``hors_secteur``
-when none does), or refuses a point outside the service area. Callers drop the
-coordinate right after.
+configured resolution and that cell's sector, or refuses a point outside the service
+area. Callers drop the coordinate right after. ``locate_cell`` takes a hexagon a phone
+snapped itself (the field app sends no coordinate) and checks it.
 
-``locate_cell`` takes a hexagon a phone snapped itself (the field app sends no
-coordinate): it checks the cell and answers its sector, ``sector_of_cell``: the
-sector containing the hexagon's centre, so that hexagon and sector together say no
-more than the hexagon (DESIGN.md, Disclosure control).
+Either way an encounter's sector is its hexagon's, ``sector_of_cell``: the named
+sector containing the hexagon's centre (``hors_secteur`` when none does), so that
+hexagon and sector together say no more than the hexagon (``docs/design.md``,
+Disclosure control). Every sector of the data holds the centre of a hexagon at the
+default resolution (a test checks it), or nothing could be counted in it.
 """
 
 from __future__ import annotations
@@ -93,6 +94,7 @@ def _areas() -> _Areas:
     return _Areas(tuple(sectors), service_area)
 
 
+@lru_cache(maxsize=1 << 16)
 def sector_of_cell(cell: str) -> str:
     """The sector of an H3 hexagon: the named sector containing the hexagon's centre,
     ``hors_secteur`` when none does. One rule for every hexagon, so a hexagon is never
@@ -127,10 +129,12 @@ class Geography:
         self._areas = _areas()
 
     def snap(self, lat: float, lon: float) -> Snapped:
-        sector = self._areas.sector_at(lat, lon)
-        if not self._areas.served(lat, lon, sector):
+        """The point's hexagon and the sector of that hexagon (``sector_of_cell``), not
+        of the point: hexagon and sector together then say no more than the hexagon."""
+        if not self._areas.served(lat, lon, self._areas.sector_at(lat, lon)):
             raise OutsideServiceArea("This position is outside the service area.")
-        return Snapped(cell=h3.latlng_to_cell(lat, lon, self.resolution), sector=sector)
+        cell = h3.latlng_to_cell(lat, lon, self.resolution)
+        return Snapped(cell=cell, sector=sector_of_cell(cell))
 
     def locate_cell(self, cell: str) -> Snapped:
         """A hexagon a phone snapped itself, checked: a valid H3 cell at the service's

@@ -33,7 +33,6 @@ from outreach.models import (
     RollupSector,
     RollupSpanGeneration,
     RollupTotal,
-    ShiftSector,
 )
 from outreach.models.dml import Upsert, upsert_all
 from outreach.models.rollups import DAY_WORDS, DAYS_PER_WORD
@@ -44,7 +43,6 @@ COUNTER_KEY = (*SECTOR_KEY, "metric")
 CELL_GROUP = (*SECTOR_KEY, "cell")
 CELL_KEY = (*CELL_GROUP, "metric")
 PERSON_KEY = (*SECTOR_KEY, "ref_hash")
-SHIFT_SECTOR_KEY = ("shift_id", "sector")
 SPAN_KEY = ("span", "start", "organisation_id")
 TOTAL_KEY = (*SPAN_KEY, "metric")
 CELL_SPAN_KEY = (*SPAN_KEY, "cell")
@@ -141,7 +139,6 @@ class Deltas:
     by_grain: dict[tuple[Any, ...], dict[str, list[int]]] = field(default_factory=dict)
     by_cell: dict[tuple[tuple[Any, ...], str], dict[str, list[int]]] = field(default_factory=dict)
     people: Counter[tuple[Any, ...]] = field(default_factory=Counter)
-    shift_sectors: Counter[tuple[Any, ...]] = field(default_factory=Counter)
 
     def add(self, row: Mapping[str, Any], sign: int = 1) -> None:
         grain = (row["local_day"], row["organisation_id"], row["sector"], row["shift_kind"])
@@ -160,8 +157,6 @@ class Deltas:
                 _bump(in_cell, metric, sign * counts[metric], sign, key)
         if row["ref_hash"]:
             self.people[(*grain, row["ref_hash"])] += sign
-        if row["shift_id"] is not None:
-            self.shift_sectors[(row["shift_id"], row["sector"])] += sign
 
     @property
     def sectors(self) -> dict[tuple[Any, ...], list[int]]:
@@ -244,9 +239,6 @@ class Deltas:
                 RollupCellSpan, CELL_SPAN_KEY, CELL_SPAN_VALUES, cell_spans, CELL_SPAN_KEYS
             ),
             _CounterChange.of(RollupPerson, PERSON_KEY, ("encounters",), _single(self.people)),
-            _CounterChange.of(
-                ShiftSector, SHIFT_SECTOR_KEY, ("encounters",), _single(self.shift_sectors)
-            ),
         ]
         gained, lost = _person_day_changes(self.people)
         # The span generations after every counter row, in key order: a transaction
@@ -357,9 +349,7 @@ class _CounterChange:
     @classmethod
     def of(
         cls,
-        model: type[
-            RollupSector | RollupCell | RollupTotal | RollupCellSpan | RollupPerson | ShiftSector
-        ],
+        model: type[RollupSector | RollupCell | RollupTotal | RollupCellSpan | RollupPerson],
         key: tuple[str, ...],
         value_columns: tuple[str, ...],
         deltas: Mapping[tuple[Any, ...], list[int]],
@@ -576,7 +566,6 @@ def rebuild(session: Session, progress: Callable[[int], None] = lambda _n: None)
         RollupCellSpan,
         RollupPerson,
         PersonYear,
-        ShiftSector,
     ):
         session.execute(delete(model))
     # Every span whose rows were just emptied changes, refilled or not.
@@ -631,5 +620,4 @@ def snapshot(session: Session) -> dict[str, dict[tuple[Any, ...], Any]]:
         "cell_spans": read(RollupCellSpan, CELL_SPAN_KEY, CELL_SPAN_VALUES),
         "people": read(RollupPerson, PERSON_KEY, ("encounters",)),
         "person_years": read(PersonYear, PERSON_YEAR_KEY, (*DAY_WORDS, "person_key")),
-        "shift_sectors": read(ShiftSector, SHIFT_SECTOR_KEY, ("encounters",)),
     }
