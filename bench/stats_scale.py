@@ -48,6 +48,7 @@ sys.path.insert(0, str(ROOT))
 from config import Settings  # noqa: E402
 from outreach import create_app, read_ahead  # noqa: E402
 from outreach.api.access import FILTERED_SPANS_KEY, PUBLISHED_MAPS_KEY  # noqa: E402
+from outreach.clock import PARIS, paris_today  # noqa: E402
 from outreach.extensions import db  # noqa: E402
 from outreach.migrate import upgrade  # noqa: E402
 from outreach.models import OrgKind, Role  # noqa: E402
@@ -71,8 +72,6 @@ from outreach.services.rollups import (  # noqa: E402
     spans_of,
 )
 from outreach.services.span_blocks import FilteredSpans  # noqa: E402
-from outreach.services.stats import paris_today  # noqa: E402
-from outreach.services.sync import PARIS  # noqa: E402
 from schemas.vocabulary import AGE_BANDS, GENDERS, SHIFT_KINDS, sector_features  # noqa: E402
 
 DAYS = 365

@@ -19,6 +19,7 @@ from outreach.api.access import (
 )
 from outreach.api.errors import register_error_handlers
 from outreach.cli import COMMANDS
+from outreach.clock import paris_today
 from outreach.extensions import Api, db, jwt, limiter
 from outreach.http import OrjsonProvider, register_http_hooks
 from outreach.services.auth import Security
@@ -26,7 +27,7 @@ from outreach.services.login_guard import LoginGuard
 from outreach.services.passwords import Passwords
 from outreach.services.published import PublishedMaps
 from outreach.services.span_blocks import FilteredSpans
-from outreach.services.stats import paris_today, publish_ahead, warm_spans
+from outreach.services.stats import publish_ahead, warm_spans
 
 
 def create_app(settings: Settings | None = None) -> Flask:

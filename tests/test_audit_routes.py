@@ -19,10 +19,10 @@ from flask.testing import FlaskClient, FlaskCliRunner
 from sqlalchemy import delete, insert, select, text, update
 from sqlalchemy.exc import DBAPIError
 
+from outreach.clock import paris_today
 from outreach.extensions import db
 from outreach.models import AuditEvent, Role
 from outreach.services import audit
-from outreach.services.stats import paris_today
 from tests.conftest import Account, bearer, login
 from tests.payloads import encounter
 

@@ -9,12 +9,12 @@ from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 from sqlalchemy import func, select
 
+from outreach.clock import PARIS
 from outreach.extensions import db
 from outreach.models import AuditEvent, Encounter, Organisation, Structure, User
 from outreach.services import demo
 from outreach.services.demo import DEMO_ORGANISATIONS, DEMO_USERS
 from outreach.services.geo import sector_centres
-from outreach.services.sync import PARIS
 from tests.conftest import login
 
 

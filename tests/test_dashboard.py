@@ -22,10 +22,10 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 from werkzeug.serving import make_server
 
 from outreach import create_app
+from outreach.clock import paris_today
 from outreach.extensions import db
 from outreach.services import demo, directory, periods
 from outreach.services.context import OPERATOR
-from outreach.services.stats import paris_today
 from tests.conftest import bearer, empty_database, login, make_settings
 from tests.payloads import CHATELET, encounter
 from tests.test_stats import at

@@ -27,6 +27,7 @@ from sqlalchemy import select, update
 from config import Settings
 from outreach import create_app, read_ahead
 from outreach.api.access import FILTERED_SPANS_KEY, PUBLISHED_MAPS_KEY
+from outreach.clock import paris_today
 from outreach.extensions import db
 from outreach.models import AuditEvent, Encounter, Role
 from outreach.services import periods, rollups, stats
@@ -40,7 +41,7 @@ from outreach.services.published import (
 )
 from outreach.services.rollups import MAP_METRICS
 from outreach.services.span_blocks import SpanBlocks
-from outreach.services.stats import AMOUNTS, Scope, cell_amounts, paris_today
+from outreach.services.stats import AMOUNTS, Scope, cell_amounts
 from tests.conftest import Account, bearer, login, statements_of
 from tests.payloads import MAX_DEVIATION, STALINGRAD, encounter
 from tests.servers import gunicorn, wait_for

@@ -10,6 +10,7 @@ from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 from sqlalchemy import delete, func, select, text
 
+from outreach.clock import paris_today
 from outreach.extensions import db
 from outreach.models import (
     AuditCheckpoint,
@@ -21,7 +22,6 @@ from outreach.models import (
 )
 from outreach.services import audit, retention
 from outreach.services.context import OPERATOR
-from outreach.services.stats import paris_today
 from tests.conftest import Account, bearer, login
 from tests.payloads import encounter
 from tests.test_stats import at

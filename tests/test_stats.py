@@ -22,12 +22,11 @@ from shapely.geometry import shape
 from sqlalchemy import select
 
 from outreach.api.access import FILTERED_SPANS_KEY, PUBLISHED_MAPS_KEY
+from outreach.clock import PARIS, paris_today
 from outreach.extensions import db
 from outreach.models import AuditEvent, Role
 from outreach.services import periods
 from outreach.services.geo import sector_centres
-from outreach.services.stats import paris_today
-from outreach.services.sync import PARIS
 from tests.conftest import Account, bearer, login, statements_of
 from tests.payloads import MAX_DEVIATION, encounter, shift
 

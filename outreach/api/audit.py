@@ -11,10 +11,10 @@ from flask import current_app
 from outreach.api.access import PUBLIC, access_of, call_context, requires, settings
 from outreach.api.blueprint import Blueprint
 from outreach.api.pages import page_body
+from outreach.clock import paris_today
 from outreach.extensions import db
 from outreach.models import AuditEvent, Role
 from outreach.services import audit, audit_log, governance
-from outreach.services.stats import paris_today
 from schemas.audit import (
     AuditEventPageSchema,
     DataUseQuerySchema,

@@ -14,12 +14,12 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, and_, case, func, select
 from sqlalchemy.orm import Session
 
+from outreach.clock import PARIS
 from outreach.models import AuditEvent, Organisation, User
 from outreach.services import audit
 from outreach.services.context import CallContext
 from outreach.services.errors import Invalid
 from outreach.services.pagination import Page, paginate
-from outreach.services.sync import PARIS
 
 # Actions that hand raw encounter rows to their caller: who does it, and how much,
 # is what an auditor looks at first.

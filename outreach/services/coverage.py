@@ -18,11 +18,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from config import Settings
+from outreach.clock import PARIS
 from outreach.models import Shift
 from outreach.services import audit
 from outreach.services.context import CallContext
 from outreach.services.stats import Scope, StatsQuery, resolve_scope
-from outreach.services.sync import PARIS
 from schemas.vocabulary import OUTSIDE_SECTORS, SECTORS
 
 

@@ -17,12 +17,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from config import Settings
+from outreach.clock import PARIS
 from outreach.models import Organisation, OrgKind, Role, User
 from outreach.services import accounts, sync
 from outreach.services.context import OPERATOR, CallContext, Principal, principal_of
 from outreach.services.geo import sector_centres
 from outreach.services.passwords import Passwords
-from outreach.services.sync import PARIS, SyncBatch
+from outreach.services.sync import SyncBatch
 from schemas.sync import EncounterSchema, ShiftSchema
 
 DEMO_ORGANISATIONS = (

@@ -21,6 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from config import Settings
+from outreach.clock import PARIS, paris_today
 from outreach.models import Kit, Shift
 from outreach.services import audit
 from outreach.services.context import CallContext
@@ -28,7 +29,6 @@ from outreach.services.span_blocks import FilteredSpans
 from outreach.services.stats import (
     Scope,
     StatsQuery,
-    paris_today,
     publication_gate,
     published_figures,
     query_error,
@@ -38,7 +38,6 @@ from outreach.services.stats import (
     suppressed_paths,
     totals,
 )
-from outreach.services.sync import PARIS
 from schemas.vocabulary import (
     AGE_BANDS,
     GENDERS,

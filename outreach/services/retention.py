@@ -21,6 +21,7 @@ from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.orm import Session
 
 from config import Settings
+from outreach.clock import paris_today
 from outreach.models import (
     AuditCheckpoint,
     AuditEvent,
@@ -35,7 +36,6 @@ from outreach.models.rollups import DAY_WORDS
 from outreach.services import audit
 from outreach.services.context import CallContext
 from outreach.services.rollups import raise_generation, year_masks
-from outreach.services.stats import paris_today
 
 PURGE_BATCH = 5_000
 Progress = Callable[[str, int], None]

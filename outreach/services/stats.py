@@ -19,7 +19,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -29,6 +29,7 @@ from sqlalchemy import BigInteger, ColumnElement, and_, cast, func, or_, select
 from sqlalchemy.orm import Session
 
 from config import Settings
+from outreach.clock import paris_today
 from outreach.models import (
     Kit,
     Organisation,
@@ -65,7 +66,6 @@ from outreach.services.span_blocks import (
     SpanRows,
     Sums,
 )
-from outreach.services.sync import PARIS
 from schemas.vocabulary import (
     AGE_BANDS,
     GENDERS,
@@ -91,10 +91,6 @@ SERIES_MEASURES = {
     "kits": "kits",
     "referrals": "referrals",
 }
-
-
-def paris_today() -> date:
-    return datetime.now(PARIS).date()
 
 
 @dataclass(frozen=True)

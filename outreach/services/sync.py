@@ -16,13 +16,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from operator import attrgetter
 from typing import Any, cast
-from zoneinfo import ZoneInfo
 
 import orjson
 from sqlalchemy import Table, bindparam, select
 from sqlalchemy.orm import Session
 
 from config import Settings
+from outreach.clock import PARIS
 from outreach.models import NO_SHIFT, Encounter, Kit, Shift, Structure, utcnow
 from outreach.models.dml import insert_new
 from outreach.services import audit
@@ -32,7 +32,6 @@ from outreach.services.errors import Invalid
 from outreach.services.geo import InvalidCell, OutsideServiceArea, Snapped, geography
 from outreach.services.rollups import Deltas
 
-PARIS = ZoneInfo("Europe/Paris")
 CLOCK_SKEW = timedelta(minutes=5)
 STATUSES = ("created", "duplicate", "conflict", "invalid")
 
