@@ -49,7 +49,13 @@ sys.path.insert(0, str(ROOT))
 from config import load_settings  # noqa: E402
 from outreach.models import NO_SHIFT  # noqa: E402
 from outreach.models.rollups import DAY_WORDS  # noqa: E402
-from outreach.services.rollups import CELL_SPAN_VALUES, Deltas, person_year_bits  # noqa: E402
+from outreach.services.crypto import person_key, wrap32  # noqa: E402
+from outreach.services.rollups import (  # noqa: E402
+    CELL_SPAN_KEYS,
+    CELL_SPAN_VALUES,
+    Deltas,
+    person_year_bits,
+)
 from outreach.services.sync import EncounterBuilder, shift_row  # noqa: E402
 from schemas.sync import EncounterSchema, ShiftSchema  # noqa: E402
 
@@ -192,27 +198,38 @@ ON CONFLICT (id) DO NOTHING
 SQL_ENCOUNTERS = """
 INSERT INTO encounters (id, organisation_id, created_by, shift_id, shift_kind, occurred_at,
   local_day, cell, sector, setting, people, age_band, gender, first_contact, ref_hash, kits,
-  services, referrals, content_hash, version, created_at, updated_at)
+  services, referrals, content_hash, record_key, version, created_at, updated_at)
 SELECT *, 1, now(), now() FROM json_to_recordset(%s::json) AS r(id uuid,
   organisation_id uuid, created_by uuid, shift_id uuid, shift_kind text, occurred_at timestamptz,
   local_day date, cell text, sector text, setting text, people int, age_band text,
   gender text, first_contact bool, ref_hash text, kits json, services json, referrals json,
-  content_hash text)
+  content_hash text, record_key int)
 ON CONFLICT (id) DO NOTHING RETURNING id
 """
+
+
+def _wrapped(table: str, column: str) -> str:
+    """A cell key's sum modulo 2^32, as ``dml.Upsert.wrapped`` has the service write it."""
+    return (
+        f"{column} = (({table}.{column}::bigint + excluded.{column} + 6442450944)"
+        " % 4294967296) - 2147483648"
+    )
+
+
 SQL_COUNTERS = {
     "rollup_sectors": (
         "day date, organisation_id uuid, sector text, shift_kind text, metric text,"
-        " value bigint, basis bigint",
+        " value bigint, basis bigint, ckey int",
         "day, organisation_id, sector, shift_kind, metric",
         "value = rollup_sectors.value + excluded.value,"
-        " basis = rollup_sectors.basis + excluded.basis",
+        " basis = rollup_sectors.basis + excluded.basis, " + _wrapped("rollup_sectors", "ckey"),
     ),
     "rollup_cells": (
         "day date, organisation_id uuid, sector text, shift_kind text, cell text, metric text,"
-        " value bigint, basis bigint",
+        " value bigint, basis bigint, ckey int",
         "day, organisation_id, sector, shift_kind, cell, metric",
-        "value = rollup_cells.value + excluded.value, basis = rollup_cells.basis + excluded.basis",
+        "value = rollup_cells.value + excluded.value, basis = rollup_cells.basis + excluded.basis, "
+        + _wrapped("rollup_cells", "ckey"),
     ),
     "rollup_people": (
         "day date, organisation_id uuid, sector text, shift_kind text, ref_hash text,"
@@ -221,17 +238,21 @@ SQL_COUNTERS = {
         "encounters = rollup_people.encounters + excluded.encounters",
     ),
     "rollup_totals": (
-        "span text, start date, organisation_id uuid, metric text, value bigint, basis bigint",
+        "span text, start date, organisation_id uuid, metric text, value bigint, basis bigint,"
+        " ckey int",
         "span, start, organisation_id, metric",
         "value = rollup_totals.value + excluded.value,"
-        " basis = rollup_totals.basis + excluded.basis",
+        " basis = rollup_totals.basis + excluded.basis, " + _wrapped("rollup_totals", "ckey"),
     ),
     "rollup_cell_spans": (
         "span text, start date, organisation_id uuid, cell text, "
         + ", ".join(f"{name} int" for name in CELL_SPAN_VALUES),
         "span, start, organisation_id, cell",
         ", ".join(
-            f"{name} = rollup_cell_spans.{name} + excluded.{name}" for name in CELL_SPAN_VALUES
+            _wrapped("rollup_cell_spans", name)
+            if name in CELL_SPAN_KEYS
+            else f"{name} = rollup_cell_spans.{name} + excluded.{name}"
+            for name in CELL_SPAN_VALUES
         ),
     ),
     "rollup_span_generations": (
@@ -241,14 +262,10 @@ SQL_COUNTERS = {
     ),
     "rollup_person_years": (
         "year int, organisation_id uuid, ref_hash text, "
-        + ", ".join(f"{word} bigint" for word in DAY_WORDS),
+        + ", ".join(f"{word} bigint" for word in DAY_WORDS)
+        + ", person_key int",
         "year, organisation_id, ref_hash",
         ", ".join(f"{word} = rollup_person_years.{word} | excluded.{word}" for word in DAY_WORDS),
-    ),
-    "shift_sectors": (
-        "shift_id uuid, sector text, encounters int",
-        "shift_id, sector",
-        "encounters = shift_sectors.encounters + excluded.encounters",
     ),
 }
 
@@ -317,12 +334,14 @@ def stored_rows(
                             ("rollup_people", {k: [v] for k, v in deltas.people.items()}),
                             (
                                 "rollup_person_years",
-                                person_year_bits(
-                                    (day, organisation, ref)
-                                    for day, organisation, _s, _k, ref in deltas.people
-                                ),
+                                {
+                                    key: [*words, person_key(key[2])]
+                                    for key, words in person_year_bits(
+                                        (day, organisation, ref)
+                                        for day, organisation, _s, _k, ref in deltas.people
+                                    ).items()
+                                },
                             ),
-                            ("shift_sectors", {k: [v] for k, v in deltas.shift_sectors.items()}),
                         )
                     ),
                 ]
@@ -338,9 +357,14 @@ def _kit_codes() -> list[str]:
 
 def _counter_rows(table: str, amounts: dict[tuple[Any, ...], list[int]]) -> list[dict[str, Any]]:
     names = [part.split()[0] for part in SQL_COUNTERS[table][0].split(",")]
+    wrapped = {index for index, name in enumerate(names) if name in ("ckey", *CELL_SPAN_KEYS)}
     # Sorted keys, as the service sorts them, so concurrent batches cannot deadlock.
     return [
-        dict(zip(names, (*key, *values), strict=True)) for key, values in sorted(amounts.items())
+        {
+            name: wrap32(value) if index in wrapped else value
+            for index, (name, value) in enumerate(zip(names, (*key, *values), strict=True))
+        }
+        for key, values in sorted(amounts.items())
     ]
 
 

@@ -53,8 +53,9 @@ from outreach.extensions import db  # noqa: E402
 from outreach.migrate import upgrade  # noqa: E402
 from outreach.models import OrgKind, Role  # noqa: E402
 from outreach.models.rollups import DAY_WORDS  # noqa: E402
-from outreach.services import accounts  # noqa: E402
+from outreach.services import accounts, periods  # noqa: E402
 from outreach.services.context import OPERATOR  # noqa: E402
+from outreach.services.crypto import person_key, record_key, wrap32  # noqa: E402
 from outreach.services.demo import KIT_WEIGHTS, REFERRAL_WEIGHTS, SERVICE_WEIGHTS  # noqa: E402
 from outreach.services.geo import (  # noqa: E402
     cell_geometry,
@@ -65,6 +66,7 @@ from outreach.services.geo import (  # noqa: E402
 from outreach.services.published import PublishedMaps  # noqa: E402
 from outreach.services.rollups import (  # noqa: E402
     CELL_SPAN_KEY,
+    CELL_SPAN_KEYS,
     CELL_SPAN_VALUES,
     TOTAL_KEY,
     Deltas,
@@ -75,10 +77,12 @@ from outreach.services.span_blocks import FilteredSpans  # noqa: E402
 from schemas.vocabulary import AGE_BANDS, GENDERS, SHIFT_KINDS, sector_features  # noqa: E402
 
 DAYS = 365
-TOTAL_COLUMNS = (*TOTAL_KEY, "value", "basis")
+TOTAL_COLUMNS = (*TOTAL_KEY, "value", "basis", "ckey")
 CELL_SPAN_COLUMNS = (*CELL_SPAN_KEY, *CELL_SPAN_VALUES)
 PEOPLE_POPULATION = 3_000
 PASSWORD = "benchmark password 1234"
+# The service's pepper (``bench_settings``): the loaded record keys are those it derives.
+PEPPER = "bench-pepper-" + "p" * 32
 ENCOUNTER_COLUMNS = (
     "id",
     "organisation_id",
@@ -99,10 +103,24 @@ ENCOUNTER_COLUMNS = (
     "services",
     "referrals",
     "content_hash",
+    "record_key",
     "version",
     "created_at",
     "updated_at",
 )
+# The positions of the cell keys in a cell span's measures: stored modulo 2^32.
+SPAN_KEYS = [CELL_SPAN_VALUES.index(name) for name in CELL_SPAN_KEYS]
+
+
+def _counter(amounts: list[int]) -> tuple[int, int, int]:
+    """A counter's value, basis and cell key, as stored."""
+    value, basis, key = amounts
+    return value, basis, wrap32(key)
+
+
+def _span(measures: list[int]) -> list[int]:
+    """A cell span's measures, its keys as stored."""
+    return [wrap32(m) if index in SPAN_KEYS else m for index, m in enumerate(measures)]
 
 
 def log(message: str) -> None:
@@ -204,6 +222,7 @@ class Generator:
                 "services": sorted(set(self._weighted(SERVICE_WEIGHTS, rng.randint(0, 2)))),
                 "referrals": referrals,
                 "content_hash": hashlib.sha256(encounter_id.bytes).hexdigest(),
+                "record_key": record_key(PEPPER, encounter_id),
                 "version": 1,
                 "created_at": now,
                 "updated_at": now,
@@ -250,8 +269,17 @@ def load(url: str, size: int, generator: Generator, last_day: date) -> dict[str,
             counts["rollup_sectors"] += _copy(
                 connection,
                 "rollup_sectors",
-                ("day", "organisation_id", "sector", "shift_kind", "metric", "value", "basis"),
-                ((*k, *v) for k, v in deltas.sectors.items()),
+                (
+                    "day",
+                    "organisation_id",
+                    "sector",
+                    "shift_kind",
+                    "metric",
+                    "value",
+                    "basis",
+                    "ckey",
+                ),
+                ((*k, *_counter(v)) for k, v in deltas.sectors.items()),
             )
             counts["rollup_cells"] += _copy(
                 connection,
@@ -265,8 +293,9 @@ def load(url: str, size: int, generator: Generator, last_day: date) -> dict[str,
                     "metric",
                     "value",
                     "basis",
+                    "ckey",
                 ),
-                ((*k, *v) for k, v in deltas.cells.items()),
+                ((*k, *_counter(v)) for k, v in deltas.cells.items()),
             )
             counts["rollup_people"] += _copy(
                 connection,
@@ -279,19 +308,20 @@ def load(url: str, size: int, generator: Generator, last_day: date) -> dict[str,
                 connection,
                 "rollup_totals",
                 TOTAL_COLUMNS,
-                ((*k, *v) for k, v in totals.items() if k[0] == "day"),
+                ((*k, *_counter(v)) for k, v in totals.items() if k[0] == "day"),
             )
-            for key, (value, basis) in totals.items():
+            for key, (value, basis, cell_key) in totals.items():
                 if key[0] != "day":
-                    amounts = coarse.setdefault(key, [0, 0])
+                    amounts = coarse.setdefault(key, [0, 0, 0])
                     amounts[0] += value
                     amounts[1] += basis
+                    amounts[2] += cell_key
             cell_spans = deltas.cell_spans()
             counts["rollup_cell_spans"] += _copy(
                 connection,
                 "rollup_cell_spans",
                 CELL_SPAN_COLUMNS,
-                ((*k, *v) for k, v in cell_spans.items() if k[0] == "day"),
+                ((*k, *_span(v)) for k, v in cell_spans.items() if k[0] == "day"),
             )
             for key, measures in cell_spans.items():
                 if key[0] != "day":
@@ -312,19 +342,22 @@ def load(url: str, size: int, generator: Generator, last_day: date) -> dict[str,
                     f"({offset + 1} days, {rate:,.0f}/s)"
                 )
         counts["rollup_totals"] += _copy(
-            connection, "rollup_totals", TOTAL_COLUMNS, ((*k, *v) for k, v in coarse.items())
+            connection,
+            "rollup_totals",
+            TOTAL_COLUMNS,
+            ((*k, *_counter(v)) for k, v in coarse.items()),
         )
         counts["rollup_cell_spans"] += _copy(
             connection,
             "rollup_cell_spans",
             CELL_SPAN_COLUMNS,
-            ((*k, *v) for k, v in coarse_cells.items()),
+            ((*k, *_span(v)) for k, v in coarse_cells.items()),
         )
         counts["rollup_person_years"] += _copy(
             connection,
             "rollup_person_years",
-            ("year", "organisation_id", "ref_hash", *DAY_WORDS),
-            ((*k, *v) for k, v in person_years.items()),
+            ("year", "organisation_id", "ref_hash", *DAY_WORDS, "person_key"),
+            ((*k, *v, person_key(k[2])) for k, v in person_years.items()),
         )
         # Every span of every organisation at its first generation, as after a sync.
         connection.execute(
@@ -398,26 +431,28 @@ def measure(
 
         return call
 
+    # Protected requests name periods of the grid (services/periods.py): the default
+    # last whole week, the last whole month, its quarter and the year as published.
+    today = last + timedelta(days=1)
+    week = periods.last_whole_week(today).name
+    last_month = periods.month_period(today.replace(day=1) - timedelta(days=1))
+    quarter = f"{last_month.start.year}-Q{(last_month.start.month - 1) // 3 + 1}"
+    year = str(last_month.start.year)
     endpoints = {
-        "summary, 30 days": f"/api/v1/stats/summary?from={month_from}&to={last}",
-        "summary, 365 days": f"/api/v1/stats/summary?from={first}&to={last}",
-        "summary, 30 days, one sector": (
-            f"/api/v1/stats/summary?from={month_from}&to={last}&sector=stalingrad"
+        "summary, week": f"/api/v1/stats/summary?period={week}",
+        "summary, year": f"/api/v1/stats/summary?period={year}",
+        "summary, week, one sector": f"/api/v1/stats/summary?period={week}&sector=stalingrad",
+        "summary, year, one sector": f"/api/v1/stats/summary?period={year}&sector=stalingrad",
+        "timeseries by week, year, one sector": (
+            f"/api/v1/stats/timeseries?bucket=week&period={year}&sector=stalingrad"
         ),
-        "summary, 365 days, one sector": (
-            f"/api/v1/stats/summary?from={first}&to={last}&sector=stalingrad"
-        ),
-        "timeseries by week, 365 days, one sector": (
-            f"/api/v1/stats/timeseries?bucket=week&from={first}&to={last}&sector=stalingrad"
-        ),
-        "sector map, 365 days": f"/api/v1/stats/sectors?from={first}&to={last}",
-        "map res 8, 30 days": f"/api/v1/stats/map?from={month_from}&to={last}&resolution=8",
-        "map res 9, 30 days": f"/api/v1/stats/map?from={month_from}&to={last}",
-        "map res 9, 365 days": f"/api/v1/stats/map?from={first}&to={last}",
-        "map res 9, 90 days": f"/api/v1/stats/map?from={last - timedelta(days=89)}&to={last}",
-        "timeseries by week, 365 days": (
-            f"/api/v1/stats/timeseries?bucket=week&from={first}&to={last}"
-        ),
+        "sector map, year": f"/api/v1/stats/sectors?period={year}",
+        "map res 8, week": f"/api/v1/stats/map?period={week}&resolution=8",
+        "map res 9, week": f"/api/v1/stats/map?period={week}",
+        "map res 9, month": f"/api/v1/stats/map?period={last_month.name}",
+        "map res 9, year": f"/api/v1/stats/map?period={year}",
+        "map res 9, quarter": f"/api/v1/stats/map?period={quarter}",
+        "timeseries by week, year": f"/api/v1/stats/timeseries?bucket=week&period={year}",
     }
     results: dict[str, Any] = {}
     with psycopg.connect(url, autocommit=True) as writer:
@@ -557,7 +592,7 @@ def bench_settings(sqlalchemy_url: str) -> Settings:
         database_url=sqlalchemy_url,
         secret_key="bench-secret-key-" + "s" * 32,
         jwt_secret="bench-jwt-secret-" + "j" * 32,
-        pepper="bench-pepper-" + "p" * 32,
+        pepper=PEPPER,
         argon2_time_cost=1,
         argon2_memory_kib=8,
         login_rate="100000 per minute",
