@@ -184,16 +184,27 @@
     const measure = $("measure").value;
     if (state.hexLayer) state.hexLayer.remove();
     if (state.sectorLayer) state.sectorLayer.remove();
+    if (state.labelLayer) state.labelLayer.remove();
+    const labels = state.labelLayer = L.layerGroup();
     const sectorMax = maxOf(sectors, measure), hexMax = maxOf(hexagons, measure);
     state.sectorLayer = L.geoJSON(sectors, {
       style: (f) => Object.assign(styleFor(f, measure, sectorMax, "#1d3557"), { weight: 2, fillOpacity: 0.25, className: "sector" }),
-      onEachFeature: (f, layer) => layer.bindTooltip(tooltip(f, state.sectorNames[f.properties.sector] || f.properties.sector)),
+      onEachFeature: (f, layer) => {
+        const name = state.sectorNames[f.properties.sector] || f.properties.sector;
+        layer.bindTooltip(tooltip(f, name));
+        // Each sector's name stays written on the map, beside its outline.
+        L.tooltip({ permanent: true, direction: "top", className: "sector-label" })
+          .setLatLng(layer.getBounds().getCenter()).setContent(name).addTo(labels);
+      },
     }).addTo(state.map);
+    labels.addTo(state.map);
     state.hexLayer = L.geoJSON(hexagons, {
       style: (f) => Object.assign(styleFor(f, measure, hexMax, "#7a7a7a"), { className: f.properties.suppressed ? "hexagon masked-area" : "hexagon" }),
       onEachFeature: (f, layer) => layer.bindTooltip(tooltip(f, "Hexagone")),
     }).addTo(state.map);
-    if (!state.fitted && state.sectorLayer.getBounds().isValid()) { state.map.fitBounds(state.sectorLayer.getBounds()); state.fitted = true; }
+    // Fit the data (the hexagons with activity), or the sectors when there is none.
+    const shownBounds = state.hexLayer.getBounds().isValid() ? state.hexLayer.getBounds() : state.sectorLayer.getBounds();
+    if (!state.fitted && shownBounds.isValid()) { state.map.fitBounds(shownBounds); state.fitted = true; }
     $("legend").innerHTML = "";
     const legend = document.createElement("p");
     legend.innerHTML = `<span class="swatch low"></span> peu <span class="swatch high"></span> beaucoup de ${MEASURES[measure].toLowerCase()} ` +
@@ -219,28 +230,52 @@
     }
   }
 
+  // Bars with a value axis (a few round ticks), each bar's value above it, and the
+  // week or month under it, one label in every few when there are many.
   function drawSeries(body) {
     const box = $("series"); box.replaceChildren();
     const svgNS = "http://www.w3.org/2000/svg";
-    const points = body.series, width = 720, height = 180, pad = 24;
+    const points = body.series, width = 760, height = 220, left = 48, right = 8, top = 18, bottom = 26;
+    const monthly = body.filters.bucket === "month";
+    $("series-title").textContent = monthly ? "Rencontres par mois" : "Rencontres par semaine";
     const max = Math.max(1, ...points.map((p) => p.counts.encounters || 0));
-    const svg = document.createElementNS(svgNS, "svg");
-    svg.setAttribute("viewBox", `0 0 ${width} ${height}`); svg.setAttribute("role", "img");
-    svg.setAttribute("aria-label", "Rencontres par semaine : " + points.map((p) => `semaine du ${p.start} ${shown(p.counts.encounters)}`).join(" ; "));
-    const barWidth = (width - 2 * pad) / Math.max(1, points.length);
+    const step = Math.pow(10, Math.floor(Math.log10(max)));
+    const tick = [1, 2, 5, 10].map((f) => f * step).find((t) => max / t <= 5);
+    const top_value = Math.ceil(max / tick) * tick;
+    const plot = height - top - bottom;
+    const y = (value) => top + plot - (value / top_value) * plot;
+    const el = (name, attributes, text) => {
+      const node = document.createElementNS(svgNS, name);
+      for (const [key, value] of Object.entries(attributes)) node.setAttribute(key, value);
+      if (text !== undefined) node.textContent = text;
+      return node;
+    };
+    const svg = el("svg", { viewBox: `0 0 ${width} ${height}`, role: "img" });
+    const label = (p) => monthly
+      ? MONTHS.format(new Date(p.start + "T12:00:00"))
+      : `semaine du ${day(p.start)}`;
+    svg.setAttribute("aria-label", `${$("series-title").textContent} : ` + points.map((p) => `${label(p)} ${shown(p.counts.encounters)}`).join(" ; "));
+    for (let value = 0; value <= top_value; value += tick) {
+      svg.append(el("line", { x1: left, x2: width - right, y1: y(value), y2: y(value), class: "grid" }));
+      svg.append(el("text", { x: left - 6, y: y(value) + 3, class: "axis value-axis" }, number(value, 0)));
+    }
+    const slot = (width - left - right) / Math.max(1, points.length);
+    const every = Math.ceil(points.length / 12);
     points.forEach((p, i) => {
       const value = p.counts.encounters;
-      const h = value === null ? height - 2 * pad : ((value || 0) / max) * (height - 2 * pad);
-      const rect = document.createElementNS(svgNS, "rect");
-      rect.setAttribute("x", pad + i * barWidth + 2); rect.setAttribute("width", Math.max(1, barWidth - 4));
-      rect.setAttribute("y", height - pad - h); rect.setAttribute("height", h);
-      rect.setAttribute("class", value === null ? "bar masked-bar" : "bar");
-      const title = document.createElementNS(svgNS, "title"); title.textContent = `Semaine du ${p.start} : ${shown(value)}`;
-      rect.append(title); svg.append(rect);
-      const label = document.createElementNS(svgNS, "text");
-      label.setAttribute("x", pad + i * barWidth + barWidth / 2); label.setAttribute("y", height - 6);
-      label.setAttribute("class", "axis"); label.textContent = p.start.slice(5);
-      svg.append(label);
+      const x = left + i * slot;
+      const h = value === null ? plot : ((value || 0) / top_value) * plot;
+      const rect = el("rect", {
+        x: x + 2, width: Math.max(1, slot - 4), y: top + plot - h, height: h,
+        class: value === null ? "bar masked-bar" : "bar",
+      });
+      rect.append(el("title", {}, `${label(p)} : ${shown(value)}`));
+      svg.append(rect);
+      if (points.length <= 26) svg.append(el("text", { x: x + slot / 2, y: top + plot - h - 4, class: "axis" }, value === null ? "masqué" : number(value, 0)));
+      if (i % every === 0) {
+        const text = monthly ? MONTHS.format(new Date(p.start + "T12:00:00")) : new Date(p.start + "T12:00:00").toLocaleDateString("fr-FR", { day: "numeric", month: "short" });
+        svg.append(el("text", { x: x + slot / 2, y: height - 8, class: "axis" }, text));
+      }
     });
     box.append(svg);
   }
