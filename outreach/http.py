@@ -48,7 +48,10 @@ def add_security_headers(response: Response) -> Response:
     headers.setdefault("Permissions-Policy", "geolocation=(), camera=(), microphone=()")
     headers.setdefault("Content-Security-Policy", API_CSP)
     if request.path.startswith("/api/"):
-        headers["Cache-Control"] = "no-store"
+        # What carries an ETag may be kept by the caller's own HTTP cache and must be
+        # revalidated before each use, which phones' stacks do by themselves; nothing
+        # else of the API is stored anywhere.
+        headers["Cache-Control"] = "private, no-cache" if "ETag" in headers else "no-store"
     if "request_id" in g:
         headers[REQUEST_ID_HEADER] = g.request_id
     return response
