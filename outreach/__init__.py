@@ -10,7 +10,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from config import Settings, load_settings
 from outreach import dashboard
-from outreach.api import BLUEPRINTS, docs
+from outreach.api import BLUEPRINTS, contract, docs
 from outreach.api.access import (
     FILTERED_SPANS_KEY,
     PUBLISHED_MAPS_KEY,
@@ -81,7 +81,8 @@ def register_extensions(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    api = Api(app)
+    api = Api(app, spec_kwargs={"extra_plugins": [contract.ContractPlugin()]})
+    contract.complete(api)
     api.spec.components.security_scheme(
         "bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
     )

@@ -70,6 +70,7 @@ def list_events(query: dict[str, Any]) -> PageResponse:
 @requires(Role.AUDITOR)
 @blp.arguments(VerifyQuerySchema, location="query")
 @blp.response(200, VerifySchema)
+@blp.doc(operationId="verify_audit_log")
 def verify(query: dict[str, Any]) -> audit.VerifyResult:
     """Recompute the hash chain; with ``head``, also check that head is still in it."""
     expected = None
