@@ -1,8 +1,9 @@
-"""Request and response plumbing shared by every route: JSON, request ids, headers, and
-the leftover of a body a refusal did not read."""
+"""Request and response plumbing shared by every route: JSON, request ids, headers,
+compression, and the leftover of a body a refusal did not read."""
 
 from __future__ import annotations
 
+import gzip
 import re
 import uuid
 from typing import IO, Any
@@ -92,7 +93,44 @@ def read_unread_body(response: Response) -> Response:
     return response
 
 
+# JSON and GeoJSON shrink six to eight times; what is smaller than a packet is left as is.
+COMPRESSED_TYPES = frozenset({"application/json", "application/geo+json"})
+COMPRESS_MIN_BYTES = 1400
+# The fastest level: about 5 ms for a 300 KB page, which then leaves as about 45 KB.
+COMPRESS_LEVEL = 1
+
+
+def compress(response: Response) -> Response:
+    """gzip a JSON or GeoJSON body for a client that accepts it.
+
+    For the service serving alone; the shipped nginx compresses itself and does not
+    pass the client's Accept-Encoding on (deploy/nginx/outreach-proxy.conf). A strong
+    ETag is weakened, as nginx does: the bytes differ, the content does not, and
+    ``If-None-Match`` compares weakly.
+    """
+    if (
+        response.mimetype not in COMPRESSED_TYPES
+        or response.direct_passthrough
+        or "Content-Encoding" in response.headers
+        or not request.accept_encodings["gzip"]
+    ):
+        return response
+    response.vary.add("Accept-Encoding")
+    body = response.get_data()
+    if len(body) < COMPRESS_MIN_BYTES:
+        return response
+    response.set_data(gzip.compress(body, compresslevel=COMPRESS_LEVEL))
+    response.headers["Content-Encoding"] = "gzip"
+    etag, weak = response.get_etag()
+    if etag and not weak:
+        response.set_etag(etag, weak=True)
+    return response
+
+
 def register_http_hooks(app: Flask) -> None:
     app.before_request(assign_request_context)
+    # Run in reverse order of registration: the body is read, then compressed, then
+    # the headers are set (with Cache-Control seeing the final ETag).
     app.after_request(add_security_headers)
+    app.after_request(compress)
     app.after_request(read_unread_body)
