@@ -9,6 +9,7 @@ every operation and field here, in one place, rather than view by view.
 
 from __future__ import annotations
 
+import copy
 import re
 from typing import Any
 
@@ -21,8 +22,9 @@ from outreach.api.pages import LINK_HEADER_DOC
 from schemas.geojson import GEOMETRY_COMPONENTS
 
 ERROR_BODY = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
-# A view named for what it returns (``summary``, ``me``) is fetched: ``get_summary``.
-_VERBS = ("get_", "list_", "create_", "update_", "delete_", "amend_", "change_", "verify_")
+# A GET view named for what it returns (``summary``, ``me``) is ``get_summary``; one
+# already named for reading (``get_encounter``, ``list_users``) keeps its name.
+_READ_VERBS = ("get_", "list_")
 
 
 class ContractPlugin(BasePlugin):
@@ -45,14 +47,14 @@ class ContractPlugin(BasePlugin):
                 if not isinstance(response, dict):
                     continue
                 if _is_error(status):
-                    response.setdefault("content", ERROR_BODY)
+                    response.setdefault("content", copy.deepcopy(ERROR_BODY))
                 elif _is_page(response):
                     response.setdefault("headers", {}).update(LINK_HEADER_DOC)
 
 
 def operation_id(method: str, view: str) -> str:
     """``summary`` read with GET is ``get_summary``; ``sync`` and ``login`` stay as named."""
-    if method.lower() == "get" and not view.startswith(_VERBS):
+    if method.lower() == "get" and not view.startswith(_READ_VERBS):
         return f"get_{view}"
     return view
 
