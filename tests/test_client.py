@@ -209,7 +209,7 @@ def test_a_day_through_the_generated_client(
     assert amended.version == 2
     assert isinstance(amended.person, models.StoredPerson)
 
-    # The plan's coordinator reads the figures, the map and the annual report.
+    # The plan's coordinator reads the figures, the maps and the annual report.
     coordinator = signed_in(Role.COORDINATOR)
     today = paris_today()
     summary = _call("stats.get_summary", client=coordinator, **stats_period(today))
@@ -222,6 +222,11 @@ def test_a_day_through_the_generated_client(
         assert isinstance(feature.geometry, models.Polygon)
         assert len(feature.geometry.coordinates[0]) == 7  # a closed hexagon
         assert isinstance(feature.properties, models.CellProperties)
+    sectors = _call("stats.get_sectors", client=coordinator, **stats_period(today))
+    assert isinstance(sectors, models.SectorMap)
+    assert all(isinstance(feature.geometry, models.Polygon) for feature in sectors.features)
+    hotspots = _call("stats.get_hotspots", client=coordinator)
+    assert isinstance(hotspots, models.Hotspots)
     report = _call("reports.get_activity_report", client=coordinator, year=today.year)
     assert isinstance(report, models.ActivityReport)
     # The same operation's CSV body, through the generated client's own connection.
