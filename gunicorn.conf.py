@@ -15,6 +15,8 @@ import gc
 import os
 import threading
 
+from config.logs import LOGGING
+
 bind = os.environ.get("OUTREACH_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("OUTREACH_WORKERS", "2"))
 worker_class = "gthread"
@@ -30,6 +32,9 @@ limit_request_field_size = 8190
 # Recycle workers now and then so that no slow growth of memory accumulates.
 max_requests = 20_000
 max_requests_jitter = 2_000
+# JSON lines, the app's format (config/logs.py); the app logs each request itself.
+logconfig_dict = LOGGING
+accesslog = None
 
 
 def post_worker_init(worker: object) -> None:

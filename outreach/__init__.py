@@ -8,9 +8,9 @@ import time
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from config import Settings, load_settings
+from config import Settings, load_settings, logs
 from outreach import dashboard
-from outreach.api import BLUEPRINTS, docs
+from outreach.api import BLUEPRINTS, contract, docs
 from outreach.api.access import (
     FILTERED_SPANS_KEY,
     PUBLISHED_MAPS_KEY,
@@ -49,13 +49,9 @@ def create_app(settings: Settings | None = None) -> Flask:
 
 
 def configure_logging(app: Flask) -> None:
-    # Request bodies, tokens and coordinates are never logged by this code; the
-    # format only adds time and level to what the libraries emit.
-    if not logging.getLogger().handlers:
-        logging.basicConfig(
-            level=logging.INFO if app.config["ENV_NAME"] != "testing" else logging.WARNING,
-            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        )
+    # JSON lines (config/logs.py), as gunicorn writes them. Request bodies, tokens and
+    # coordinates are never logged by this code.
+    logs.install(logging.INFO if app.config["ENV_NAME"] != "testing" else logging.WARNING)
 
 
 def register_extensions(app: Flask) -> None:
@@ -82,7 +78,8 @@ def register_extensions(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    api = Api(app)
+    api = Api(app, spec_kwargs={"extra_plugins": [contract.ContractPlugin()]})
+    contract.complete(api)
     api.spec.components.security_scheme(
         "bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
     )

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import secrets
 import sys
+from typing import Any
 
 import click
 from alembic import command as alembic_command
 from flask.cli import AppGroup, with_appcontext
+from sqlalchemy.exc import DBAPIError
 
 from config import Settings
 from outreach import migrate
@@ -23,6 +25,31 @@ from outreach.services.passwords import password_problems
 DEMO_PASSWORD_FILE = "demo-password"  # noqa: S105 (a file name)
 
 
+class OperatorCommand(click.Command):
+    """A command whose database failure is one line and exit code 1, not a traceback.
+
+    The driver's first line says what went wrong (refused connection, unknown host,
+    missing table); the SQL it may quote on later lines stays out.
+    """
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except DBAPIError as error:
+            cause = error.orig if error.orig is not None else error
+            first_line = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+            raise click.ClickException(
+                f"database error ({type(cause).__name__}): {first_line}"
+                " — check OUTREACH_DATABASE_URL, that the database is up, and flask db upgrade"
+            ) from None
+
+
+class OperatorGroup(AppGroup):
+    """``AppGroup`` whose commands are ``OperatorCommand``s."""
+
+    command_class = OperatorCommand
+
+
 def _fail(error: ServiceError) -> None:
     details = "".join(
         f"\n  {field}: {'; '.join(map(str, msgs))}" for field, msgs in (error.errors or {}).items()
@@ -32,7 +59,7 @@ def _fail(error: ServiceError) -> None:
 
 # Migrations ---------------------------------------------------------------------
 
-db_cli = AppGroup("db", help="Database migrations (Alembic) on OUTREACH_DATABASE_URL.")
+db_cli = OperatorGroup("db", help="Database migrations (Alembic) on OUTREACH_DATABASE_URL.")
 
 
 @db_cli.command("upgrade")
@@ -81,7 +108,7 @@ def db_revision(message: str, autogenerate: bool) -> None:
 # Accounts -----------------------------------------------------------------------
 
 
-@click.command("create-org")
+@click.command("create-org", cls=OperatorCommand)
 @click.option("--slug", required=True, help="Short stable name, e.g. gaia-paris.")
 @click.option("--name", required=True, help="Display name.")
 @click.option("--kind", required=True, type=click.Choice([k.value for k in OrgKind]))
@@ -100,7 +127,7 @@ def create_org(slug: str, name: str, kind: str) -> None:
     )
 
 
-@click.command("create-user")
+@click.command("create-user", cls=OperatorCommand)
 @click.option("--username", required=True)
 @click.option("--role", required=True, type=click.Choice([r.value for r in Role]))
 @click.option("--org", "org_slug", required=True, help="Slug of the user's organisation.")
@@ -159,7 +186,7 @@ def demo_password(settings: Settings) -> str:
     return password
 
 
-@click.command("seed-demo")
+@click.command("seed-demo", cls=OperatorCommand)
 @click.option(
     "--days",
     default=30,
@@ -202,7 +229,7 @@ def seed_demo(days: int) -> None:
 
 # Audit --------------------------------------------------------------------------
 
-audit_cli = AppGroup("audit", help="Verify the audit chain and print its head.")
+audit_cli = OperatorGroup("audit", help="Verify the audit chain and print its head.")
 
 
 def _parse_head(value: str | None) -> audit.ChainHead | None:
@@ -222,7 +249,12 @@ def _parse_head(value: str | None) -> audit.ChainHead | None:
 )
 def audit_verify(expected: str | None) -> None:
     """Recompute the chain; exit 1 naming the first broken event (the check is audited)."""
-    result = audit_log.verify_chain(db.session, OPERATOR, _parse_head(expected))
+    session = db.session
+    expected_head = _parse_head(expected)
+    with session.begin():
+        events = audit.read_head(session).seq - audit.latest_checkpoint(session).seq
+    with click.progressbar(length=events, label="Verifying the audit chain") as bar:
+        result = audit_log.verify_chain(session, OPERATOR, expected_head, progress=bar.update)
     if result.ok:
         click.echo(
             f"ok: {result.checked} events verified; head {result.head_seq}:{result.head_hash}"
@@ -247,7 +279,7 @@ def audit_head() -> None:
 
 # Rollups -------------------------------------------------------------------------
 
-rollups_cli = AppGroup("rollups", help="The aggregates statistics are answered from.")
+rollups_cli = OperatorGroup("rollups", help="The aggregates statistics are answered from.")
 
 
 @rollups_cli.command("rebuild")
@@ -260,7 +292,8 @@ def _rebuild_rollups() -> None:
     session = db.session
     with session.begin():
         before = rollups.snapshot(session)
-        with click.progressbar(length=0, label="Rebuilding rollups") as bar:
+        length = rollups.live_encounters(session)
+        with click.progressbar(length=length, label="Rebuilding rollups") as bar:
             summary = rollups.rebuild(session, progress=bar.update)
         after = rollups.snapshot(session)
         differing = sum(
@@ -281,7 +314,7 @@ def _rebuild_rollups() -> None:
 
 # Retention ----------------------------------------------------------------------
 
-retention_cli = AppGroup("retention", help="Delete what is past its retention period.")
+retention_cli = OperatorGroup("retention", help="Delete what is past its retention period.")
 
 
 @retention_cli.command("purge")
@@ -302,21 +335,20 @@ def retention_purge(dry_run: bool, batch_size: int) -> None:
         f"audit events before {limits.audit_before:%Y-%m-%d %H:%M} UTC "
         f"({settings.audit_retention_days} days)."
     )
-    done: dict[str, int] = {}
-
-    def progress(what: str, count: int) -> None:
-        done[what] = done.get(what, 0) + count
-        click.echo(f"  {what}: {done[what]:,} deleted")
-
-    result = retention.purge(
-        db.session,
-        OPERATOR,
-        settings,
-        dry_run=dry_run,
-        batch=batch_size,
-        progress=progress,
-        limits=limits,
-    )
+    # Encounters and audit events go in batches, each a step of the bar; the
+    # person-days go in one statement.
+    counted = retention.due(db.session, limits)
+    length = 0 if dry_run else counted.encounters + counted.audit_events
+    with click.progressbar(length=length, label="Purging") as bar:
+        result = retention.purge(
+            db.session,
+            OPERATOR,
+            settings,
+            dry_run=dry_run,
+            batch=batch_size,
+            progress=lambda what, count: bar.update(0 if what == "person-days" else count),
+            limits=limits,
+        )
     verb = "Would delete" if dry_run else "Deleted"
     click.echo(
         f"{verb} {result.encounters:,} encounters, {result.person_days:,} person-days and "

@@ -155,9 +155,20 @@ class ShiftSchema(ma.Schema):
             raise ma.ValidationError("A sector is listed twice.", "planned_sectors")
 
 
+class ItemList(fields.List[Any]):
+    """A list documented by its items' schema but loaded as raw values: each item is
+    loaded by itself afterwards (``outreach.api.sync``), so that one bad item is
+    answered ``invalid`` while the others are stored."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> list[Any]:
+        if not isinstance(value, list):
+            raise self.make_error("invalid")
+        return value
+
+
 class SyncBodySchema(ma.Schema):
-    shifts = fields.List(fields.Raw(), load_default=list)
-    encounters = fields.List(fields.Raw(), load_default=list)
+    shifts = ItemList(fields.Nested(ShiftSchema), load_default=list)
+    encounters = ItemList(fields.Nested(EncounterSchema), load_default=list)
 
 
 class SyncQuerySchema(ma.Schema):

@@ -104,3 +104,39 @@ def call(
         return response.status, orjson.loads(data) if data else None
     finally:
         connection.close()
+
+
+def in_terminal(
+    command: list[str], settings: dict[str, str], instance: Path, timeout: float = 120
+) -> tuple[int, str]:
+    """``flask --app app COMMAND`` in a pseudo-terminal, as an operator runs it: its exit
+    status and everything it drew (progress bars draw only on a terminal)."""
+    import pty
+
+    primary, secondary = pty.openpty()
+    environment = {
+        **os.environ,
+        "OUTREACH_ENV": "development",
+        "OUTREACH_INSTANCE_PATH": str(instance),
+        **settings,
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "flask", "--app", "app", *command],
+        cwd=ROOT,
+        env=environment,
+        stdin=secondary,
+        stdout=secondary,
+        stderr=secondary,
+    )
+    os.close(secondary)
+    drawn = bytearray()
+    while True:
+        try:
+            chunk = os.read(primary, 65536)
+        except OSError:  # the terminal closed with the process
+            break
+        if not chunk:
+            break
+        drawn += chunk
+    os.close(primary)
+    return process.wait(timeout=timeout), drawn.decode("utf-8", "replace")

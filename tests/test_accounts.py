@@ -218,8 +218,17 @@ def test_pagination_caps_the_page_size(
         make_account(Role.WORKER)
     capped = client.get(USERS + "?per_page=100000", headers=admin).get_json()
     assert capped["per_page"] == 500
-    page = client.get(USERS + "?per_page=2&page=2", headers=admin).get_json()
-    assert (page["page"], page["per_page"], page["total"]) == (2, 2, 4)
-    assert len(page["items"]) == 2
+    answer = client.get(USERS + "?per_page=2&role=worker&page=2", headers=admin)
+    page = answer.get_json()
+    assert (page["page"], page["per_page"], page["total"]) == (2, 2, 3)
+    assert len(page["items"]) == 1
+    # RFC 8288 links, with the request's filters kept and only the page changed.
+    base = f"http://localhost{USERS}?per_page=2&role=worker"
+    assert answer.headers["Link"] == (
+        f'<{base}&page=1>; rel="first", <{base}&page=1>; rel="prev", <{base}&page=2>; rel="last"'
+    )
+    first = client.get(USERS + "?per_page=2", headers=admin).headers["Link"]
+    assert 'rel="prev"' not in first
+    assert f'<http://localhost{USERS}?per_page=2&page=2>; rel="next"' in first
     assert client.get(USERS + "?per_page=0", headers=admin).status_code == 422
     assert client.get(USERS + "?page=-1", headers=admin).status_code == 422

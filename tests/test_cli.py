@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import random
+import subprocess
+import sys
 from datetime import datetime, time
+from pathlib import Path
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 from sqlalchemy import func, select
@@ -16,6 +21,7 @@ from outreach.services import demo
 from outreach.services.demo import DEMO_ORGANISATIONS, DEMO_USERS
 from outreach.services.geo import sector_centres
 from tests.conftest import login
+from tests.servers import ROOT
 
 
 def _count(app: Flask, model: type) -> int:
@@ -177,3 +183,37 @@ def test_demo_days_end_before_today_so_seeding_works_at_any_hour() -> None:
         + [e["occurred_at"] for e in items["encounters"]]
     )
     assert latest < start_of_today
+
+
+# Nothing listens on port 1: the connection is refused.
+UNREACHABLE = ("postgresql+psycopg://outreach@127.0.0.1:1/outreach", "Connection refused")
+# A database never migrated (where an empty database at no revision is no error).
+UNMIGRATED = ("sqlite:///{instance}/empty.db", "no such table")
+OPERATOR_COMMANDS = (["audit", "verify"], ["rollups", "rebuild"], ["retention", "purge"])
+
+
+@pytest.mark.parametrize(
+    ("database_url", "cause", "command"),
+    [
+        *((*UNREACHABLE, command) for command in (*OPERATOR_COMMANDS, ["db", "current"])),
+        *((*UNMIGRATED, command) for command in OPERATOR_COMMANDS),
+    ],
+)
+def test_a_database_error_is_one_line_and_exit_1(
+    database_url: str, cause: str, command: list[str], tmp_path: Path
+) -> None:
+    url = database_url.format(instance=tmp_path)
+    result = subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "app", *command],
+        env={**os.environ, "OUTREACH_INSTANCE_PATH": str(tmp_path), "OUTREACH_DATABASE_URL": url},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1, result.stderr
+    assert errors[0].startswith("Error: database error (OperationalError): ")
+    assert cause in errors[0]

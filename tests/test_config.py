@@ -167,8 +167,10 @@ def test_flask_command_reports_the_refusal(tmp_path: Path) -> None:
         cwd=Path(__file__).resolve().parent.parent,
         check=False,
     )
-    assert result.returncode != 0
-    assert "refusing to start in production" in result.stderr
+    assert result.returncode == 1
+    # One line, no traceback.
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith("Error: refusing to start in production")
     assert "OUTREACH_SECRET_KEY is not set" in result.stderr
 
 

@@ -38,12 +38,20 @@ def test_vocabularies_with_etag_and_304(
     assert "assore" in {d["code"] for d in body["referral_destinations"]}
     assert {f["properties"]["code"] for f in body["sectors"]["features"]} == set(SITES)
     etag = first.headers["ETag"]
+    # An HTTP cache keeps it and revalidates it by itself: private, no-cache, not no-store.
+    assert first.headers["Cache-Control"] == "private, no-cache"
     again = client.get(VOCABULARIES, headers={**headers, "If-None-Match": etag})
     assert again.status_code == 304
     assert again.get_data() == b""
-    assert (
-        client.get(VOCABULARIES, headers={**headers, "If-None-Match": '"stale"'}).status_code == 200
-    )
+    assert again.headers["ETag"] == etag
+    assert again.headers["Cache-Control"] == "private, no-cache"
+    # Weak comparison (RFC 9110 13.1.2): a weakened tag, a list and * match too.
+    for validator in (f"W/{etag}", f'"stale", {etag}', "*"):
+        sent = {**headers, "If-None-Match": validator}
+        assert client.get(VOCABULARIES, headers=sent).status_code == 304, validator
+    for validator in ('"stale"', 'W/"stale"'):
+        sent = {**headers, "If-None-Match": validator}
+        assert client.get(VOCABULARIES, headers=sent).status_code == 200, validator
     assert client.get(VOCABULARIES).status_code == 401
 
 

@@ -36,6 +36,10 @@ CHECKS = [
     checks.missing_required_header,
     checks.ignored_auth,
 ]
+# POST /sync answers an item that breaks its schema 200, with that item's own
+# ``invalid`` result, and stores the others (DESIGN.md, sync semantics): negative data
+# inside the documented items is not refused as a whole, by design.
+ITEM_BY_ITEM = {("POST", "/api/v1/sync")}
 
 
 @pytest.fixture
@@ -70,6 +74,13 @@ def _takes_input(operation: Any) -> bool:
 
 
 def _fuzz(operation: Any, mode: GenerationMode, identities: dict[str, dict[str, str]]) -> None:
+    chosen = CHECKS
+    if (
+        mode is GenerationMode.NEGATIVE
+        and (operation.method.upper(), operation.path) in ITEM_BY_ITEM
+    ):
+        chosen = [check for check in CHECKS if check is not checks.negative_data_rejection]
+
     @given(case=operation.as_strategy(generation_mode=mode))
     @settings(
         max_examples=EXAMPLES,
@@ -80,7 +91,7 @@ def _fuzz(operation: Any, mode: GenerationMode, identities: dict[str, dict[str, 
     def run(case: Any) -> None:
         for name, headers in identities.items():
             try:
-                case.call_and_validate(headers=headers, checks=CHECKS)
+                case.call_and_validate(headers=headers, checks=chosen)
             except Exception as failure:
                 raise AssertionError(
                     f"{operation.label} ({mode.value} data) as {name}: {failure}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -108,7 +109,9 @@ def test_every_route_sends_the_security_headers_no_cors_and_no_cookie(
         # Tokens travel in the Authorization header; the service sets no cookie at all.
         assert "Set-Cookie" not in sent, url
         if url.startswith("/api/"):
-            assert sent["Cache-Control"] == "no-store", url
+            # Only a response with an ETag (the vocabularies) may be kept, privately.
+            expected = "private, no-cache" if "ETag" in sent else "no-store"
+            assert sent["Cache-Control"] == expected, url
         response.close()
 
 
@@ -117,3 +120,28 @@ def test_request_id_is_echoed_or_made(client: FlaskClient) -> None:
     assert given.headers["X-Request-ID"] == "phone-1234-abcd"
     made = client.get("/api/v1/healthz", headers={"X-Request-ID": "bad id with spaces"})
     assert re.fullmatch(r"[0-9a-f]{32}", made.headers["X-Request-ID"])
+
+
+def test_json_is_gzipped_for_a_client_that_accepts_it(
+    client: FlaskClient, auth_headers: Callable[..., dict[str, str]]
+) -> None:
+    plain = client.get("/api/openapi.json")
+    assert "Content-Encoding" not in plain.headers
+    packed = client.get("/api/openapi.json", headers={"Accept-Encoding": "gzip, br"})
+    assert packed.headers["Content-Encoding"] == "gzip"
+    assert "Accept-Encoding" in packed.headers["Vary"]
+    assert len(packed.get_data()) < len(plain.get_data()) / 4
+    assert gzip.decompress(packed.get_data()) == plain.get_data()
+    refused = client.get("/api/openapi.json", headers={"Accept-Encoding": "gzip;q=0"})
+    assert "Content-Encoding" not in refused.headers
+    # Smaller than a packet: not worth it.
+    small = client.get("/api/v1/healthz", headers={"Accept-Encoding": "gzip"})
+    assert "Content-Encoding" not in small.headers
+    # A compressed body's ETag is weak, and still revalidates.
+    worker = {**auth_headers(Role.WORKER), "Accept-Encoding": "gzip"}
+    vocabularies = client.get("/api/v1/vocabularies", headers=worker)
+    assert vocabularies.headers["Content-Encoding"] == "gzip"
+    etag = vocabularies.headers["ETag"]
+    assert etag.startswith('W/"')
+    again = client.get("/api/v1/vocabularies", headers={**worker, "If-None-Match": etag})
+    assert again.status_code == 304

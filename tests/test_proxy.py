@@ -19,6 +19,7 @@ locally, failed under CI.
 
 from __future__ import annotations
 
+import gzip
 import http.client
 import os
 import shutil
@@ -297,4 +298,27 @@ def test_a_refusal_reads_the_rest_of_the_body_so_the_answer_is_not_reset(
         connection.request("GET", "/api/v1/healthz")
         again = connection.getresponse()
         assert again.status == 200
+        connection.close()
+
+
+def test_behind_nginx_json_leaves_gzipped(
+    database_url: str, tmp_path: Path, nginx_binary: str
+) -> None:
+    with (
+        gunicorn(database_url, tmp_path / "instance") as (_, upstream),
+        nginx(nginx_binary, upstream, tmp_path / "nginx") as port,
+    ):
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=WAIT)
+        connection.request("GET", "/api/openapi.json", headers={"Accept-Encoding": "gzip"})
+        response = connection.getresponse()
+        body = response.read()
+        assert response.status == 200
+        assert response.getheader("Content-Encoding") == "gzip"
+        assert "Accept-Encoding" in (response.getheader("Vary") or "")
+        document = orjson.loads(gzip.decompress(body))
+        assert document["openapi"].startswith("3.")
+        connection.request("GET", "/api/openapi.json")
+        plain = connection.getresponse()
+        assert plain.getheader("Content-Encoding") is None
+        assert len(plain.read()) > 4 * len(body)
         connection.close()

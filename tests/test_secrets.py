@@ -1,10 +1,11 @@
-"""No secret, token, raw ref or coordinate reaches a log line or the audit log (issue 8, 12).
+"""No secret, token, raw ref or coordinate reaches a log line or the audit log (issue 8, 12, 28).
 
 A full scenario runs with every logger at DEBUG: logins right and wrong, a sync with a
 person ref and a position, an item outside the service area, a malformed body
 carrying a password, a refresh, reads of data and of the audit log, a password
-change, a logout. Then every captured log line, and every stored audit event, is
-searched for each secret the scenario handled.
+change, a logout. Then every captured log line, as the shipped JSON formatter writes
+it (access lines included), and every stored audit event, is searched for each secret
+the scenario handled.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from config import Settings
+from config.logs import formatter
 from outreach.extensions import db
 from outreach.models import AuditEvent, Role
 from tests.conftest import PASSWORD, Account, bearer, login
@@ -102,7 +104,12 @@ def test_a_full_scenario_leaks_nothing(
             select(AuditEvent.target, AuditEvent.params, AuditEvent.action)
         ).all()
     audit_text = orjson.dumps([list(event) for event in events]).decode()
-    log_text = "\n".join(record.getMessage() for record in caplog.records)
+    # Each record as the shipped JSON formatter writes it: its extra fields too (the
+    # access lines' path, role, ids), not only the message.
+    shipped = formatter()
+    log_text = "\n".join(shipped.format(record) for record in caplog.records)
+    access = [record for record in caplog.records if record.name == "outreach.access"]
+    assert len(access) == 13  # one line per request above
     assert len(events) >= 12, [event.action for event in events]
     for name, secret in secrets.items():
         assert secret not in log_text, f"{name} in the logs"

@@ -476,10 +476,17 @@ def test_activity_report_as_json_and_french_csv(
     text = response.get_data().decode("utf-8")
     assert text.startswith("\ufeff")
     rows = list(csv.reader(io.StringIO(text.lstrip("\ufeff")), delimiter=";"))
-    assert rows[0] == ["Rubrique", "Indicateur", "Code", "Valeur", "Secret statistique"]
+    assert rows[0] == ["Rubrique", "Indicateur", "Code", "Valeur", "Secret statistique", "Clé"]
+    # The key is unique and is the figure's path in the JSON report.
+    keys = [row[5] for row in rows[1:]]
+    assert len(keys) == len(set(keys))
+    assert {"counts.age_bands.unknown", "counts.genders.unknown"} <= set(keys)
+    by_key = {row[5]: row for row in rows[1:]}
+    assert by_key["shifts.by_kind.souterraine.hours"][3] == "4,0"
+    assert by_key["shifts.by_kind.souterraine.shifts"][3] == "1"
     by_code = {(row[0], row[2]): row for row in rows[1:]}
     assert abs(int(by_code[("File active", "encounters")][3]) - 15) <= MAX_DEVIATION
-    assert by_code[("Matériel distribué", "naloxone")][3:] == ["", "oui"]
+    assert by_code[("Matériel distribué", "naloxone")][3:5] == ["", "oui"]
     assert by_code[("Matériel distribué", "kit_base")][1] == "Kit base (inhalation de crack)"
     assert by_code[("Maraudes", "hours")][3] == "4,0"
     # No count between 1 and k - 1 anywhere in the sheet.

@@ -7,7 +7,7 @@ from typing import Any
 
 from outreach.api.access import call_context, requires, security
 from outreach.api.blueprint import Blueprint
-from outreach.api.pages import page_body
+from outreach.api.pages import PageResponse, page_body
 from outreach.extensions import db
 from outreach.models import Organisation, OrgKind, Role, User
 from outreach.services import accounts
@@ -32,7 +32,7 @@ users = Blueprint("users", __name__, url_prefix="/api/v1/users", description="Us
 @requires(Role.ADMIN)
 @orgs.arguments(OrganisationQuerySchema, location="query")
 @orgs.response(200, OrganisationPageSchema)
-def list_organisations(query: dict[str, Any]) -> dict[str, Any]:
+def list_organisations(query: dict[str, Any]) -> PageResponse:
     """Every organisation, by slug."""
     kind = OrgKind(query["kind"]) if "kind" in query else None
     result = accounts.list_organisations(
@@ -80,7 +80,7 @@ def update_organisation(body: dict[str, Any], organisation_id: uuid.UUID) -> Org
 @requires(Role.ADMIN, Role.ORG_ADMIN)
 @users.arguments(UserQuerySchema, location="query")
 @users.response(200, UserPageSchema)
-def list_users(query: dict[str, Any]) -> dict[str, Any]:
+def list_users(query: dict[str, Any]) -> PageResponse:
     """Users visible to the caller (an org_admin sees its organisation's only)."""
     result = accounts.list_users(
         db.session,

@@ -10,7 +10,7 @@ from flask import current_app
 
 from outreach.api.access import PUBLIC, access_of, call_context, requires, settings
 from outreach.api.blueprint import Blueprint
-from outreach.api.pages import page_body
+from outreach.api.pages import PageResponse, page_body
 from outreach.clock import paris_today
 from outreach.extensions import db
 from outreach.models import AuditEvent, Role
@@ -37,7 +37,7 @@ DATA_USE_DEFAULT_DAYS = 30
 @requires(Role.AUDITOR)
 @blp.arguments(EventQuerySchema, location="query")
 @blp.response(200, AuditEventPageSchema)
-def list_events(query: dict[str, Any]) -> dict[str, Any]:
+def list_events(query: dict[str, Any]) -> PageResponse:
     """Audit events, newest first, filtered by period, actor, organisation, action, outcome."""
     filters = audit_log.EventFilters(
         start=query.get("from_"),
@@ -70,6 +70,7 @@ def list_events(query: dict[str, Any]) -> dict[str, Any]:
 @requires(Role.AUDITOR)
 @blp.arguments(VerifyQuerySchema, location="query")
 @blp.response(200, VerifySchema)
+@blp.doc(operationId="verify_audit_log")
 def verify(query: dict[str, Any]) -> audit.VerifyResult:
     """Recompute the hash chain; with ``head``, also check that head is still in it."""
     expected = None

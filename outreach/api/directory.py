@@ -9,7 +9,7 @@ from flask import Response, request
 
 from outreach.api.access import call_context, requires, settings
 from outreach.api.blueprint import Blueprint
-from outreach.api.pages import page_body
+from outreach.api.pages import PageResponse, page_body
 from outreach.extensions import db
 from outreach.models import Kit, Role, Structure
 from outreach.services import directory
@@ -27,21 +27,42 @@ from schemas.directory import (
 
 blp = Blueprint("directory", __name__, url_prefix="/api/v1", description="Reference data")
 
+IF_NONE_MATCH = {
+    "in": "header",
+    "name": "If-None-Match",
+    "required": False,
+    "schema": {"type": "string"},
+    "description": "The ETag of the vocabularies the phone holds: 304 while unchanged.",
+}
+# ``outreach.http`` sends ``Cache-Control: private, no-cache`` with every ETag.
+VALIDATOR_HEADERS = {
+    "ETag": {"schema": {"type": "string"}, "description": "The vocabularies' version"},
+    "Cache-Control": {
+        "schema": {"type": "string"},
+        "description": "private, no-cache: keep it, and revalidate before each use",
+    },
+}
+
 
 @blp.route("/vocabularies", methods=["GET"])
 @requires()
-@blp.response(200, VocabulariesSchema)
-@blp.alt_response(304, description="Unchanged since the ETag sent in If-None-Match")
+@blp.response(200, VocabulariesSchema, headers=VALIDATOR_HEADERS)
+@blp.alt_response(
+    304, description="Unchanged since the ETag sent in If-None-Match", headers=VALIDATOR_HEADERS
+)
+@blp.doc(parameters=[IF_NONE_MATCH])
 def vocabularies() -> Any:
     """Every code list, the kits, structures and sectors, for the phone's forms.
 
-    Send the ETag back in ``If-None-Match``: 304 while nothing changed.
+    Send the ETag back in ``If-None-Match`` (an HTTP cache does it by itself): 304
+    while nothing changed.
     """
     document = directory.vocabulary_document(db.session, settings().h3_resolution)
-    etag = f'"{document.etag}"'
-    if etag in [tag.strip() for tag in request.headers.get("If-None-Match", "").split(",")]:
-        return Response(status=304, headers={"ETag": etag})
-    return document.body, 200, {"ETag": etag}
+    # Weak comparison, as RFC 9110 asks of If-None-Match: a W/ tag (a proxy that
+    # compressed the body weakens it) and * match too.
+    if request.if_none_match.contains_weak(document.etag):
+        return Response(status=304, headers={"ETag": f'"{document.etag}"'})
+    return document.body, 200, {"ETag": f'"{document.etag}"'}
 
 
 @blp.route("/kits", methods=["POST"])
@@ -68,7 +89,7 @@ def update_kit(body: dict[str, Any], code: str) -> Kit:
 @requires()
 @blp.arguments(StructureQuerySchema, location="query")
 @blp.response(200, StructurePageSchema)
-def list_structures(query: dict[str, Any]) -> dict[str, Any]:
+def list_structures(query: dict[str, Any]) -> PageResponse:
     """The directory of places people are referred to."""
     result = directory.list_structures(
         db.session,

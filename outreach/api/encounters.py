@@ -7,7 +7,7 @@ from typing import Any
 
 from outreach.api.access import call_context, requires, settings
 from outreach.api.blueprint import Blueprint
-from outreach.api.pages import page_body
+from outreach.api.pages import PageResponse, page_body
 from outreach.extensions import db
 from outreach.models import Encounter, Role
 from outreach.services import encounters
@@ -53,7 +53,7 @@ def _out(encounter: Encounter) -> dict[str, Any]:
 @requires(Role.ORG_ADMIN, Role.WORKER)
 @blp.arguments(EncounterQuerySchema, location="query")
 @blp.response(200, EncounterPageSchema)
-def list_encounters(query: dict[str, Any]) -> dict[str, Any]:
+def list_encounters(query: dict[str, Any]) -> PageResponse:
     """Encounters of your organisation (org_admin) or your own submissions (worker)."""
     filters = encounters.EncounterFilters(
         start=query.get("from_"),

@@ -18,15 +18,13 @@ from outreach.api.blueprint import Blueprint
 from outreach.extensions import db
 from outreach.models import Role
 from outreach.services import coverage, hotspots, stats
+from schemas.geojson import HexagonMapSchema, HotspotsSchema, SectorMapSchema
 from schemas.stats import (
     CoverageSchema,
-    HexagonMapSchema,
     HotspotQuerySchema,
-    HotspotsSchema,
     MapQuerySchema,
     OfferedPeriodsSchema,
     PeriodQuerySchema,
-    SectorMapSchema,
     SummarySchema,
     TimeseriesQuerySchema,
     TimeseriesSchema,
@@ -99,6 +97,7 @@ def timeseries(args: dict[str, Any]) -> dict[str, Any]:
 @requires(*READERS)
 @blp.arguments(MapQuerySchema, location="query")
 @blp.response(200, HexagonMapSchema, content_type=GEOJSON)
+@blp.doc(operationId="get_map")
 def hexagon_map(args: dict[str, Any]) -> Response:
     """A GeoJSON FeatureCollection of the H3 hexagons with activity, with their counts."""
     return geojson(
@@ -117,6 +116,7 @@ def hexagon_map(args: dict[str, Any]) -> Response:
 @requires(*READERS)
 @blp.arguments(PeriodQuerySchema, location="query")
 @blp.response(200, SectorMapSchema, content_type=GEOJSON)
+@blp.doc(operationId="get_sectors")
 def sector_map(args: dict[str, Any]) -> Response:
     """A GeoJSON FeatureCollection of the sectors with their counts."""
     return geojson(
@@ -135,6 +135,7 @@ def sector_map(args: dict[str, Any]) -> Response:
 @requires(Role.COORDINATOR, Role.AUDITOR)
 @blp.arguments(PeriodQuerySchema, location="query")
 @blp.response(200, CoverageSchema)
+@blp.doc(operationId="get_coverage")
 def sector_coverage(args: dict[str, Any]) -> dict[str, Any]:
     """Shift presence per sector, day and time slot (at most 92 days), and the gaps."""
     return coverage.coverage(db.session, call_context(), settings(), _query(args))
@@ -144,6 +145,7 @@ def sector_coverage(args: dict[str, Any]) -> dict[str, Any]:
 @requires(Role.COORDINATOR)
 @blp.arguments(HotspotQuerySchema, location="query")
 @blp.response(200, HotspotsSchema, content_type=GEOJSON)
+@blp.doc(operationId="get_hotspots")
 def hotspot_cells(args: dict[str, Any]) -> Response:
     """Hexagons whose week clearly exceeds their previous 28 days (scene moving)."""
     return geojson(

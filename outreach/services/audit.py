@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -339,11 +339,20 @@ def _postgresql_events(session: Session, after: int) -> Iterator[_Event]:
             batch = upcoming.result()
 
 
-def verify(session: Session, expected_head: ChainHead | None = None) -> VerifyResult:
+# How many events ``verify`` checks between two calls of its ``progress``.
+VERIFY_PROGRESS_STEP = 1_000
+
+
+def verify(
+    session: Session,
+    expected_head: ChainHead | None = None,
+    progress: Callable[[int], None] = lambda _n: None,
+) -> VerifyResult:
     """Recompute the chain from its start (or last purge checkpoint); report the first break.
 
     ``expected_head`` is a head handed out earlier: the chain must still contain that
-    event with that hash, which catches truncation of the newest events.
+    event with that hash, which catches truncation of the newest events. ``progress``
+    hears how many more events were checked, every ``VERIFY_PROGRESS_STEP``.
     """
     start = latest_checkpoint(session)
     prev_hash, expected_seq, checked = start.hash, start.seq + 1, 0
@@ -371,6 +380,9 @@ def verify(session: Session, expected_head: ChainHead | None = None) -> VerifyRe
                 return _broken(checked, seq, prev_hash, "differs from the head handed out")
             expected_found = True
         prev_hash, expected_seq, checked = stored_hash, seq + 1, checked + 1
+        if checked % VERIFY_PROGRESS_STEP == 0:
+            progress(VERIFY_PROGRESS_STEP)
+    progress(checked % VERIFY_PROGRESS_STEP)
     if not expected_found and expected_head is not None:
         return _broken(
             checked, expected_head.seq, prev_hash, "the chain ends before the head handed out"

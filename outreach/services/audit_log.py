@@ -7,6 +7,7 @@ reads, so the auditor's own activity is as visible as anyone's.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -126,11 +127,14 @@ def list_events(
 
 
 def verify_chain(
-    session: Session, ctx: CallContext, expected_head: audit.ChainHead | None
+    session: Session,
+    ctx: CallContext,
+    expected_head: audit.ChainHead | None,
+    progress: Callable[[int], None] = lambda _n: None,
 ) -> audit.VerifyResult:
     """Recompute the chain; the verification itself is then appended to it."""
     with session.begin():
-        result = audit.verify(session, expected_head)
+        result = audit.verify(session, expected_head, progress)
         audit.record(
             session,
             ctx,

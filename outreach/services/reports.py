@@ -155,7 +155,9 @@ def _shifts(session: Session, scope: Scope, year: int) -> dict[str, Any]:
 
 # CSV -------------------------------------------------------------------------------
 
-CSV_HEADER = ("Rubrique", "Indicateur", "Code", "Valeur", "Secret statistique")
+# "Clé" is each row's unique key: the path of its figure in the JSON report (Code
+# alone repeats: ``unknown`` is an age band and a gender, each shift kind has two rows).
+CSV_HEADER = ("Rubrique", "Indicateur", "Code", "Valeur", "Secret statistique", "Clé")
 
 
 def _labels(name: str) -> dict[str, str]:
@@ -165,36 +167,98 @@ def _labels(name: str) -> dict[str, str]:
 def render_csv(report: ActivityReport) -> str:
     """The report as a French spreadsheet: UTF-8 with a BOM, ``;``-separated."""
     counts = report.body["counts"]
-    rows: list[tuple[str, str, str, Any]] = [
-        ("File active", "Contacts", "encounters", counts["encounters"]),
-        ("File active", "Personnes rencontrées", "people", counts["people"]),
-        ("File active", "Personnes distinctes", "distinct_people", counts["distinct_people"]),
-        ("File active", "Premiers contacts", "first_contacts", counts["first_contacts"]),
-        ("File active", "Contacts individuels", "single_contacts", counts["single_contacts"]),
-        ("File active", "Part des femmes", "women_share", counts["women_share"]),
+    rows: list[tuple[str, str, str, str, Any]] = [
+        ("counts.encounters", "File active", "Contacts", "encounters", counts["encounters"]),
+        ("counts.people", "File active", "Personnes rencontrées", "people", counts["people"]),
+        (
+            "counts.distinct_people",
+            "File active",
+            "Personnes distinctes",
+            "distinct_people",
+            counts["distinct_people"],
+        ),
+        (
+            "counts.first_contacts",
+            "File active",
+            "Premiers contacts",
+            "first_contacts",
+            counts["first_contacts"],
+        ),
+        (
+            "counts.single_contacts",
+            "File active",
+            "Contacts individuels",
+            "single_contacts",
+            counts["single_contacts"],
+        ),
+        (
+            "counts.women_share",
+            "File active",
+            "Part des femmes",
+            "women_share",
+            counts["women_share"],
+        ),
     ]
     ages, genders = _labels("age_bands"), _labels("genders")
-    rows += [("Âge", ages[code], code, counts["age_bands"][code]) for code in AGE_BANDS]
-    rows += [("Genre", genders[code], code, counts["genders"][code]) for code in GENDERS]
-    rows.append(("Matériel distribué", "Total", "kits_total", counts["kits_total"]))
     rows += [
-        ("Matériel distribué", report.kit_labels.get(code, code), code, value)
+        (f"counts.age_bands.{code}", "Âge", ages[code], code, counts["age_bands"][code])
+        for code in AGE_BANDS
+    ]
+    rows += [
+        (f"counts.genders.{code}", "Genre", genders[code], code, counts["genders"][code])
+        for code in GENDERS
+    ]
+    rows.append(
+        ("counts.kits_total", "Matériel distribué", "Total", "kits_total", counts["kits_total"])
+    )
+    rows += [
+        (
+            f"counts.kits.{code}",
+            "Matériel distribué",
+            report.kit_labels.get(code, code),
+            code,
+            value,
+        )
         for code, value in counts["kits"].items()
     ]
     services = _labels("services")
-    rows += [("Prestations", services[code], code, counts["services"][code]) for code in SERVICES]
-    destinations, statuses = _labels("referral_destinations"), _labels("referral_statuses")
-    rows.append(("Orientations", "Total", "referrals_total", counts["referrals_total"]))
     rows += [
-        ("Orientations", f"{destinations[to]} — total", to, counts["referrals_by_destination"][to])
+        (f"counts.services.{code}", "Prestations", services[code], code, counts["services"][code])
+        for code in SERVICES
+    ]
+    destinations, statuses = _labels("referral_destinations"), _labels("referral_statuses")
+    rows.append(
+        (
+            "counts.referrals_total",
+            "Orientations",
+            "Total",
+            "referrals_total",
+            counts["referrals_total"],
+        )
+    )
+    rows += [
+        (
+            f"counts.referrals_by_destination.{to}",
+            "Orientations",
+            f"{destinations[to]} — total",
+            to,
+            counts["referrals_by_destination"][to],
+        )
         for to in REFERRAL_DESTINATIONS
     ]
     rows += [
-        ("Orientations", f"Total — {statuses[s]}", s, counts["referrals_by_status"][s])
+        (
+            f"counts.referrals_by_status.{s}",
+            "Orientations",
+            f"Total — {statuses[s]}",
+            s,
+            counts["referrals_by_status"][s],
+        )
         for s in REFERRAL_STATUSES
     ]
     rows += [
         (
+            f"counts.referrals.{to}.{status}",
             "Orientations",
             f"{destinations[to]} — {statuses[status]}",
             f"{to}:{status}",
@@ -207,17 +271,28 @@ def render_csv(report: ActivityReport) -> str:
     shifts = report.body["shifts"]
     for code in SHIFT_KINDS:
         entry = shifts["by_kind"][code]
-        rows.append(("Maraudes", f"{kinds[code]} — nombre", code, entry["shifts"]))
-        rows.append(("Maraudes", f"{kinds[code]} — heures sur le terrain", code, entry["hours"]))
-    rows.append(("Maraudes", "Total — nombre", "shifts", shifts["shifts"]))
-    rows.append(("Maraudes", "Total — heures sur le terrain", "hours", shifts["hours"]))
+        key = f"shifts.by_kind.{code}"
+        rows.append((f"{key}.shifts", "Maraudes", f"{kinds[code]} — nombre", code, entry["shifts"]))
+        rows.append(
+            (
+                f"{key}.hours",
+                "Maraudes",
+                f"{kinds[code]} — heures sur le terrain",
+                code,
+                entry["hours"],
+            )
+        )
+    rows.append(("shifts.shifts", "Maraudes", "Total — nombre", "shifts", shifts["shifts"]))
+    rows.append(
+        ("shifts.hours", "Maraudes", "Total — heures sur le terrain", "hours", shifts["hours"])
+    )
 
     buffer = io.StringIO()
     # The BOM and the semicolon are what a French spreadsheet opens without an import dialog.
     buffer.write("\ufeff")
     writer = csv.writer(buffer, delimiter=";", lineterminator="\r\n")
     writer.writerow(CSV_HEADER)
-    for section, label, code, value in rows:
+    for key, section, label, code, value in rows:
         writer.writerow(
             (
                 section,
@@ -225,6 +300,7 @@ def render_csv(report: ActivityReport) -> str:
                 code,
                 "" if value is None else _french_number(value),
                 "oui" if value is None else "",
+                key,
             )
         )
     return buffer.getvalue()

@@ -67,6 +67,38 @@ class PurgeResult:
     dry_run: bool
 
 
+@dataclass(frozen=True)
+class Due:
+    """What a purge at given cutoffs deletes: counts, and the audit events' span."""
+
+    encounters: int
+    person_days: int
+    checkpoint_seq: int
+    last_seq: int
+
+    @property
+    def audit_events(self) -> int:
+        return max(0, self.last_seq - self.checkpoint_seq)
+
+
+def due(session: Session, limits: Cutoffs) -> Due:
+    """Count what is past ``limits`` (in its own transaction; deletes nothing)."""
+    with session.begin():
+        old_encounters = Encounter.local_day < limits.encounters_before
+        encounters = session.scalar(select(func.count()).where(old_encounters)) or 0
+        person_days = (
+            session.scalar(select(func.count()).where(RollupPerson.day < limits.encounters_before))
+            or 0
+        )
+        start = audit.latest_checkpoint(session).seq
+        return Due(
+            encounters=encounters,
+            person_days=person_days,
+            checkpoint_seq=start,
+            last_seq=_last_purgeable_seq(session, limits.audit_before),
+        )
+
+
 def _last_purgeable_seq(session: Session, before: datetime) -> int:
     """The end of the oldest run of events all older than ``before`` (a prefix of the chain)."""
     first_kept = session.scalar(select(func.min(AuditEvent.seq)).where(AuditEvent.at >= before))
@@ -86,23 +118,15 @@ def purge(
     limits: Cutoffs | None = None,
 ) -> PurgeResult:
     limits = limits or cutoffs(settings)
-    with session.begin():
-        old_encounters = Encounter.local_day < limits.encounters_before
-        encounters_due = session.scalar(select(func.count()).where(old_encounters)) or 0
-        person_days_due = (
-            session.scalar(select(func.count()).where(RollupPerson.day < limits.encounters_before))
-            or 0
-        )
-        start = audit.latest_checkpoint(session).seq
-        last = _last_purgeable_seq(session, limits.audit_before)
-        events_due = max(0, last - start)
+    counted = due(session, limits)
+    start, last = counted.checkpoint_seq, counted.last_seq
     if dry_run:
         result = PurgeResult(
             limits.encounters_before,
             limits.audit_before,
-            encounters_due,
-            person_days_due,
-            events_due,
+            counted.encounters,
+            counted.person_days,
+            counted.audit_events,
             start,
             dry_run=True,
         )

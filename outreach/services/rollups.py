@@ -586,6 +586,12 @@ def rebuild(session: Session, progress: Callable[[int], None] = lambda _n: None)
     return RebuildSummary(encounters=seen, counters=sum(map(len, counters)))
 
 
+def live_encounters(session: Session) -> int:
+    """How many encounters a rebuild reads (those not deleted)."""
+    count = session.scalar(select(func.count()).where(Encounter.deleted_at.is_(None)))
+    return int(count or 0)
+
+
 def _live_encounters(session: Session) -> Iterable[list[Encounter]]:
     after: uuid.UUID | None = None
     while True:
