@@ -219,6 +219,14 @@ def _parse_head(value: str | None) -> audit.ChainHead | None:
 def audit_verify(expected: str | None) -> None:
     """Recompute the chain; exit 1 naming the first broken event (the check is audited)."""
     result = audit_log.verify_chain(db.session, OPERATOR, _parse_head(expected))
+    for purge in result.purges:
+        click.echo(
+            f"purge attested at event {purge.attested_by_seq} ({purge.attested_at}): "
+            f"{purge.events} events before {purge.audit_before} "
+            f"({purge.audit_retention_days}-day retention), through event {purge.through_seq}"
+        )
+    if result.head_note:
+        click.echo(f"head: {result.head_note}")
     if result.ok:
         click.echo(
             f"ok: {result.checked} events verified; head {result.head_seq}:{result.head_hash}"

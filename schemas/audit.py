@@ -65,6 +65,21 @@ class VerifyQuerySchema(ma.Schema):
     )
 
 
+class PurgeSchema(ma.Schema):
+    audit_before = fields.String(
+        required=True, metadata={"description": "every event before this time was purged"}
+    )
+    audit_retention_days = fields.Integer(required=True)
+    through_seq = fields.Integer(
+        required=True, metadata={"description": "the last event this purge removed"}
+    )
+    events = fields.Integer(required=True)
+    attested_at = fields.String(required=True)
+    attested_by_seq = fields.Integer(
+        required=True, metadata={"description": "the purge's own event, later in the chain"}
+    )
+
+
 class VerifySchema(ma.Schema):
     ok = fields.Boolean(required=True)
     checked = fields.Integer(required=True)
@@ -72,6 +87,17 @@ class VerifySchema(ma.Schema):
     head_hash = fields.String(required=True)
     head_seq = fields.Integer(required=True)
     reason = fields.String(allow_none=True, required=True)
+    purges = fields.List(
+        fields.Nested(PurgeSchema),
+        required=True,
+        metadata={"description": "the purges the chain attests and the verification relied on"},
+    )
+    head_status = fields.String(
+        allow_none=True,
+        required=True,
+        metadata={"description": "with head: found, or purged (older than a purge)"},
+    )
+    head_note = fields.String(allow_none=True, required=True)
 
 
 class DataUseQuerySchema(ma.Schema):
