@@ -8,6 +8,7 @@ import sys
 import click
 from alembic import command as alembic_command
 from flask.cli import AppGroup, with_appcontext
+from sqlalchemy.orm import Session
 
 from config import Settings
 from outreach import migrate
@@ -15,6 +16,7 @@ from outreach.api.access import security
 from outreach.api.access import settings as app_settings
 from outreach.extensions import db
 from outreach.models import OrgKind, Role
+from outreach.models.engine import make_engine
 from outreach.services import accounts, audit, audit_log, demo, directory, retention, rollups
 from outreach.services.context import OPERATOR
 from outreach.services.errors import ServiceError
@@ -32,28 +34,36 @@ def _fail(error: ServiceError) -> None:
 
 # Migrations ---------------------------------------------------------------------
 
-db_cli = AppGroup("db", help="Database migrations (Alembic) on OUTREACH_DATABASE_URL.")
+db_cli = AppGroup(
+    "db",
+    help="Database migrations (Alembic), as OUTREACH_ADMIN_DATABASE_URL (the owner) when set,"
+    " else OUTREACH_DATABASE_URL.",
+)
 
 
 @db_cli.command("upgrade")
 @click.argument("revision", default="head")
 def db_upgrade(revision: str) -> None:
-    """Apply migrations up to REVISION (default: head)."""
-    migrate.upgrade(app_settings().database_url, revision)
+    """Apply migrations up to REVISION (default: head); grant the service role its privileges."""
+    settings = app_settings()
+    migrate.upgrade(settings.owner_database_url, revision)
     click.echo(f"Database upgraded to {revision}.")
+    role = migrate.grant_service_role(settings.owner_database_url, settings.database_url)
+    if role:
+        click.echo(f"Role {role}: read and write, but only INSERT and SELECT on the audit log.")
 
 
 @db_cli.command("downgrade")
 @click.argument("revision", default="-1")
 def db_downgrade(revision: str) -> None:
     """Revert migrations down to REVISION (default: one step)."""
-    alembic_command.downgrade(migrate.alembic_config(app_settings().database_url), revision)
+    alembic_command.downgrade(migrate.alembic_config(app_settings().owner_database_url), revision)
 
 
 @db_cli.command("current")
 def db_current() -> None:
     """Show the revision the database is at."""
-    alembic_command.current(migrate.alembic_config(app_settings().database_url), verbose=True)
+    alembic_command.current(migrate.alembic_config(app_settings().owner_database_url), verbose=True)
 
 
 @db_cli.command("heads")
@@ -308,15 +318,21 @@ def retention_purge(dry_run: bool, batch_size: int) -> None:
         done[what] = done.get(what, 0) + count
         click.echo(f"  {what}: {done[what]:,} deleted")
 
-    result = retention.purge(
-        db.session,
-        OPERATOR,
-        settings,
-        dry_run=dry_run,
-        batch=batch_size,
-        progress=progress,
-        limits=limits,
-    )
+    # As the owner: the service's role may not delete audit events (docs/audit.md).
+    engine = make_engine(settings.owner_database_url)
+    try:
+        with Session(engine, expire_on_commit=False) as session:
+            result = retention.purge(
+                session,
+                OPERATOR,
+                settings,
+                dry_run=dry_run,
+                batch=batch_size,
+                progress=progress,
+                limits=limits,
+            )
+    finally:
+        engine.dispose()
     verb = "Would delete" if dry_run else "Deleted"
     click.echo(
         f"{verb} {result.encounters:,} encounters, {result.person_days:,} person-days and "

@@ -1,4 +1,5 @@
-"""Alembic driven from the app's settings, for ``flask db`` and the tests."""
+"""Alembic driven from the app's settings, for ``flask db`` and the tests; the service
+role's privileges on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -25,3 +28,47 @@ def upgrade(database_url: str, revision: str = "head") -> None:
 
 def heads(database_url: str) -> list[str]:
     return list(ScriptDirectory.from_config(alembic_config(database_url)).get_heads())
+
+
+# What the service's role may do to the audit tables: append and read events, read
+# checkpoints. Deleting events (the purge) and writing checkpoints need the owner.
+AUDIT_PRIVILEGES = {"audit_events": "SELECT, INSERT", "audit_checkpoints": "SELECT"}
+READ_ONLY_TABLES = ("alembic_version",)
+
+
+def grant_service_role(owner_url: str, service_url: str) -> str | None:
+    """Give the service URL's role what it needs and no more, as the tables' owner.
+
+    Every other table: read and write. The audit tables: ``AUDIT_PRIVILEGES`` only,
+    so the role cannot update, delete or truncate them, and, not owning them, cannot
+    switch their triggers off. Run after every upgrade (new tables need their grants);
+    nothing to do on SQLite or when both URLs name the same role. Returns the role.
+    """
+    owner, service = make_url(owner_url), make_url(service_url)
+    if owner.get_backend_name() != "postgresql" or not service.username:
+        return None
+    if service.username == owner.username:
+        return None
+    role = '"' + service.username.replace('"', '""') + '"'
+    engine = create_engine(owner_url, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as connection:
+            connection.execute(text(f"GRANT USAGE ON SCHEMA public TO {role}"))
+            connection.execute(text(f"REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {role}"))
+            connection.execute(
+                text(
+                    f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}"
+                )
+            )
+            for table in (*AUDIT_PRIVILEGES, *READ_ONLY_TABLES):
+                connection.execute(text(f"REVOKE ALL ON {table} FROM {role}"))
+            for table, privileges in AUDIT_PRIVILEGES.items():
+                connection.execute(text(f"GRANT {privileges} ON {table} TO {role}"))
+            for table in READ_ONLY_TABLES:
+                connection.execute(text(f"GRANT SELECT ON {table} TO {role}"))
+            connection.execute(
+                text(f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {role}")
+            )
+    finally:
+        engine.dispose()
+    return service.username
