@@ -57,7 +57,10 @@ def db_upgrade(revision: str) -> None:
 @click.argument("revision", default="-1")
 def db_downgrade(revision: str) -> None:
     """Revert migrations down to REVISION (default: one step)."""
-    alembic_command.downgrade(migrate.alembic_config(app_settings().owner_database_url), revision)
+    try:
+        migrate.downgrade(app_settings().owner_database_url, revision)
+    except migrate.EvidenceWouldBeLost as refused:
+        raise click.ClickException(str(refused)) from refused
 
 
 @db_cli.command("current")

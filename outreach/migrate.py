@@ -7,6 +7,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
@@ -24,6 +25,60 @@ def alembic_config(database_url: str) -> Config:
 
 def upgrade(database_url: str, revision: str = "head") -> None:
     command.upgrade(alembic_config(database_url), revision)
+
+
+class EvidenceWouldBeLost(RuntimeError):
+    """A downgrade would drop audit events or purge checkpoints."""
+
+
+# Revisions whose downgrade drops audit evidence, and the table it would drop.
+_EVIDENCE = {"0004": "audit_checkpoints", "0001": "audit_events"}
+
+
+def downgrade(database_url: str, revision: str) -> None:
+    """Revert migrations down to ``revision``, refusing before anything is undone if that
+    would drop audit events or checkpoints that exist.
+
+    The revisions' own downgrades refuse too, but SQLite does not undo the steps already
+    taken, and a database left half way down serves nothing.
+    """
+    config = alembic_config(database_url)
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            current = MigrationContext.configure(connection).get_current_revision()
+            undone = _revisions_undone(ScriptDirectory.from_config(config), current, revision)
+            for step, table in _EVIDENCE.items():
+                if step not in undone:
+                    continue
+                # A fixed table name of _EVIDENCE.
+                count = connection.execute(text(f"SELECT count(*) FROM {table}")).scalar()  # noqa: S608
+                if count:
+                    raise EvidenceWouldBeLost(
+                        f"refusing to downgrade below {step}: {table} holds {count} row(s) of"
+                        " audit evidence that the downgrade would drop (the remaining log would"
+                        " no longer verify, and no upgrade brings them back)"
+                    )
+    finally:
+        engine.dispose()
+    command.downgrade(config, revision)
+
+
+def _revisions_undone(script: ScriptDirectory, current: str | None, target: str) -> list[str]:
+    # The history is one line (tests/test_migrations.py): newest first.
+    line = [rev.revision for rev in script.walk_revisions()]
+    if current is None or current not in line:
+        return []
+    start = line.index(current)
+    if target == "base":
+        end = len(line)
+    elif target.startswith("-") and target[1:].isdigit():
+        end = start + int(target[1:])
+    elif target in line:
+        end = line.index(target)
+    else:
+        return line[start:]
+    return line[start:end]
 
 
 def heads(database_url: str) -> list[str]:
