@@ -20,7 +20,7 @@ from outreach.api.access import (
 from outreach.api.errors import register_error_handlers
 from outreach.cli import COMMANDS
 from outreach.extensions import Api, db, jwt, limiter
-from outreach.http import OrjsonProvider, register_http_hooks
+from outreach.http import DecodedBodies, OrjsonProvider, register_http_hooks
 from outreach.services.auth import Security
 from outreach.services.login_guard import LoginGuard
 from outreach.services.passwords import Passwords
@@ -35,6 +35,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app = Flask(__name__, instance_path=str(settings.instance_path))
     app.config.from_mapping(settings.flask_config())
     app.json = OrjsonProvider(app)
+    app.wsgi_app = DecodedBodies(app.wsgi_app, settings.max_body_bytes)  # type: ignore[method-assign]
     if settings.trusted_proxies:
         n = settings.trusted_proxies
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n)  # type: ignore[method-assign]
