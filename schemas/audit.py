@@ -7,7 +7,7 @@ from typing import Any
 import marshmallow as ma
 from marshmallow import fields, validate
 
-from schemas.common import PaginationQuery, page_of
+from schemas.common import Day, PaginationQuery, page_of
 
 OUTCOMES = ("success", "denied", "failed", "invalid")
 HEAD = r"^\d+:[0-9a-f]{64}$"
@@ -20,8 +20,8 @@ def _ordered(data: dict[str, Any]) -> None:
 
 
 class EventQuerySchema(PaginationQuery):
-    from_ = fields.Date(data_key="from", metadata={"description": "first Paris day, inclusive"})
-    to = fields.Date(metadata={"description": "last Paris day, inclusive"})
+    from_ = Day(data_key="from", metadata={"description": "first Paris day, inclusive"})
+    to = Day(metadata={"description": "last Paris day, inclusive"})
     actor = fields.String(
         validate=validate.Length(min=1, max=64), metadata={"description": "username"}
     )
@@ -101,8 +101,8 @@ class VerifySchema(ma.Schema):
 
 
 class DataUseQuerySchema(ma.Schema):
-    from_ = fields.Date(data_key="from", metadata={"description": "default: 29 days before 'to'"})
-    to = fields.Date(metadata={"description": "default: today (Paris)"})
+    from_ = Day(data_key="from", metadata={"description": "default: 29 days before 'to'"})
+    to = Day(metadata={"description": "default: today (Paris)"})
 
     @ma.validates_schema
     def ordered_period(self, data: dict[str, Any], **_kwargs: Any) -> None:

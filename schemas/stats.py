@@ -11,6 +11,7 @@ from typing import Any
 import marshmallow as ma
 from marshmallow import fields, validate
 
+from schemas.common import Day
 from schemas.vocabulary import SECTORS, SHIFT_KINDS
 
 NO_SHIFT_KIND = "none"
@@ -36,7 +37,7 @@ def _counts_by_code(description: str) -> fields.Dict:
 class FilterQuerySchema(ma.Schema):
     """Filters every aggregate accepts."""
 
-    to = fields.Date(metadata={"description": "last Paris day, inclusive; default today"})
+    to = Day(metadata={"description": "last Paris day, inclusive; default today"})
     sector = fields.String(validate=validate.OneOf(SECTORS))
     organisation = fields.String(
         validate=validate.Length(min=1, max=64),
@@ -51,7 +52,7 @@ class FilterQuerySchema(ma.Schema):
 
 
 class PeriodQuerySchema(FilterQuerySchema):
-    from_ = fields.Date(
+    from_ = Day(
         data_key="from",
         metadata={"description": "first Paris day, inclusive; default 29 days before 'to'"},
     )
