@@ -21,7 +21,7 @@ from outreach.extensions import db
 from outreach.models import Role
 from outreach.services import audit
 from outreach.services.access import authorise, load_principal
-from outreach.services.auth import Security
+from outreach.services.auth import Security, check_claims
 from outreach.services.context import CallContext, Principal
 from outreach.services.errors import Unauthorized
 from outreach.services.published import PublishedMaps
@@ -173,8 +173,9 @@ def _authenticate() -> Principal:
     try:
         verify_jwt_in_request()
         claims = get_jwt()
-        if claims.get("type") != "access":
-            raise Unauthorized("An access token is required.")
+        # verify_jwt_in_request read it from here (JWT_TOKEN_LOCATION: headers only).
+        token = request.headers.get("Authorization", "").partition(" ")[2].strip()
+        check_claims(token, claims, "access")
         return load_principal(session, claims)
     except (JWTExtendedException, pyjwt.PyJWTError, Unauthorized) as exc:
         message = exc.message if isinstance(exc, Unauthorized) else _jwt_message(exc)
