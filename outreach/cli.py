@@ -8,12 +8,14 @@ import sys
 import click
 from alembic import command as alembic_command
 from flask.cli import AppGroup, with_appcontext
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from config import Settings
 from outreach import migrate
 from outreach.api.access import security
 from outreach.api.access import settings as app_settings
+from outreach.api.errors import COLLISIONS
 from outreach.extensions import db
 from outreach.models import OrgKind, Role
 from outreach.models.engine import make_engine
@@ -269,23 +271,36 @@ rollups_cli = AppGroup("rollups", help="The aggregates statistics are answered f
 
 @rollups_cli.command("rebuild")
 def rollups_rebuild() -> None:
-    """Recompute every aggregate from the raw encounters; report what differed."""
+    """Recompute every aggregate from the raw encounters; report what differed.
+
+    Safe while phones sync: writers wait for it (``rollups.lock_out_writers``).
+    """
     session = db.session
-    with session.begin():
-        before = rollups.snapshot(session)
-        with click.progressbar(length=0, label="Rebuilding rollups") as bar:
-            summary = rollups.rebuild(session, progress=bar.update)
-        after = rollups.snapshot(session)
-        differing = sum(
-            len(set(before[name].items()) ^ set(after[name].items())) for name in before
-        )
-        audit.record(
-            session,
-            OPERATOR,
-            "rollups.rebuild",
-            params={"differing": differing},
-            records=summary.encounters,
-        )
+    try:
+        with session.begin():
+            # Writers wait from here to the commit: the snapshot is then the state rebuilt.
+            rollups.lock_out_writers(session)
+            before = rollups.snapshot(session)
+            with click.progressbar(length=0, label="Rebuilding rollups") as bar:
+                summary = rollups.rebuild(session, progress=bar.update)
+            after = rollups.snapshot(session)
+            differing = sum(
+                len(set(before[name].items()) ^ set(after[name].items())) for name in before
+            )
+            audit.record(
+                session,
+                OPERATOR,
+                "rollups.rebuild",
+                params={"differing": differing},
+                records=summary.encounters,
+            )
+    except OperationalError as error:
+        if getattr(error.orig, "sqlstate", None) not in COLLISIONS:
+            raise
+        raise click.ClickException(
+            "The rebuild collided with another transaction (a deadlock) and was rolled back;"
+            " nothing changed. Run it again."
+        ) from error
     click.echo(
         f"Rebuilt from {summary.encounters} encounters: {summary.counters} counters; "
         f"{differing} differed from the incremental rollups."

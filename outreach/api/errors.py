@@ -42,11 +42,27 @@ def handle_service_error(error: ServiceError) -> tuple[dict[str, Any], int, dict
     return envelope(error.status, error.message, error.errors), error.status, headers
 
 
+# SQLSTATEs of a transaction the server aborted to settle a collision with another:
+# deadlock_detected, serialization_failure. The server is up; a retry succeeds.
+COLLISIONS = frozenset({"40P01", "40001"})
+
+
 def handle_database_unavailable(
     error: OperationalError,
 ) -> tuple[dict[str, Any], int, dict[str, str]]:
     # The driver's message may quote SQL or parameters: it goes to the log, never
     # to the client.
+    if getattr(error.orig, "sqlstate", None) in COLLISIONS:
+        log.error("transaction aborted by the database: %s", type(error.orig).__name__)
+        return (
+            envelope(
+                503,
+                "The request collided with another one and was rolled back (a deadlock);"
+                " nothing was stored. Retry it.",
+            ),
+            503,
+            {"Retry-After": "1"},
+        )
     log.error("database unavailable: %s", type(error.orig).__name__ if error.orig else error)
     return (
         envelope(503, "The database is unavailable; retry shortly."),
