@@ -109,7 +109,7 @@ class Settings:
             "JWT_ACCESS_TOKEN_EXPIRES": timedelta(minutes=self.access_token_minutes),
             "JWT_REFRESH_TOKEN_EXPIRES": timedelta(days=self.refresh_token_days),
             "RATELIMIT_STORAGE_URI": self.ratelimit_storage_url,
-            "RATELIMIT_HEADERS_ENABLED": True,
+            "RATELIMIT_HEADERS_ENABLED": False,
             "OUTREACH_LOGIN_RATE": self.login_rate,
             "API_TITLE": "Outreach",
             "API_VERSION": "v1",

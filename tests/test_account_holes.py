@@ -95,7 +95,12 @@ def test_login_and_refresh_share_one_rate_per_address(
 ) -> None:
     app.config["OUTREACH_LOGIN_RATE"] = "3 per minute"
     account = make_account(Role.WORKER)
-    tokens = login(client, account.username)
+    body = {"username": account.username, "password": PASSWORD}
+    first = client.post("/api/v1/auth/login", json=body)
+    # No rate header rides on an answer that is not a 429 (it overrode a 503's own).
+    assert first.status_code == 200
+    assert "Retry-After" not in first.headers
+    tokens = first.get_json()
     second = client.post("/api/v1/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
     assert second.status_code == 200
     third = client.post(
@@ -103,5 +108,7 @@ def test_login_and_refresh_share_one_rate_per_address(
     )
     assert third.status_code == 200
     # The fourth of either kind in the minute is refused: 3 together, not 3 each.
-    body = {"username": account.username, "password": PASSWORD}
-    assert client.post("/api/v1/auth/login", json=body).status_code == 429
+    refused = client.post("/api/v1/auth/login", json=body)
+    assert refused.status_code == 429
+    assert refused.get_json()["code"] == 429
+    assert 1 <= int(refused.headers["Retry-After"]) <= 60

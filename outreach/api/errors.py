@@ -8,13 +8,16 @@ database connections (503) and anything unexpected (500, logged).
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from flask import Flask, request
+from flask_limiter.errors import RateLimitExceeded
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import UnsupportedMediaType
 from werkzeug.http import HTTP_STATUS_CODES
 
+from outreach.extensions import limiter
 from outreach.services.errors import ServiceError, TooManyAttempts, Unauthorized
 
 log = logging.getLogger(__name__)
@@ -71,6 +74,17 @@ def handle_database_unavailable(
     )
 
 
+def handle_rate_limited(error: RateLimitExceeded) -> tuple[dict[str, Any], int, dict[str, str]]:
+    """429 in the envelope, with the seconds until the limit's window frees a request."""
+    current = limiter.current_limit
+    wait = int(current.reset_at - time.time()) if current is not None else 60
+    return (
+        envelope(429, error.description or "Too many requests."),
+        429,
+        {"Retry-After": str(max(1, wait))},
+    )
+
+
 def require_json_body() -> None:
     """Refuse a request body that is not JSON with 415 before any view parses it."""
     if request.method not in BODY_METHODS or not request.path.startswith("/api/"):
@@ -83,5 +97,6 @@ def require_json_body() -> None:
 def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(ServiceError, handle_service_error)
     app.register_error_handler(OperationalError, handle_database_unavailable)
+    app.register_error_handler(RateLimitExceeded, handle_rate_limited)
 
     app.before_request(require_json_body)
