@@ -211,6 +211,22 @@ def seed_demo(days: int) -> None:
         click.echo(f"Demo password (development only): {password}")
 
 
+# Structure directory ---------------------------------------------------------------
+
+directory_cli = AppGroup("directory", help="The directory of structures people are referred to.")
+
+
+@directory_cli.command("load")
+def directory_load() -> None:
+    """Add the shipped structures (data/structures.json) that are missing; in any environment.
+
+    ``seed-demo`` also loads them but is refused in production (it creates accounts
+    with a shared password); a deployment needs the directory all the same.
+    """
+    added = directory.seed_structures(db.session, OPERATOR)
+    click.echo(f"Structures added to the directory: {added}.")
+
+
 # Audit --------------------------------------------------------------------------
 
 audit_cli = AppGroup("audit", help="Verify the audit chain and print its head.")
@@ -359,4 +375,13 @@ def retention_purge(dry_run: bool, batch_size: int) -> None:
     )
 
 
-COMMANDS = [db_cli, create_org, create_user, seed_demo, audit_cli, rollups_cli, retention_cli]
+COMMANDS = [
+    db_cli,
+    create_org,
+    create_user,
+    seed_demo,
+    directory_cli,
+    audit_cli,
+    rollups_cli,
+    retention_cli,
+]
