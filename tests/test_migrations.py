@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from flask import Flask
@@ -73,3 +74,22 @@ def test_a_downgrade_to_base_refuses_while_audit_events_exist(
     assert refused.exit_code == 1
     assert "refusing to downgrade below 0001: audit_events holds 1" in refused.output
     assert "audit_events" in inspect(db.engine_for(app)).get_table_names()
+
+
+def test_the_rollup_tables_have_the_documented_fill_factor(app: Flask, engine_name: str) -> None:
+    """docs/scaling.md promised a fill factor of 80 that no migration set (issue 26)."""
+    if engine_name != "postgresql":
+        pytest.skip("SQLite has no fill factor")
+    with db.engine_for(app).connect() as connection:
+        options = dict(
+            connection.execute(
+                text(
+                    "SELECT relname, reloptions FROM pg_class"
+                    " WHERE (relname LIKE 'rollup%' OR relname = 'shift_sectors')"
+                    " AND relkind = 'r'"
+                )
+            ).all()
+        )
+    tables = [name for name in Base.metadata.tables if name.startswith("rollup")]
+    for table in [*tables, "shift_sectors"]:
+        assert options[table] == ["fillfactor=80"], table
