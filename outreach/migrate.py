@@ -3,6 +3,7 @@ role's privileges on PostgreSQL."""
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 
 from alembic import command
@@ -79,6 +80,12 @@ def _revisions_undone(script: ScriptDirectory, current: str | None, target: str)
     else:
         return line[start:]
     return line[start:end]
+
+
+@cache
+def head() -> str:
+    """The newest revision of the migration scripts (there is one: tests/test_migrations.py)."""
+    return str(ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head())
 
 
 def heads(database_url: str) -> list[str]:

@@ -13,7 +13,7 @@ from typing import Any
 
 from flask import Flask, request
 from flask_limiter.errors import RateLimitExceeded
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import OperationalError, ProgrammingError
 from werkzeug.exceptions import UnsupportedMediaType
 from werkzeug.http import HTTP_STATUS_CODES
 
@@ -51,7 +51,7 @@ COLLISIONS = frozenset({"40P01", "40001"})
 
 
 def handle_database_unavailable(
-    error: OperationalError,
+    error: OperationalError | ProgrammingError,
 ) -> tuple[dict[str, Any], int, dict[str, str]]:
     # The driver's message may quote SQL or parameters: it goes to the log, never
     # to the client.
@@ -66,12 +66,31 @@ def handle_database_unavailable(
             503,
             {"Retry-After": "1"},
         )
-    log.error("database unavailable: %s", type(error.orig).__name__ if error.orig else error)
+    # The first line names the cause ("no such table: users", "connection refused");
+    # the lines after it may quote values.
+    cause = str(error.orig or error).strip().splitlines()[:1]
+    log.error(
+        "database unavailable: %s: %s",
+        type(error.orig or error).__name__,
+        cause[0][:300] if cause else "",
+    )
     return (
         envelope(503, "The database is unavailable; retry shortly."),
         503,
         {"Retry-After": "5"},
     )
+
+
+# SQLSTATEs of a schema behind the code: undefined table, column, function.
+SCHEMA_BEHIND = frozenset({"42P01", "42703", "42883"})
+
+
+def handle_schema_behind(error: ProgrammingError) -> tuple[dict[str, Any], int, dict[str, str]]:
+    """503 while the database lacks what the code expects (``flask db upgrade`` not run),
+    as SQLite's "no such table" already is; any other programming error stays a 500."""
+    if getattr(error.orig, "sqlstate", None) not in SCHEMA_BEHIND:
+        raise error
+    return handle_database_unavailable(error)
 
 
 def handle_rate_limited(error: RateLimitExceeded) -> tuple[dict[str, Any], int, dict[str, str]]:
@@ -97,6 +116,7 @@ def require_json_body() -> None:
 def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(ServiceError, handle_service_error)
     app.register_error_handler(OperationalError, handle_database_unavailable)
+    app.register_error_handler(ProgrammingError, handle_schema_behind)
     app.register_error_handler(RateLimitExceeded, handle_rate_limited)
 
     app.before_request(require_json_body)
