@@ -41,6 +41,9 @@ class Settings:
 
     env: Environment = "development"
     database_url: str = f"sqlite:///{DEFAULT_INSTANCE_PATH / 'outreach.db'}"
+    # The tables' owner, for migrations and the retention purge (PostgreSQL): the
+    # service's own role may then only insert and read the audit tables.
+    admin_database_url: str | None = None
     secret_key: str = ""
     jwt_secret: str = ""
     pepper: str = ""
@@ -85,6 +88,11 @@ class Settings:
     argon2_parallelism: int = 1
     instance_path: Path = DEFAULT_INSTANCE_PATH
 
+    @property
+    def owner_database_url(self) -> str:
+        """Where migrations and the retention purge connect: the tables' owner."""
+        return self.admin_database_url or self.database_url
+
     def with_overrides(self, **changes: Any) -> Settings:
         """Return a copy with some fields changed (tests use it)."""
         return replace(self, **changes)
@@ -104,7 +112,7 @@ class Settings:
             "JWT_ACCESS_TOKEN_EXPIRES": timedelta(minutes=self.access_token_minutes),
             "JWT_REFRESH_TOKEN_EXPIRES": timedelta(days=self.refresh_token_days),
             "RATELIMIT_STORAGE_URI": self.ratelimit_storage_url,
-            "RATELIMIT_HEADERS_ENABLED": True,
+            "RATELIMIT_HEADERS_ENABLED": False,
             "OUTREACH_LOGIN_RATE": self.login_rate,
             "API_TITLE": "Outreach",
             "API_VERSION": "v1",
@@ -234,6 +242,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         env=environment,
         database_url=env.get("OUTREACH_DATABASE_URL")
         or f"sqlite:///{instance_path / 'outreach.db'}",
+        admin_database_url=env.get("OUTREACH_ADMIN_DATABASE_URL") or None,
         secret_key=secret_values["OUTREACH_SECRET_KEY"],
         jwt_secret=secret_values["OUTREACH_JWT_SECRET"],
         pepper=secret_values["OUTREACH_PEPPER"],

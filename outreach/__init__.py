@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from collections.abc import Sequence
 
 from flask import Flask
+from sqlalchemy.exc import OperationalError, ProgrammingError
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from config import Settings, load_settings, logs
@@ -21,7 +24,7 @@ from outreach.api.errors import register_error_handlers
 from outreach.cli import COMMANDS
 from outreach.clock import paris_today
 from outreach.extensions import Api, db, jwt, limiter
-from outreach.http import OrjsonProvider, register_http_hooks
+from outreach.http import DecodedBodies, OrjsonProvider, register_http_hooks
 from outreach.services.auth import Security
 from outreach.services.login_guard import LoginGuard
 from outreach.services.passwords import Passwords
@@ -36,6 +39,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app = Flask(__name__, instance_path=str(settings.instance_path))
     app.config.from_mapping(settings.flask_config())
     app.json = OrjsonProvider(app)
+    app.wsgi_app = DecodedBodies(app.wsgi_app, settings.max_body_bytes)  # type: ignore[method-assign]
     if settings.trusted_proxies:
         n = settings.trusted_proxies
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n)  # type: ignore[method-assign]
@@ -103,7 +107,13 @@ def register_commands(app: Flask) -> None:
         app.cli.add_command(command)
 
 
-def read_ahead(app: Flask) -> None:
+# Pauses before each new try of the read-ahead while the database does not answer or
+# has no tables yet (a worker started during an outage, or before the migrations):
+# about ten minutes in all.
+READ_AHEAD_RETRY_WAITS = (1.0, 2.0, 4.0, 8.0, 15.0, 30.0, *(60.0,) * 9)
+
+
+def read_ahead(app: Flask, retry_waits: Sequence[float] = READ_AHEAD_RETRY_WAITS) -> None:
     """Read the whole area's map spans and filtered stats' day rows of the default
     periods ahead (``stats.warm_spans``), so that this worker's first map or filtered
     summary does not read a year of rows, then publish those periods' coordinators' maps
@@ -111,27 +121,41 @@ def read_ahead(app: Flask) -> None:
 
     gunicorn runs it in a thread of each new worker (``gunicorn.conf.py``); requests are
     served meanwhile. It only fills caches: a failure is logged and costs that speed.
+    While the database does not answer it tries again after each of ``retry_waits``: a
+    worker that started during an outage used to serve without it for good.
     """
     maps: PublishedMaps = app.extensions[PUBLISHED_MAPS_KEY]
     days: FilteredSpans = app.extensions[FILTERED_SPANS_KEY]
     if maps.spans.max_rows == 0 and days.counters.max_rows == 0:
         return
     log = logging.getLogger("outreach.read_ahead")
-    started = time.perf_counter()
-    today = paris_today()
-    try:
-        with app.app_context():
-            map_spans, day_spans = warm_spans(db.session, maps.spans, days, today)
-            published = publish_ahead(
-                db.session, app.config["OUTREACH_SETTINGS"], maps, days, today
-            )
-    except Exception as exc:  # whatever it is, the worker serves without it
-        log.warning("not read ahead: %s", type(exc).__name__)
+    pause = threading.Event()
+    for wait in (*retry_waits, None):
+        started = time.perf_counter()
+        today = paris_today()
+        try:
+            with app.app_context():
+                map_spans, day_spans = warm_spans(db.session, maps.spans, days, today)
+                published = publish_ahead(
+                    db.session, app.config["OUTREACH_SETTINGS"], maps, days, today
+                )
+        except (OperationalError, ProgrammingError) as exc:
+            # Unreachable, or reachable before its tables (migrations not yet run).
+            cause = type(exc.orig or exc).__name__
+            if wait is None:
+                log.warning("not read ahead: %s; gave up", cause)
+                return
+            log.warning("not read ahead yet: %s; trying again in %.0f s", cause, wait)
+            pause.wait(wait)
+            continue
+        except Exception as exc:  # whatever it is, the worker serves without it
+            log.warning("not read ahead: %s", type(exc).__name__)
+            return
+        log.info(
+            "read ahead %d map spans and %d day spans and published %d maps in %.1f s",
+            map_spans,
+            day_spans,
+            published,
+            time.perf_counter() - started,
+        )
         return
-    log.info(
-        "read ahead %d map spans and %d day spans and published %d maps in %.1f s",
-        map_spans,
-        day_spans,
-        published,
-        time.perf_counter() - started,
-    )

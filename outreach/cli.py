@@ -9,14 +9,17 @@ from typing import Any
 import click
 from alembic import command as alembic_command
 from flask.cli import AppGroup, with_appcontext
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.orm import Session
 
 from config import Settings
 from outreach import migrate
 from outreach.api.access import security
 from outreach.api.access import settings as app_settings
+from outreach.api.errors import COLLISIONS
 from outreach.extensions import db
 from outreach.models import OrgKind, Role
+from outreach.models.engine import make_engine
 from outreach.services import accounts, audit, audit_log, demo, directory, retention, rollups
 from outreach.services.context import OPERATOR
 from outreach.services.errors import ServiceError
@@ -59,32 +62,43 @@ def _fail(error: ServiceError) -> None:
 
 # Migrations ---------------------------------------------------------------------
 
-db_cli = OperatorGroup("db", help="Database migrations (Alembic) on OUTREACH_DATABASE_URL.")
+db_cli = OperatorGroup(
+    "db",
+    help="Database migrations (Alembic), as OUTREACH_ADMIN_DATABASE_URL (the owner) when set,"
+    " else OUTREACH_DATABASE_URL.",
+)
 
 
 @db_cli.command("upgrade")
 @click.argument("revision", default="head")
 def db_upgrade(revision: str) -> None:
-    """Apply migrations up to REVISION (default: head), then rebuild the rollups if a
-    migration applied adds to what they keep."""
+    """Apply migrations up to REVISION (default: head); grant the service role its
+    privileges; then rebuild the rollups if a migration applied adds to what they keep."""
     settings = app_settings()
-    if migrate.upgrade(settings.database_url, revision, pepper=settings.pepper):
+    rebuild = migrate.upgrade(settings.owner_database_url, revision, pepper=settings.pepper)
+    click.echo(f"Database upgraded to {revision}.")
+    role = migrate.grant_service_role(settings.owner_database_url, settings.database_url)
+    if role:
+        click.echo(f"Role {role}: read and write, but only INSERT and SELECT on the audit log.")
+    if rebuild:
         click.echo("A migration applied adds to what every counter keeps: rebuilding the rollups.")
         _rebuild_rollups()
-    click.echo(f"Database upgraded to {revision}.")
 
 
 @db_cli.command("downgrade")
 @click.argument("revision", default="-1")
 def db_downgrade(revision: str) -> None:
     """Revert migrations down to REVISION (default: one step)."""
-    alembic_command.downgrade(migrate.alembic_config(app_settings().database_url), revision)
+    try:
+        migrate.downgrade(app_settings().owner_database_url, revision)
+    except migrate.EvidenceWouldBeLost as refused:
+        raise click.ClickException(str(refused)) from refused
 
 
 @db_cli.command("current")
 def db_current() -> None:
     """Show the revision the database is at."""
-    alembic_command.current(migrate.alembic_config(app_settings().database_url), verbose=True)
+    alembic_command.current(migrate.alembic_config(app_settings().owner_database_url), verbose=True)
 
 
 @db_cli.command("heads")
@@ -227,6 +241,22 @@ def seed_demo(days: int) -> None:
         click.echo(f"Demo password (development only): {password}")
 
 
+# Structure directory ---------------------------------------------------------------
+
+directory_cli = AppGroup("directory", help="The directory of structures people are referred to.")
+
+
+@directory_cli.command("load")
+def directory_load() -> None:
+    """Add the shipped structures (data/structures.json) that are missing; in any environment.
+
+    ``seed-demo`` also loads them but is refused in production (it creates accounts
+    with a shared password); a deployment needs the directory all the same.
+    """
+    added = directory.seed_structures(db.session, OPERATOR)
+    click.echo(f"Structures added to the directory: {added}.")
+
+
 # Audit --------------------------------------------------------------------------
 
 audit_cli = OperatorGroup("audit", help="Verify the audit chain and print its head.")
@@ -255,6 +285,14 @@ def audit_verify(expected: str | None) -> None:
         events = audit.read_head(session).seq - audit.latest_checkpoint(session).seq
     with click.progressbar(length=events, label="Verifying the audit chain") as bar:
         result = audit_log.verify_chain(session, OPERATOR, expected_head, progress=bar.update)
+    for purge in result.purges:
+        click.echo(
+            f"purge attested at event {purge.attested_by_seq} ({purge.attested_at}): "
+            f"{purge.events} events before {purge.audit_before} "
+            f"({purge.audit_retention_days}-day retention), through event {purge.through_seq}"
+        )
+    if result.head_note:
+        click.echo(f"head: {result.head_note}")
     if result.ok:
         click.echo(
             f"ok: {result.checked} events verified; head {result.head_seq}:{result.head_hash}"
@@ -284,28 +322,41 @@ rollups_cli = OperatorGroup("rollups", help="The aggregates statistics are answe
 
 @rollups_cli.command("rebuild")
 def rollups_rebuild() -> None:
-    """Recompute every aggregate from the raw encounters; report what differed."""
+    """Recompute every aggregate from the raw encounters; report what differed.
+
+    Safe while phones sync: writers wait for it (``rollups.lock_out_writers``).
+    """
     _rebuild_rollups()
 
 
 def _rebuild_rollups() -> None:
     session = db.session
-    with session.begin():
-        before = rollups.snapshot(session)
-        length = rollups.live_encounters(session)
-        with click.progressbar(length=length, label="Rebuilding rollups") as bar:
-            summary = rollups.rebuild(session, progress=bar.update)
-        after = rollups.snapshot(session)
-        differing = sum(
-            len(set(before[name].items()) ^ set(after[name].items())) for name in before
-        )
-        audit.record(
-            session,
-            OPERATOR,
-            "rollups.rebuild",
-            params={"differing": differing},
-            records=summary.encounters,
-        )
+    try:
+        with session.begin():
+            # Writers wait from here to the commit: the snapshot is then the state rebuilt.
+            rollups.lock_out_writers(session)
+            before = rollups.snapshot(session)
+            length = rollups.live_encounters(session)
+            with click.progressbar(length=length, label="Rebuilding rollups") as bar:
+                summary = rollups.rebuild(session, progress=bar.update)
+            after = rollups.snapshot(session)
+            differing = sum(
+                len(set(before[name].items()) ^ set(after[name].items())) for name in before
+            )
+            audit.record(
+                session,
+                OPERATOR,
+                "rollups.rebuild",
+                params={"differing": differing},
+                records=summary.encounters,
+            )
+    except OperationalError as error:
+        if getattr(error.orig, "sqlstate", None) not in COLLISIONS:
+            raise
+        raise click.ClickException(
+            "The rebuild collided with another transaction (a deadlock) and was rolled back;"
+            " nothing changed. Run it again."
+        ) from error
     click.echo(
         f"Rebuilt from {summary.encounters} encounters: {summary.counters} counters; "
         f"{differing} differed from the incremental rollups."
@@ -336,19 +387,25 @@ def retention_purge(dry_run: bool, batch_size: int) -> None:
         f"({settings.audit_retention_days} days)."
     )
     # Encounters and audit events go in batches, each a step of the bar; the
-    # person-days go in one statement.
-    counted = retention.due(db.session, limits)
-    length = 0 if dry_run else counted.encounters + counted.audit_events
-    with click.progressbar(length=length, label="Purging") as bar:
-        result = retention.purge(
-            db.session,
-            OPERATOR,
-            settings,
-            dry_run=dry_run,
-            batch=batch_size,
-            progress=lambda what, count: bar.update(0 if what == "person-days" else count),
-            limits=limits,
-        )
+    # person-days go in one statement. As the owner: the service's role may not delete
+    # audit events (docs/audit.md).
+    engine = make_engine(settings.owner_database_url)
+    try:
+        with Session(engine, expire_on_commit=False) as session:
+            counted = retention.due(session, limits)
+            length = 0 if dry_run else counted.encounters + counted.audit_events
+            with click.progressbar(length=length, label="Purging") as bar:
+                result = retention.purge(
+                    session,
+                    OPERATOR,
+                    settings,
+                    dry_run=dry_run,
+                    batch=batch_size,
+                    progress=lambda what, count: bar.update(0 if what == "person-days" else count),
+                    limits=limits,
+                )
+    finally:
+        engine.dispose()
     verb = "Would delete" if dry_run else "Deleted"
     click.echo(
         f"{verb} {result.encounters:,} encounters, {result.person_days:,} person-days and "
@@ -357,4 +414,13 @@ def retention_purge(dry_run: bool, batch_size: int) -> None:
     )
 
 
-COMMANDS = [db_cli, create_org, create_user, seed_demo, audit_cli, rollups_cli, retention_cli]
+COMMANDS = [
+    db_cli,
+    create_org,
+    create_user,
+    seed_demo,
+    directory_cli,
+    audit_cli,
+    rollups_cli,
+    retention_cli,
+]

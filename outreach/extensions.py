@@ -93,4 +93,7 @@ def client_key() -> str:
 
 db = Database()
 jwt = JWTManager()
-limiter = Limiter(key_func=client_key, default_limits=[], headers_enabled=True)
+# No rate headers on every answer: the library's Retry-After rode on each login and
+# refresh answer and overrode a 503's own (48 s instead of 5 during an outage). A 429
+# carries its Retry-After from ``api.errors.handle_rate_limited``.
+limiter = Limiter(key_func=client_key, default_limits=[], headers_enabled=False)

@@ -8,12 +8,21 @@ import logging
 import re
 import time
 import uuid
+import zlib
+from collections.abc import Callable, Iterable
+from io import BytesIO
 from typing import IO, Any
 
 import orjson
 from flask import Flask, Response, current_app, g, request
 from flask.json.provider import JSONProvider
-from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
+from werkzeug.exceptions import (
+    BadRequest,
+    ClientDisconnected,
+    HTTPException,
+    RequestEntityTooLarge,
+    UnsupportedMediaType,
+)
 from werkzeug.wsgi import LimitedStream
 
 from outreach.extensions import client_key
@@ -166,12 +175,100 @@ def compress(response: Response) -> Response:
     return response
 
 
+# Where ``DecodedBodies`` leaves the refusal of a body it could not decode, for the
+# app to answer in its envelope.
+BODY_REFUSAL_KEY = "outreach.body_refusal"
+
+
+class DecodedBodies:
+    """WSGI middleware: a ``Content-Encoding: gzip`` request body is decompressed before
+    the app reads it, at most ``cap`` bytes once decompressed (the body cap applies to
+    what is parsed, so a small compression bomb is a 413); any other coding is a 415.
+
+    Phones on poor networks send less this way. The refusal is left in the environ and
+    raised by ``refuse_undecoded_body`` inside the app, so it leaves in the error
+    envelope with the request's id.
+    """
+
+    def __init__(self, app: Callable[..., Iterable[bytes]], cap: int) -> None:
+        self.app, self.cap = app, cap
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        coding = environ.get("HTTP_CONTENT_ENCODING", "").strip().lower()
+        if coding and coding != "identity":
+            if coding == "gzip":
+                self._decompress(environ)
+            else:
+                environ[BODY_REFUSAL_KEY] = UnsupportedMediaType(
+                    "A request body may be sent as is or with Content-Encoding: gzip only."
+                )
+                self._replace_body(environ, b"")
+        return self.app(environ, start_response)
+
+    def _decompress(self, environ: dict[str, Any]) -> None:
+        raw = self._read_compressed(environ)
+        if raw is None:
+            environ[BODY_REFUSAL_KEY] = RequestEntityTooLarge()
+            self._replace_body(environ, b"")
+            return
+        inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+        refusal: HTTPException | None = None
+        try:
+            body = inflater.decompress(raw, self.cap + 1)
+        except zlib.error:
+            body, refusal = b"", BadRequest("The body is not valid gzip.")
+        else:
+            if len(body) > self.cap:
+                body, refusal = (
+                    b"",
+                    RequestEntityTooLarge(f"The decompressed body is over {self.cap} bytes."),
+                )
+            elif not inflater.eof or inflater.unused_data:
+                body, refusal = b"", BadRequest("The body is not one whole gzip stream.")
+        if refusal is not None:
+            environ[BODY_REFUSAL_KEY] = refusal
+        self._replace_body(environ, body)
+
+    def _read_compressed(self, environ: dict[str, Any]) -> bytes | None:
+        """The compressed body, or ``None`` when it is itself over the cap."""
+        stream = environ["wsgi.input"]
+        length = environ.get("CONTENT_LENGTH", "")
+        if length.isdigit():
+            if int(length) > self.cap:
+                return None
+            return bytes(stream.read(int(length)))
+        chunks: list[bytes] = []
+        size = 0
+        while size <= self.cap:
+            chunk = stream.read(_READ_SIZE)
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+            size += len(chunk)
+        return None
+
+    @staticmethod
+    def _replace_body(environ: dict[str, Any], body: bytes) -> None:
+        environ["wsgi.input"] = BytesIO(body)
+        environ["CONTENT_LENGTH"] = str(len(body))
+        environ.pop("HTTP_CONTENT_ENCODING", None)
+        environ.pop("HTTP_TRANSFER_ENCODING", None)
+        environ["wsgi.input_terminated"] = False
+
+
+def refuse_undecoded_body() -> None:
+    refusal: HTTPException | None = request.environ.get(BODY_REFUSAL_KEY)
+    if refusal is not None:
+        raise refusal
+
+
 def register_http_hooks(app: Flask) -> None:
     app.before_request(assign_request_context)
     # Registered first, so run last: the line has the status the client gets.
     app.after_request(log_access)
     # Run in reverse order of registration: the body is read, then compressed, then
     # the headers are set (with Cache-Control seeing the final ETag).
+    app.before_request(refuse_undecoded_body)
     app.after_request(add_security_headers)
     app.after_request(compress)
     app.after_request(read_unread_body)

@@ -7,7 +7,7 @@ from typing import Any
 import marshmallow as ma
 from marshmallow import fields, validate
 
-from schemas.common import PaginationQuery, page_of
+from schemas.common import Day, PaginationQuery, page_of
 
 OUTCOMES = ("success", "denied", "failed", "invalid")
 HEAD = r"^\d+:[0-9a-f]{64}$"
@@ -20,8 +20,8 @@ def _ordered(data: dict[str, Any]) -> None:
 
 
 class EventQuerySchema(PaginationQuery):
-    from_ = fields.Date(data_key="from", metadata={"description": "first Paris day, inclusive"})
-    to = fields.Date(metadata={"description": "last Paris day, inclusive"})
+    from_ = Day(data_key="from", metadata={"description": "first Paris day, inclusive"})
+    to = Day(metadata={"description": "last Paris day, inclusive"})
     actor = fields.String(
         validate=validate.Length(min=1, max=64), metadata={"description": "username"}
     )
@@ -65,6 +65,21 @@ class VerifyQuerySchema(ma.Schema):
     )
 
 
+class PurgeSchema(ma.Schema):
+    audit_before = fields.String(
+        required=True, metadata={"description": "every event before this time was purged"}
+    )
+    audit_retention_days = fields.Integer(required=True)
+    through_seq = fields.Integer(
+        required=True, metadata={"description": "the last event this purge removed"}
+    )
+    events = fields.Integer(required=True)
+    attested_at = fields.String(required=True)
+    attested_by_seq = fields.Integer(
+        required=True, metadata={"description": "the purge's own event, later in the chain"}
+    )
+
+
 class VerifySchema(ma.Schema):
     ok = fields.Boolean(required=True)
     checked = fields.Integer(required=True)
@@ -72,11 +87,22 @@ class VerifySchema(ma.Schema):
     head_hash = fields.String(required=True)
     head_seq = fields.Integer(required=True)
     reason = fields.String(allow_none=True, required=True)
+    purges = fields.List(
+        fields.Nested(PurgeSchema),
+        required=True,
+        metadata={"description": "the purges the chain attests and the verification relied on"},
+    )
+    head_status = fields.String(
+        allow_none=True,
+        required=True,
+        metadata={"description": "with head: found, or purged (older than a purge)"},
+    )
+    head_note = fields.String(allow_none=True, required=True)
 
 
 class DataUseQuerySchema(ma.Schema):
-    from_ = fields.Date(data_key="from", metadata={"description": "default: 29 days before 'to'"})
-    to = fields.Date(metadata={"description": "default: today (Paris)"})
+    from_ = Day(data_key="from", metadata={"description": "default: 29 days before 'to'"})
+    to = Day(metadata={"description": "default: today (Paris)"})
 
     @ma.validates_schema
     def ordered_period(self, data: dict[str, Any], **_kwargs: Any) -> None:

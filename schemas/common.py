@@ -2,12 +2,33 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 import marshmallow as ma
 from marshmallow import fields, validate
 
 MAX_PER_PAGE = 500
+# Every day a query may name: the service's data starts this century, and a far day
+# (9999-12-31, 0001-01-05) overflowed the date arithmetic behind it into a 500.
+FIRST_DAY = date(2000, 1, 1)
+LAST_DAY = date(2100, 12, 31)
+
+
+class Day(fields.Date):
+    """An ISO calendar day between ``FIRST_DAY`` and ``LAST_DAY`` (422 outside)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        metadata = {"description": "", **kwargs.pop("metadata", {})}
+        bounds = f"between {FIRST_DAY} and {LAST_DAY}"
+        metadata["description"] = f"{metadata['description']} ({bounds})".lstrip(" ")
+        super().__init__(
+            validate=validate.Range(
+                min=FIRST_DAY, max=LAST_DAY, error=f"A day {bounds}, inclusive."
+            ),
+            metadata=metadata,
+            **kwargs,
+        )
 
 
 class StrictBoolean(fields.Boolean):

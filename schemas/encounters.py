@@ -5,7 +5,7 @@ from __future__ import annotations
 import marshmallow as ma
 from marshmallow import fields, validate
 
-from schemas.common import PaginationQuery, StrictBoolean, page_of
+from schemas.common import Day, PaginationQuery, StrictBoolean, page_of
 from schemas.sync import EncounterSchema
 from schemas.vocabulary import DELETION_REASONS, SECTORS
 
@@ -49,8 +49,8 @@ EncounterPageSchema = page_of(StoredEncounterSchema, "EncounterPageSchema")
 
 
 class EncounterQuerySchema(PaginationQuery):
-    from_ = fields.Date(data_key="from", metadata={"description": "first Paris day, inclusive"})
-    to = fields.Date(metadata={"description": "last Paris day, inclusive"})
+    from_ = Day(data_key="from", metadata={"description": "first Paris day, inclusive"})
+    to = Day(metadata={"description": "last Paris day, inclusive"})
     sector = fields.String(validate=validate.OneOf(SECTORS))
     shift_id = fields.UUID()
 

@@ -13,3 +13,6 @@ class HealthSchema(ma.Schema):
 class ReadySchema(ma.Schema):
     status = fields.String(required=True)
     database = fields.String(required=True)
+    schema = fields.String(
+        metadata={"description": "'not at head' when the migrations have not all been run"}
+    )

@@ -13,6 +13,7 @@ from typing import Any
 import marshmallow as ma
 from marshmallow import fields, validate
 
+from schemas.common import Day
 from schemas.vocabulary import SECTORS, SHIFT_KINDS
 
 NO_SHIFT_KIND = "none"
@@ -70,14 +71,14 @@ class FilterQuerySchema(ma.Schema):
 
 class PeriodQuerySchema(FilterQuerySchema):
     period = _period()
-    from_ = fields.Date(
+    from_ = Day(
         data_key="from",
         metadata={
             "description": "first Paris day, inclusive; default 29 days before 'to' "
             "(an org_admin's own figures, and coverage, only)"
         },
     )
-    to = fields.Date(
+    to = Day(
         metadata={
             "description": "last Paris day, inclusive; default today (an org_admin's own "
             "figures, and coverage, only)"

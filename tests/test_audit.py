@@ -254,7 +254,15 @@ _param_values = st.recursive(
 def test_the_payload_around_the_head_is_the_canonical_one_once_filled_in(
     fields: dict[str, Any], seq: int, prev_hash: str
 ) -> None:
-    # What PostgreSQL's outreach_audit_append hashes (migration 0010), whatever the text.
-    before_prev_hash, before_seq, after_seq = audit.payload_around_head(fields)
-    filled = before_prev_hash + prev_hash.encode() + before_seq + str(seq).encode() + after_seq
+    # What PostgreSQL's outreach_audit_append hashes (migration 0011), whatever the text.
+    before_at, before_prev_hash, before_seq, after_seq = audit.payload_around_head(fields)
+    filled = (
+        before_at
+        + audit.iso_time(fields["at"]).encode()
+        + before_prev_hash
+        + prev_hash.encode()
+        + before_seq
+        + str(seq).encode()
+        + after_seq
+    )
     assert filled == audit.canonical_payload({**fields, "seq": seq, "prev_hash": prev_hash})

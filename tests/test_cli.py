@@ -153,6 +153,23 @@ def test_seed_demo_refuses_production(app: Flask) -> None:
     assert "not in production" in result.output
 
 
+def test_the_structure_directory_loads_in_production(app: Flask) -> None:
+    """Production had no way to load the shipped directory (issue 26): its own command."""
+    settings = app.config["OUTREACH_SETTINGS"].with_overrides(env="production")
+    app.config["OUTREACH_SETTINGS"] = settings
+    runner = app.test_cli_runner()
+    first = runner.invoke(args=["directory", "load"])
+    assert first.exit_code == 0, first.output
+    with app.app_context():
+        shipped = db.session.scalar(select(func.count()).select_from(Structure)) or 0
+        accounts = db.session.scalar(select(func.count()).select_from(User))
+    assert shipped > 0
+    assert f"Structures added to the directory: {shipped}." in first.output
+    assert accounts == 0  # only the directory, no account
+    again = runner.invoke(args=["directory", "load"])
+    assert "Structures added to the directory: 0." in again.output
+
+
 def test_seed_demo_generates_and_keeps_a_development_password(app: Flask) -> None:
     settings = app.config["OUTREACH_SETTINGS"].with_overrides(env="development", demo_password=None)
     app.config["OUTREACH_SETTINGS"] = settings

@@ -26,7 +26,7 @@ from werkzeug.test import TestResponse
 
 from outreach import create_app, migrate
 from outreach.models import Role
-from tests.conftest import bearer, create_account, free_port, login, make_settings
+from tests.conftest import PASSWORD, bearer, create_account, free_port, login, make_settings
 from tests.payloads import encounter
 
 BIN = next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin"))), None)
@@ -114,7 +114,12 @@ def test_database_stopped_under_load_then_back(cluster: Cluster, tmp_path: Path)
     assert client.get("/api/v1/healthz").status_code == 200  # the process lives
     refused = client.get("/api/v1/auth/me", headers=headers)
     assert refused.status_code == 503
-    assert refused.headers["Retry-After"]
+    assert refused.headers["Retry-After"] == "5"
+    # A login's own answer, not the rate limiter's window (it said 48).
+    credentials = {"username": worker.username, "password": PASSWORD}
+    refused_login = client.post("/api/v1/auth/login", json=credentials)
+    assert refused_login.status_code == 503
+    assert refused_login.headers.getlist("Retry-After") == ["5"]
     cluster.start()
     answers.wait_for(200, answers.count(200) + 20)
     stop_calling.set()

@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Callable
 
 import h3
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from flask import Flask
@@ -16,6 +17,8 @@ from sqlalchemy import inspect, text
 from outreach import migrate
 from outreach.extensions import db
 from outreach.models import Base, Encounter, Role
+from outreach.services import audit, retention
+from outreach.services.context import OPERATOR
 from outreach.services.crypto import record_key
 from outreach.services.geo import sector_of_cell
 from outreach.services.rollups import stored_row
@@ -66,7 +69,7 @@ def _inside_a_sector_whose_hexagon_is_not() -> tuple[float, float]:
 def test_stored_encounters_get_record_keys_and_their_hexagons_sector(
     app: Flask, client: FlaskClient, runner: FlaskCliRunner, make_account: Callable[..., Account]
 ) -> None:
-    """Encounters stored before 0011 and 0012 (no record key; the sector of their point
+    """Encounters stored before 0013 and 0014 (no record key; the sector of their point
     and a hash of that) come out of ``flask db upgrade`` with their key, their hexagon's
     sector and that content's hash, so a phone's resend is still a duplicate; and the
     upgrade rebuilds the rollups from them."""
@@ -83,7 +86,7 @@ def test_stored_encounters_get_record_keys_and_their_hexagons_sector(
         old_hash = content_hash(encounter_content(as_before))
         db.session.rollback()
     assert moved_to != "stalingrad"
-    down = runner.invoke(args=["db", "downgrade", "0010"])
+    down = runner.invoke(args=["db", "downgrade", "0012_rollup_fillfactor"])
     assert down.exit_code == 0, down.output
     with db.engine_for(app).begin() as connection:
         connection.execute(
@@ -105,3 +108,57 @@ def test_stored_encounters_get_record_keys_and_their_hexagons_sector(
     assert resent.get_json()["counts"]["duplicate"] == 1
     rebuilt = runner.invoke(args=["rollups", "rebuild"])
     assert "0 differed" in rebuilt.output
+
+
+def test_a_downgrade_that_would_lose_audit_evidence_refuses(
+    app: Flask, runner: FlaskCliRunner
+) -> None:
+    """Below 0004 the purge checkpoints go, below 0001 the events: both refuse, saying why."""
+    settings = app.config["OUTREACH_SETTINGS"].with_overrides(audit_retention_days=0)
+    with app.app_context():
+        audit.record(db.session, OPERATOR, "test.event")
+        db.session.commit()
+        retention.purge(db.session, OPERATOR, settings)
+    for target, table in (("0003", "audit_checkpoints"), ("base", "audit_checkpoints")):
+        refused = runner.invoke(args=["db", "downgrade", target])
+        assert refused.exit_code == 1
+        assert f"refusing to downgrade below 0004: {table} holds 1" in refused.output
+        # Nothing was undone.
+        with db.engine_for(app).connect() as connection:
+            assert (
+                connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+                == (migrate.heads(settings.database_url)[0])
+            )
+    verified = runner.invoke(args=["audit", "verify"])
+    assert verified.exit_code == 0, verified.output
+
+
+def test_a_downgrade_to_base_refuses_while_audit_events_exist(
+    app: Flask, runner: FlaskCliRunner
+) -> None:
+    with app.app_context():
+        audit.record(db.session, OPERATOR, "test.event")
+        db.session.commit()
+    refused = runner.invoke(args=["db", "downgrade", "base"])
+    assert refused.exit_code == 1
+    assert "refusing to downgrade below 0001: audit_events holds 1" in refused.output
+    assert "audit_events" in inspect(db.engine_for(app)).get_table_names()
+
+
+def test_the_rollup_tables_have_the_documented_fill_factor(app: Flask, engine_name: str) -> None:
+    """docs/scaling.md promised a fill factor of 80 that no migration set (issue 26)."""
+    if engine_name != "postgresql":
+        pytest.skip("SQLite has no fill factor")
+    with db.engine_for(app).connect() as connection:
+        options = dict(
+            connection.execute(
+                text(
+                    "SELECT relname, reloptions FROM pg_class"
+                    " WHERE (relname LIKE 'rollup%' OR relname = 'shift_sectors')"
+                    " AND relkind = 'r'"
+                )
+            ).all()
+        )
+    tables = [name for name in Base.metadata.tables if name.startswith("rollup")]
+    for table in [*tables, "shift_sectors"]:
+        assert options[table] == ["fillfactor=80"], table

@@ -266,6 +266,8 @@ def test_behind_nginx_refusals_keep_the_error_envelope(
             413,
             "Payload Too Large",
         )
+        # nginx's own answer names no version (server_tokens off).
+        assert headers["server"] == "nginx"
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)
         status, headers, body = Exchange.open(port, "GET", READY).response()

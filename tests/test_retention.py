@@ -117,7 +117,8 @@ def test_purge_deletes_old_raw_rows_and_keeps_aggregates(
         (False, 24),
         (False, 0),
     ]
-    assert runner.invoke(args=["audit", "verify"]).exit_code == 0
+    verified = runner.invoke(args=["audit", "verify"])
+    assert verified.exit_code == 0, verified.output
 
 
 def _purge_audit_before(app: Flask, seq: int, **kwargs: object) -> retention.PurgeResult:
@@ -128,7 +129,8 @@ def _purge_audit_before(app: Flask, seq: int, **kwargs: object) -> retention.Pur
             cutoff = session.scalar(select(AuditEvent.at).where(AuditEvent.seq == seq))
         assert cutoff is not None
         limits = retention.Cutoffs(encounters_before=date(2000, 1, 1), audit_before=cutoff)
-        settings = app.config["OUTREACH_SETTINGS"]
+        # A zero-day period lets the purge cut at an event of a moment ago.
+        settings = app.config["OUTREACH_SETTINGS"].with_overrides(audit_retention_days=0)
         return retention.purge(session, OPERATOR, settings, limits=limits, **kwargs)  # type: ignore[arg-type]
 
 
@@ -164,12 +166,17 @@ def test_purged_audit_events_leave_a_checkpoint_the_chain_verifies_from(
     assert (checkpoint.seq, checkpoint.purged) == (4, 4)
     verified = _verify(app)
     assert verified.ok
-    # The remaining events plus the purge's own event.
-    assert verified.checked == total - 4 + 1
-    # A head handed out before the purge can no longer be vouched for, and says why.
+    # The remaining events plus the purge's checkpoint event and its closing event.
+    assert verified.checked == total - 4 + 2
+    assert [(p.through_seq, p.events, p.audit_retention_days) for p in verified.purges] == [
+        (4, 4, 0)
+    ]
+    # A head handed out before the purge can no longer be checked, and verify says so.
     stale = _verify(app, old_head)
-    assert not stale.ok
-    assert "purged" in (stale.reason or "")
+    assert stale.ok
+    assert stale.head_status == "purged"
+    assert "older than the purge" in (stale.head_note or "")
+    assert verified.purges[0].audit_before in (stale.head_note or "")
     # Tampering after the checkpoint is still found at its event.
     with app.app_context():
         session = db.session

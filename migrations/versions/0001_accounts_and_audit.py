@@ -133,6 +133,13 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    events = op.get_bind().execute(sa.text("SELECT count(*) FROM audit_events")).scalar()
+    if events:
+        raise RuntimeError(
+            f"refusing to downgrade below 0001: audit_events holds {events} event(s) that the"
+            " downgrade would drop. The audit log is evidence: archive it elsewhere and empty"
+            " the database deliberately instead."
+        )
     with op.batch_alter_table("refresh_families", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_refresh_families_user_id"))
 

@@ -65,6 +65,15 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    purges = op.get_bind().execute(sa.text("SELECT count(*) FROM audit_checkpoints")).scalar()
+    if purges:
+        # Without its checkpoints, a purged chain no longer verifies: evidence lost.
+        raise RuntimeError(
+            f"refusing to downgrade below 0004: audit_checkpoints holds {purges} retention"
+            " purge checkpoint(s), without which the remaining audit log no longer verifies"
+            " (and no downgrade ever brings them back). Keep this revision, or restore a"
+            " database from before the first purge."
+        )
     if op.get_bind().dialect.name == "postgresql":
         for table in TABLES:
             op.execute(f"DROP TRIGGER IF EXISTS {table}_no_truncate ON {table}")

@@ -6,6 +6,7 @@ Every view under ``/api`` carries ``__access__``: ``PUBLIC`` or the roles it adm
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar, cast
@@ -20,13 +21,14 @@ from outreach.extensions import db
 from outreach.models import Role
 from outreach.services import audit
 from outreach.services.access import authorise, load_principal
-from outreach.services.auth import Security
+from outreach.services.auth import Security, check_claims
 from outreach.services.context import CallContext, Principal
 from outreach.services.errors import Unauthorized
 from outreach.services.published import PublishedMaps
 from outreach.services.span_blocks import FilteredSpans
 
 F = TypeVar("F", bound=Callable[..., Any])
+log = logging.getLogger(__name__)
 
 PUBLIC = "public"
 ALL_ROLES = frozenset(Role)
@@ -130,28 +132,39 @@ SELF_AUDITED_STATUSES = frozenset({401, 403, 429})
 
 
 def audit_failed_request(response: Response) -> Response:
-    """Leave a trace of an authenticated request that failed (404, 409, 413, 422, ...).
+    """Leave a trace of an authenticated request that failed (404, 409, 413, 422, ...),
+    and of any request that ended in a 500, authenticated or not.
 
     The use case rolled its own transaction (and event) back, or never ran because
     the input was refused: probing for other organisations' ids or sending junk is
-    still an access attempt the auditor should see.
+    still an access attempt the auditor should see, and a crash may have read data
+    before it failed. A 503 (the database gone) cannot be written.
     """
     principal = g.get("principal")
     status = response.status_code
-    if principal is None or status < 400 or status >= 500 or status in SELF_AUDITED_STATUSES:
+    crashed = status == 500
+    if status < 400 or status > 500 or status in SELF_AUDITED_STATUSES:
+        return response
+    if principal is None and not crashed:
         return response
     session = db.session
-    if session.in_transaction():
-        session.rollback()
-    with session.begin():
-        audit.record(
-            session,
-            call_context(),
-            "request.failed",
-            outcome=audit.Outcome.INVALID if status in (400, 422) else audit.Outcome.FAILED,
-            target=request.endpoint or request.path,
-            params={"status": status, "method": request.method},
-        )
+    try:
+        if session.in_transaction():
+            session.rollback()
+        with session.begin():
+            audit.record(
+                session,
+                call_context(),
+                "request.failed",
+                outcome=audit.Outcome.INVALID if status in (400, 422) else audit.Outcome.FAILED,
+                target=request.endpoint or request.path,
+                params={"status": status, "method": request.method},
+            )
+    except Exception:
+        if not crashed:
+            raise
+        # Whatever broke the request may break this too: the 500 still goes out.
+        log.exception("the audit event of a failed request could not be written")
     return response
 
 
@@ -160,8 +173,9 @@ def _authenticate() -> Principal:
     try:
         verify_jwt_in_request()
         claims = get_jwt()
-        if claims.get("type") != "access":
-            raise Unauthorized("An access token is required.")
+        # verify_jwt_in_request read it from here (JWT_TOKEN_LOCATION: headers only).
+        token = request.headers.get("Authorization", "").partition(" ")[2].strip()
+        check_claims(token, claims, "access")
         return load_principal(session, claims)
     except (JWTExtendedException, pyjwt.PyJWTError, Unauthorized) as exc:
         message = exc.message if isinstance(exc, Unauthorized) else _jwt_message(exc)

@@ -25,13 +25,15 @@ blp = Blueprint("auth", __name__, url_prefix="/api/v1/auth", description="Accoun
 
 
 def _login_rate() -> str:
-    # Per client address, across usernames: slows password spraying. The
-    # per-username lock-out after repeated failures is ``services.login_guard``.
+    # Per client address, across usernames and across login and refresh together
+    # (one shared limit): slows password spraying. The per-username lock-out after
+    # repeated failures is ``services.login_guard``.
     rate: str = current_app.config["OUTREACH_LOGIN_RATE"]
     return rate
 
 
 RATE_MESSAGE = "Too many requests from this address; slow down."
+RATE_SCOPE = "auth"
 
 
 def _organisation_ref(organisation: Organisation) -> dict[str, Any]:
@@ -51,7 +53,7 @@ def _token_response(result: LoginResult) -> dict[str, Any]:
 
 @blp.route("/login", methods=["POST"])
 @public
-@limiter.limit(_login_rate, error_message=RATE_MESSAGE)
+@limiter.shared_limit(_login_rate, scope=RATE_SCOPE, error_message=RATE_MESSAGE)
 @blp.arguments(LoginSchema)
 @blp.response(200, TokenResponseSchema)
 @blp.alt_response(401, description="Unknown username or wrong password")
@@ -64,7 +66,7 @@ def login(body: dict[str, Any]) -> dict[str, Any]:
 
 @blp.route("/refresh", methods=["POST"])
 @public
-@limiter.limit(_login_rate, error_message=RATE_MESSAGE)
+@limiter.shared_limit(_login_rate, scope=RATE_SCOPE, error_message=RATE_MESSAGE)
 @blp.arguments(RefreshSchema)
 @blp.response(200, TokenResponseSchema)
 @blp.alt_response(401, description="Invalid, expired, revoked or already used refresh token")

@@ -40,7 +40,16 @@ class StrictParser(FlaskParser):
             # A chunked body is cut at the cap without a word (Werkzeug raises 413 only
             # on the next read): read on, so that the client hears 413, not 400.
             req.stream.read(1)
-        loaded = orjson.loads(data)
+        if not data:
+            return core.missing
+        try:
+            loaded = orjson.loads(data)
+        except orjson.JSONDecodeError as error:
+            if error.doc == "":
+                # orjson's error for bytes that are not UTF-8 carries no document, which
+                # webargs takes for an empty body: the items would be "stored" as none.
+                abort(400, messages={"json": ["The body is not UTF-8 encoded JSON."]})
+            raise
         # JSON carries a NUL only escaped: the rare body holding the escape is walked.
         if b"\\u0000" in data and _holds_nul(loaded):
             abort(422, messages={"json": [NUL_REFUSED]})

@@ -15,10 +15,10 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from outreach.models import Organisation, OrgKind, Role, User
+from outreach.models import Organisation, OrgKind, RefreshFamily, Role, User
 from outreach.services import audit
 from outreach.services.access import ROLE_ORG_KIND, roles_for_kind, scope_to_organisation
-from outreach.services.auth import normalise_username, revoke_user_tokens
+from outreach.services.auth import normalise_username, revoke_tokens_where, revoke_user_tokens
 from outreach.services.context import CallContext, Principal
 from outreach.services.errors import Conflict, Invalid, NotFound
 from outreach.services.pagination import Page, paginate
@@ -116,12 +116,20 @@ def update_organisation(
         if active is not None and active != organisation.active:
             organisation.active = active
             changed.append("active")
+        revoked = 0
+        if "active" in changed and not organisation.active:
+            # Every login ends for good: reactivating the organisation later does not
+            # bring its members' old tokens back.
+            members = select(User.id).where(User.organisation_id == organisation.id)
+            revoked = revoke_tokens_where(
+                session, RefreshFamily.user_id.in_(members), "organisation_deactivated"
+            )
         audit.record(
             session,
             ctx,
             "orgs.update",
             target=str(organisation.id),
-            params={"changed": changed},
+            params={"changed": changed, "revoked_logins": revoked},
             records=1,
         )
     return organisation
@@ -282,6 +290,10 @@ def update_user(
         and (changes.active is False or changes.role not in (None, caller.role))
     ):
         errors["user"] = ["You cannot deactivate yourself or change your own role."]
+    if caller is not None and user_id == caller.user_id and changes.password is not None:
+        # With the current password and its lock-out: a stolen access token alone must
+        # not become a permanent takeover.
+        errors["password"] = ["Change your own password with POST /auth/password."]
     if errors:
         raise Invalid("Check the form.", errors)
     new_hash = passwords.hash(changes.password) if changes.password is not None else None

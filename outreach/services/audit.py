@@ -4,7 +4,16 @@ Each event's hash is ``sha256(prev_hash || canonical_json(event))`` where the
 canonical JSON has sorted keys and covers every stored field but the hash itself,
 so editing, deleting, reordering or inserting an event breaks the chain at that
 event. Appends are serialised: on PostgreSQL by a transaction-scoped advisory lock,
-on SQLite by the immediate transaction every write takes.
+on SQLite by the immediate transaction every write takes. An event's time is taken
+under that lock and never before its predecessor's, so times along the chain never
+go backwards.
+
+The retention purge cuts the chain's oldest events and leaves a checkpoint, which
+counts only when the chain itself attests it: the purge's ``retention.checkpoint``
+event, appended in the same transaction, names the checkpoint's sequence and hash,
+the last purged event's time and the cut-off, and the cut-off must be what the
+retention period allowed at that event's time. A checkpoint row on its own (which
+anyone writing to the database could add) is not a reason to skip events.
 """
 
 from __future__ import annotations
@@ -14,11 +23,11 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import orjson
-from sqlalchemy import Table, insert, select, text
+from sqlalchemy import Table, func, insert, select, text
 from sqlalchemy.orm import Session
 
 from outreach.models import AUDIT_LOCK_KEY, AuditCheckpoint, AuditEvent, utcnow
@@ -48,6 +57,8 @@ FORBIDDEN_PARAM_KEYS = frozenset(
 )
 MAX_PARAM_TEXT = 200
 VERIFY_BATCH = 20_000
+# The event each purge batch appends in the transaction that cuts the chain.
+CHECKPOINT_ACTION = "retention.checkpoint"
 
 
 class Outcome:
@@ -81,6 +92,11 @@ def _sanitise_value(value: Any) -> Any:
     if isinstance(value, list | tuple | set | frozenset):
         return [_sanitise_value(item) for item in value][:50]
     return str(value)[:MAX_PARAM_TEXT]
+
+
+def iso_time(at: datetime) -> str:
+    """A time as the chain writes it: UTC, microseconds, ``Z``."""
+    return _iso(at)
 
 
 def _iso(at: datetime) -> str:
@@ -137,9 +153,9 @@ _APPEND = insert(cast(Table, AuditEvent.__table__))
 # generation if asked, the head, the hash and the insert. The lock is held to the
 # commit and every audited request queues on it, so it is held for one round trip.
 _APPEND_ON_POSTGRESQL = text(
-    "SELECT outreach_audit_append(:key, :raise_generation, :before_prev_hash, :before_seq,"
-    " :after_seq, :at, :actor_user_id, :actor_org_id, :actor_role, :action, :target,"
-    " CAST(:params AS json), :records, :outcome, :request_id, :client_hash)"
+    "SELECT outreach_audit_append(:key, :raise_generation, :before_at, :before_prev_hash,"
+    " :before_seq, :after_seq, :at, :actor_user_id, :actor_org_id, :actor_role, :action,"
+    " :target, CAST(:params AS json), :records, :outcome, :request_id, :client_hash)"
 )
 
 
@@ -153,13 +169,20 @@ class ChainHead:
 
 def read_head(session: Session) -> ChainHead:
     """The current head of the chain."""
+    head, _at = _head_and_time(session)
+    return head
+
+
+def _head_and_time(session: Session) -> tuple[ChainHead, datetime | None]:
     row = session.execute(
-        select(AuditEvent.seq, AuditEvent.hash).order_by(AuditEvent.seq.desc()).limit(1)
+        select(AuditEvent.seq, AuditEvent.hash, AuditEvent.at)
+        .order_by(AuditEvent.seq.desc())
+        .limit(1)
     ).first()
     if row is None:
         # Everything was purged: the chain goes on from the last checkpoint.
-        return latest_checkpoint(session)
-    return ChainHead(seq=row.seq, hash=row.hash)
+        return latest_checkpoint(session), None
+    return ChainHead(seq=row.seq, hash=row.hash), row.at
 
 
 def record(
@@ -195,7 +218,7 @@ def record(
         "client_hash": ctx.client_hash,
     }
     if session.get_bind().dialect.name == "postgresql":
-        before_prev_hash, before_seq, after_seq = payload_around_head(fields)
+        before_at, before_prev_hash, before_seq, after_seq = payload_around_head(fields)
         session.execute(
             _APPEND_ON_POSTGRESQL,
             {
@@ -203,6 +226,7 @@ def record(
                 "params": orjson.dumps(fields["params"]).decode(),
                 "key": AUDIT_LOCK_KEY,
                 "raise_generation": counters_changed,
+                "before_at": before_at,
                 "before_prev_hash": before_prev_hash,
                 "before_seq": before_seq,
                 "after_seq": after_seq,
@@ -212,39 +236,63 @@ def record(
     # SQLite has one writer at a time: this transaction is the lock.
     if counters_changed:
         raise_generation(session)
-    head = read_head(session)
+    head, head_at = _head_and_time(session)
+    if head_at is not None and head_at > fields["at"]:
+        # The clock read before this transaction began may be behind the event a
+        # concurrent writer appended first.
+        fields["at"] = head_at
     fields["seq"], fields["prev_hash"] = head.seq + 1, head.hash
     fields["hash"] = chain_hash(head.hash, canonical_payload(fields))
     session.execute(_APPEND, fields)
 
 
-def payload_around_head(fields: Mapping[str, Any]) -> tuple[bytes, bytes, bytes]:
-    """An event's canonical JSON but for its ``prev_hash`` and ``seq``, which only the
-    head decides: the bytes before the one, between the two, and after the other.
+def payload_around_head(fields: Mapping[str, Any]) -> tuple[bytes, bytes, bytes, bytes]:
+    """An event's canonical JSON but for its ``at``, ``prev_hash`` and ``seq``, which
+    only the head decides (the time is never before the head's): the bytes before the
+    first, between each two, and after the last.
 
-    The keys sort as ``...params, prev_hash, records, request_id, seq, target``, and
-    the JSON of a hash and of a number are the hex and the digits themselves.
+    The keys sort as ``action, actor_*, at, client_hash, outcome, params, prev_hash,
+    records, request_id, seq, target``; the JSON of a time and a hash is their text
+    in quotes, of a number its digits.
     """
     text_fields = _text_fields({**fields, "seq": 0, "prev_hash": ""})
-    after = {name: text_fields.pop(name) for name in _AFTER_PREV_HASH}
-    del text_fields["prev_hash"]
-    before_prev_hash = _canonical_json(text_fields)[:-1] + b',"prev_hash":"'
-    before_seq = (
-        b'","records":'
-        + orjson.dumps(after["records"])
-        + b',"request_id":'
-        + orjson.dumps(after["request_id"])
-        + b',"seq":'
+    before_at = {name: text_fields[name] for name in _BEFORE_AT}
+    before_prev_hash = {name: text_fields[name] for name in _BEFORE_PREV_HASH}
+    before_seq = {name: text_fields[name] for name in _BEFORE_SEQ}
+    return (
+        _canonical_json(before_at)[:-1] + b',"at":"',
+        b'",' + _canonical_json(before_prev_hash)[1:-1] + b',"prev_hash":"',
+        b'",' + _canonical_json(before_seq)[1:-1] + b',"seq":',
+        b',"target":' + orjson.dumps(text_fields["target"]) + b"}",
     )
-    return before_prev_hash, before_seq, b',"target":' + orjson.dumps(after["target"]) + b"}"
 
 
-_AFTER_PREV_HASH = ("records", "request_id", "seq", "target")
+_BEFORE_AT = ("action", "actor_org_id", "actor_role", "actor_user_id")
+_BEFORE_PREV_HASH = ("client_hash", "outcome", "params")
+_BEFORE_SEQ = ("records", "request_id")
+
+
+@dataclass(frozen=True)
+class Purge:
+    """One purge run the verification found attested in the chain (its batches together)."""
+
+    audit_before: str
+    audit_retention_days: int
+    through_seq: int
+    events: int
+    attested_at: str
+    attested_by_seq: int
 
 
 @dataclass(frozen=True)
 class VerifyResult:
-    """What ``verify`` found: ``first_broken_seq`` is ``None`` when ``ok``."""
+    """What ``verify`` found: ``first_broken_seq`` is ``None`` when ``ok``.
+
+    ``purges`` are the purges whose checkpoints the remaining chain attests, oldest
+    first; the chain starts after the last one's ``through_seq``. ``head_status`` is
+    ``found`` or ``purged`` when a head was given (``purged``: older than a purge, so
+    it can no longer be checked; ``head_note`` says which purge and its cut-off).
+    """
 
     ok: bool
     checked: int
@@ -252,6 +300,9 @@ class VerifyResult:
     head_hash: str
     head_seq: int
     reason: str | None = None
+    purges: tuple[Purge, ...] = ()
+    head_status: str | None = None
+    head_note: str | None = None
 
 
 _COLUMNS = (
@@ -273,7 +324,7 @@ _COLUMNS = (
 
 
 def latest_checkpoint(session: Session) -> ChainHead:
-    """Where the chain starts: after the newest purge checkpoint, or at the genesis."""
+    """The newest purge checkpoint, or the genesis: where appends go on when the log is empty."""
     row = session.execute(
         select(AuditCheckpoint.seq, AuditCheckpoint.hash)
         .order_by(AuditCheckpoint.seq.desc())
@@ -343,30 +394,121 @@ def _postgresql_events(session: Session, after: int) -> Iterator[_Event]:
 VERIFY_PROGRESS_STEP = 1_000
 
 
+class _Broken(Exception):
+    def __init__(self, seq: int, reason: str) -> None:
+        super().__init__(reason)
+        self.seq, self.reason = seq, reason
+
+
+def _parse_time(value: Any) -> datetime:
+    return datetime.fromisoformat(str(value)).astimezone(UTC)
+
+
+class _Attestations:
+    """The ``retention.checkpoint`` events met along the chain, each checked as it comes."""
+
+    def __init__(self, checkpoints: Mapping[int, str], start: ChainHead) -> None:
+        self.checkpoints, self.start = checkpoints, start
+        self.start_attested_at: str | None = None
+        self.start_last_purged_at: str | None = None
+        self.purges: dict[tuple[str, int], Purge] = {}
+
+    def check(self, fields: Mapping[str, Any]) -> None:
+        seq, params = fields["seq"], fields["params"]
+        try:
+            cut_seq, cut_hash = int(params["checkpoint_seq"]), str(params["checkpoint_hash"])
+            last_purged_at, cutoff = str(params["checkpoint_at"]), str(params["audit_before"])
+            days, purged = int(params["audit_retention_days"]), int(params["purged"])
+            at = _parse_time(fields["at"])
+            limit = at - timedelta(days=days)
+            cutoff_time, last_purged_time = _parse_time(cutoff), _parse_time(last_purged_at)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise _Broken(seq, f"a purge record without a readable checkpoint ({exc})") from exc
+        if self.checkpoints.get(cut_seq) != cut_hash:
+            raise _Broken(
+                seq, f"the purge names checkpoint {cut_seq}:{cut_hash}, which is not kept"
+            )
+        if days < 0 or cutoff_time > limit:
+            raise _Broken(
+                seq,
+                f"the purge cut everything before {cutoff}, but a {days}-day retention at"
+                f" {fields['at']} allowed only before {_iso(limit)}",
+            )
+        if last_purged_time >= cutoff_time or cut_seq >= seq:
+            raise _Broken(seq, "the purge removed events its own cut-off kept")
+        if cut_seq == self.start.seq:
+            self.start_attested_at, self.start_last_purged_at = fields["at"], last_purged_at
+        key = (cutoff, days)
+        earlier = self.purges.get(key)
+        self.purges[key] = Purge(
+            audit_before=cutoff,
+            audit_retention_days=days,
+            through_seq=max(cut_seq, earlier.through_seq if earlier else 0),
+            events=purged + (earlier.events if earlier else 0),
+            attested_at=fields["at"],
+            attested_by_seq=seq,
+        )
+
+
+def _start(session: Session) -> tuple[ChainHead, dict[int, str]]:
+    """Where verification starts: the checkpoint just before the oldest event left.
+
+    Every kept checkpoint is returned too. Events missing before the oldest one must
+    be exactly those of a checkpoint (a purge cuts a prefix of the chain), and a
+    checkpoint at or after an event still there was not written by a purge.
+    """
+    checkpoints = {
+        int(row.seq): str(row.hash)
+        for row in session.execute(select(AuditCheckpoint.seq, AuditCheckpoint.hash))
+    }
+    first = session.scalar(select(func.min(AuditEvent.seq)))
+    if first is None:
+        newest = max(checkpoints, default=0)
+        return ChainHead(newest, checkpoints.get(newest, GENESIS_HASH)), checkpoints
+    misplaced = [seq for seq in checkpoints if seq >= first]
+    if misplaced:
+        raise _Broken(
+            min(misplaced),
+            "a checkpoint names this event, but it and the events before it are"
+            " still there: no purge wrote it",
+        )
+    if first == 1:
+        return ChainHead(0, GENESIS_HASH), checkpoints
+    if first - 1 not in checkpoints:
+        raise _Broken(
+            first, f"events before {first} are missing and no checkpoint accounts for them"
+        )
+    return ChainHead(first - 1, checkpoints[first - 1]), checkpoints
+
+
 def verify(
     session: Session,
     expected_head: ChainHead | None = None,
     progress: Callable[[int], None] = lambda _n: None,
 ) -> VerifyResult:
-    """Recompute the chain from its start (or last purge checkpoint); report the first break.
+    """Recompute the chain from its start (or its attested purge checkpoint); report the
+    first break.
 
     ``expected_head`` is a head handed out earlier: the chain must still contain that
-    event with that hash, which catches truncation of the newest events. ``progress``
-    hears how many more events were checked, every ``VERIFY_PROGRESS_STEP``.
+    event with that hash, which catches truncation of the newest events; a head older
+    than a purge is reported as such (``head_status`` ``purged``). ``progress`` hears how
+    many more events were checked, every ``VERIFY_PROGRESS_STEP``.
     """
-    start = latest_checkpoint(session)
-    prev_hash, expected_seq, checked = start.hash, start.seq + 1, 0
-    expected_found = expected_head is None or expected_head.seq == 0
-    if expected_head is not None and 0 < expected_head.seq <= start.seq:
-        if expected_head.seq < start.seq or expected_head.hash != start.hash:
-            return _broken(
-                checked,
-                expected_head.seq,
-                prev_hash,
-                f"the head handed out was purged (the chain now starts after event {start.seq}):"
-                " hand out a new head after each purge",
-            )
-        expected_found = True
+    checked = 0
+    try:
+        start, checkpoints = _start(session)
+    except _Broken as broken:
+        return _broken(checked, broken.seq, GENESIS_HASH, broken.reason)
+    prev_hash, prev_at, expected_seq = start.hash, "", start.seq + 1
+    first_at: str | None = None
+    attestations = _Attestations(checkpoints, start)
+    head_status = None if expected_head is None else "purged"
+    if expected_head is not None and expected_head.seq == 0:
+        head_status = "found"
+    if expected_head is not None and 0 < expected_head.seq == start.seq:
+        if expected_head.hash != start.hash:
+            return _broken(checked, start.seq, prev_hash, "differs from the head handed out")
+        head_status = "found"
     for fields, stored_hash in _events(session, after=start.seq):
         seq = fields["seq"]
         if seq != expected_seq:
@@ -375,24 +517,70 @@ def verify(
             return _broken(checked, seq, prev_hash, "prev_hash does not match the event before")
         if chain_hash(prev_hash, _canonical_json(fields)) != stored_hash:
             return _broken(checked, seq, prev_hash, "content does not match its hash")
+        # Same fixed-width ISO form on both engines: text order is time order.
+        if fields["at"] < prev_at:
+            return _broken(checked, seq, prev_hash, "its time is before the event before it")
+        if fields["action"] == CHECKPOINT_ACTION and fields["outcome"] == Outcome.SUCCESS:
+            try:
+                attestations.check(fields)
+            except _Broken as broken:
+                return _broken(checked, broken.seq, prev_hash, broken.reason)
         if expected_head is not None and seq == expected_head.seq:
             if stored_hash != expected_head.hash:
                 return _broken(checked, seq, prev_hash, "differs from the head handed out")
-            expected_found = True
-        prev_hash, expected_seq, checked = stored_hash, seq + 1, checked + 1
+            head_status = "found"
+        first_at = first_at or fields["at"]
+        prev_hash, prev_at, expected_seq, checked = stored_hash, fields["at"], seq + 1, checked + 1
         if checked % VERIFY_PROGRESS_STEP == 0:
             progress(VERIFY_PROGRESS_STEP)
     progress(checked % VERIFY_PROGRESS_STEP)
-    if not expected_found and expected_head is not None:
+    if start.seq > 0:
+        attested_at, last_purged_at = (
+            attestations.start_attested_at,
+            attestations.start_last_purged_at,
+        )
+        if attested_at is None or last_purged_at is None:
+            return _broken(
+                0,
+                start.seq + 1,
+                start.hash,
+                f"the chain starts after event {start.seq}, but no purge in the chain attests"
+                " that checkpoint",
+            )
+        if first_at is not None and _parse_time(last_purged_at) > _parse_time(first_at):
+            return _broken(
+                0, start.seq + 1, start.hash, "its time is before the last event purged before it"
+            )
+    if expected_head is not None and expected_head.seq >= expected_seq:
         return _broken(
             checked, expected_head.seq, prev_hash, "the chain ends before the head handed out"
         )
+    purges = tuple(sorted(attestations.purges.values(), key=lambda purge: purge.through_seq))
+    note = None
+    if head_status == "purged" and expected_head is not None:
+        note = _purged_head_note(expected_head, purges, start)
     return VerifyResult(
         ok=True,
         checked=checked,
         first_broken_seq=None,
         head_hash=prev_hash,
         head_seq=expected_seq - 1,
+        purges=purges,
+        head_status=head_status,
+        head_note=note,
+    )
+
+
+def _purged_head_note(head: ChainHead, purges: tuple[Purge, ...], start: ChainHead) -> str:
+    # The purge that removed it, if its record is still in the chain; else the newest.
+    purge = next((p for p in purges if p.through_seq >= head.seq), purges[-1] if purges else None)
+    if purge is None:
+        return f"event {head.seq} is older than the chain's start after event {start.seq}"
+    return (
+        f"event {head.seq} is older than the purge recorded at event {purge.attested_by_seq}"
+        f" ({purge.attested_at}), which removed the events before {purge.audit_before}"
+        f" ({purge.audit_retention_days}-day retention): it can no longer be checked. If you"
+        f" received this head after {purge.audit_before}, events were erased."
     )
 
 

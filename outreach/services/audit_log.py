@@ -144,6 +144,7 @@ def verify_chain(
                 "head": f"{expected_head.seq}:{expected_head.hash}" if expected_head else None,
                 "ok": result.ok,
                 "first_broken_seq": result.first_broken_seq,
+                "head_status": result.head_status,
             },
             records=result.checked,
         )

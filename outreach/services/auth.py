@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import secrets
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, cast
@@ -140,13 +141,33 @@ def _as(ctx: CallContext, principal: Principal) -> CallContext:
     return CallContext(principal=principal, request_id=ctx.request_id, client_hash=ctx.client_hash)
 
 
+# Every token this service issues carries these; a correctly signed token without
+# them (no ``exp``: valid for ever) was not issued here and is refused.
+REQUIRED_CLAIMS = ("exp", "iat", "type", "sub", "fam")
+
+
+def check_claims(token: str, claims: Mapping[str, Any], kind: str) -> None:
+    """Refuse a token that lacks a claim every issued token has, or is of another kind.
+
+    ``claims`` are the verified ones; flask-jwt-extended fills in a missing ``type``
+    as ``access`` there, so presence is checked on the token as sent (its signature
+    already verified).
+    """
+    sent = pyjwt.decode(token, options={"verify_signature": False})
+    if any(name not in sent for name in REQUIRED_CLAIMS):
+        raise Unauthorized("The token is not an Outreach token.")
+    if claims["type"] != kind:
+        raise Unauthorized(
+            "An access token is required." if kind == "access" else "This is not a refresh token."
+        )
+
+
 def _decode_refresh(token: str, *, allow_expired: bool = False) -> dict[str, Any]:
     try:
         claims: dict[str, Any] = decode_token(token, allow_expired=allow_expired)
     except (pyjwt.PyJWTError, JWTExtendedException) as exc:
         raise Unauthorized("The refresh token is invalid or expired.") from exc
-    if claims.get("type") != "refresh" or "fam" not in claims:
-        raise Unauthorized("This is not a refresh token.")
+    check_claims(token, claims, "refresh")
     return claims
 
 
@@ -242,6 +263,11 @@ def _revoke(session: Session, condition: Any, reason: str) -> int:
         .values(revoked_at=utcnow(), revoked_reason=reason)
         .execution_options(synchronize_session=False),
     )
+
+
+def revoke_tokens_where(session: Session, condition: Any, reason: str) -> int:
+    """Revoke every live login family matching ``condition``, inside the caller's transaction."""
+    return _revoke(session, condition, reason)
 
 
 def revoke_user_tokens(session: Session, user_id: uuid.UUID, reason: str) -> int:

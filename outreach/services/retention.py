@@ -4,8 +4,10 @@ Raw encounters (with their versions) older than ``OUTREACH_RETENTION_DAYS`` Pari
 days are deleted, and so are the person-days of distinct-people counting for those
 days; the counters of the rollups stay, so statistics of past years still answer.
 Audit events older than ``OUTREACH_AUDIT_RETENTION_DAYS`` are deleted oldest first,
-and each batch leaves a checkpoint (the sequence and hash of its last event) in the
-same transaction, so the remaining chain still verifies.
+and each batch leaves a checkpoint (the sequence and hash of its last event) and its
+``retention.checkpoint`` event, which attests the checkpoint and the cut-off, in the
+same transaction, so the remaining chain still verifies (``services.audit``). The
+cut-off can never be later than the retention period allows.
 
 Every batch is its own transaction: an interrupted purge leaves whole batches done
 and the rest untouched, and running it again finishes the job. It is audited.
@@ -118,6 +120,13 @@ def purge(
     limits: Cutoffs | None = None,
 ) -> PurgeResult:
     limits = limits or cutoffs(settings)
+    allowed = cutoffs(settings).audit_before
+    if limits.audit_before > allowed:
+        # The verifier would refuse the checkpoint: the period is the policy.
+        raise ValueError(
+            f"audit events before {limits.audit_before} are not all past their"
+            f" {settings.audit_retention_days}-day retention"
+        )
     counted = due(session, limits)
     start, last = counted.checkpoint_seq, counted.last_seq
     if dry_run:
@@ -134,7 +143,7 @@ def purge(
         encounters = _purge_encounters(session, limits.encounters_before, batch, progress)
         person_days = _purge_person_days(session, limits.encounters_before)
         progress("person-days", person_days)
-        checkpoint = _purge_audit(session, last, batch, progress)
+        checkpoint = _purge_audit(session, ctx, settings, limits, last, batch, progress)
         result = PurgeResult(
             limits.encounters_before,
             limits.audit_before,
@@ -208,8 +217,17 @@ def _purge_person_days(session: Session, before: date) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
 
 
-def _purge_audit(session: Session, last: int, batch: int, progress: Progress) -> int:
-    """Delete events up to ``last`` in batches, each leaving its checkpoint; the final one."""
+def _purge_audit(
+    session: Session,
+    ctx: CallContext,
+    settings: Settings,
+    limits: Cutoffs,
+    last: int,
+    batch: int,
+    progress: Progress,
+) -> int:
+    """Delete events up to ``last`` in batches, each leaving its attested checkpoint; the
+    final one."""
     while True:
         with session.begin():
             start = audit.latest_checkpoint(session).seq
@@ -217,7 +235,7 @@ def _purge_audit(session: Session, last: int, batch: int, progress: Progress) ->
             if upto <= start:
                 return start
             cut = session.execute(
-                select(AuditEvent.seq, AuditEvent.hash).where(AuditEvent.seq == upto)
+                select(AuditEvent.seq, AuditEvent.hash, AuditEvent.at).where(AuditEvent.seq == upto)
             ).one()
             if session.get_bind().dialect.name == "postgresql":
                 # The append-only trigger lets deletes through in this transaction only.
@@ -226,4 +244,19 @@ def _purge_audit(session: Session, last: int, batch: int, progress: Progress) ->
                 AuditCheckpoint(seq=cut.seq, hash=cut.hash, at=utcnow(), purged=upto - start)
             )
             session.execute(delete(AuditEvent).where(AuditEvent.seq <= upto))
+            # Appended last, like every event: the chain lock is taken here.
+            audit.record(
+                session,
+                ctx,
+                audit.CHECKPOINT_ACTION,
+                params={
+                    "checkpoint_seq": cut.seq,
+                    "checkpoint_hash": cut.hash,
+                    "checkpoint_at": audit.iso_time(cut.at),
+                    "audit_before": audit.iso_time(limits.audit_before),
+                    "audit_retention_days": settings.audit_retention_days,
+                    "purged": upto - start,
+                },
+                records=upto - start,
+            )
         progress("audit events", upto - start)

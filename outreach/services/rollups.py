@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, delete, func, select, tuple_, update
+from sqlalchemy import Table, bindparam, delete, func, select, text, tuple_, update
 from sqlalchemy.orm import Session
 
 from outreach.models import (
@@ -557,8 +557,29 @@ class RebuildSummary:
     counters: int
 
 
+# What every writer of the counters writes first, in this order: a sync's shifts, then
+# any writer's encounters, and only then counter rows, span generations, the chain lock.
+_WRITERS_FIRST_TABLES = ("shifts", "encounters")
+
+
+def lock_out_writers(session: Session) -> None:
+    """Make the caller's transaction the only writer of the counters until it ends.
+
+    On PostgreSQL, a ``SHARE`` lock on the tables every counter writer writes first:
+    it waits for the writers already past them to commit, and a writer arriving later
+    waits there, before it holds any counter row, span generation or the chain lock.
+    A rebuild that instead deleted and rewrote the counters beside live syncs held rows
+    they needed while they held rows it needed: a deadlock, one side aborted. Reads go
+    on. On SQLite the caller's immediate transaction already excludes every writer.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text(f"LOCK TABLE {', '.join(_WRITERS_FIRST_TABLES)} IN SHARE MODE"))
+
+
 def rebuild(session: Session, progress: Callable[[int], None] = lambda _n: None) -> RebuildSummary:
-    """Recompute every aggregate from the live raw encounters, inside the caller's transaction."""
+    """Recompute every aggregate from the live raw encounters, inside the caller's
+    transaction, with writers held off (``lock_out_writers``) until it commits."""
+    lock_out_writers(session)
     for model in (
         RollupSector,
         RollupCell,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from operator import attrgetter
 from typing import Any, cast
 
@@ -95,8 +95,10 @@ def shift_row(item: dict[str, Any], organisation_id: Any, user_id: Any) -> dict[
         "organisation_id": organisation_id,
         "created_by": user_id,
         "kind": item["kind"],
-        "started_at": item["started_at"],
-        "ended_at": item["ended_at"],
+        # In UTC: PostgreSQL's input refuses offsets of 16 hours or more, which Python
+        # reads, and the rows reach it as JSON text that keeps the phone's offset.
+        "started_at": item["started_at"].astimezone(UTC),
+        "ended_at": item["ended_at"].astimezone(UTC),
         "planned_sectors": content["planned_sectors"],
         "content_hash": content_hash(content),
     }
@@ -195,7 +197,8 @@ class EncounterBuilder:
 
         person = item.get("person") or {}
         alone = item["people"] == 1
-        occurred_at: datetime = item["occurred_at"]
+        # In UTC, like a shift's times (``shift_row``).
+        occurred_at: datetime = item["occurred_at"].astimezone(UTC)
         row: dict[str, Any] = {
             "id": item["id"],
             "organisation_id": organisation_id,

@@ -8,8 +8,8 @@ why an upgrade over existing data needs the pepper (``flask db upgrade`` passes 
 app's); the rollups are then rebuilt by ``flask db upgrade`` (``migrate.REBUILDS``),
 which fills the new key columns and the person keys.
 
-Revision ID: 0011
-Revises: 0010
+Revision ID: 0013
+Revises: 0012_rollup_fillfactor
 Create Date: 2026-12-04 16:00:00
 """
 
@@ -23,8 +23,8 @@ from alembic import context, op
 
 from outreach.services.crypto import record_key
 
-revision: str = "0011"
-down_revision: str | None = "0010"
+revision: str = "0013"
+down_revision: str | None = "0012_rollup_fillfactor"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -70,7 +70,7 @@ def _fill_record_keys() -> None:
     pepper = context.config.attributes.get("pepper")
     if not pepper:
         raise RuntimeError(
-            "Migration 0011 gives existing encounters their record keys, which needs the "
+            "Migration 0013 gives existing encounters their record keys, which needs the "
             "pepper: run it through `flask db upgrade` with OUTREACH_PEPPER set."
         )
     update = (

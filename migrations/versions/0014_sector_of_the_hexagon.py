@@ -10,8 +10,8 @@ shifts planned, never where people were met: ``shift_sectors`` goes.
 A downgrade brings back an empty ``shift_sectors``; sectors stay those of the
 hexagons (the points they were taken from were never stored).
 
-Revision ID: 0012
-Revises: 0011
+Revision ID: 0014
+Revises: 0013
 Create Date: 2026-12-04 16:20:00
 """
 
@@ -26,8 +26,8 @@ from outreach.models.base import UTCDateTime
 from outreach.services.geo import sector_of_cell
 from outreach.services.sync import content_hash, encounter_content
 
-revision: str = "0012"
-down_revision: str | None = "0011"
+revision: str = "0014"
+down_revision: str | None = "0013"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

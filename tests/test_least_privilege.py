@@ -1,0 +1,114 @@
+"""PostgreSQL least privilege: the service's role can append to the audit log, never erase it.
+
+The suite creates two roles and a database owned by the first: migrations and the
+retention purge run as that owner (``OUTREACH_ADMIN_DATABASE_URL``), the service as
+the second (``OUTREACH_DATABASE_URL``). PostgreSQL only: SQLite has no roles, and
+there the chain's attested checkpoints and the auditor's kept heads are the defence
+(``test_audit_purge``).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, func, select, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
+
+from outreach import create_app
+from outreach.extensions import db
+from outreach.models import AuditCheckpoint, AuditEvent, Role
+from tests.conftest import _postgres_admin_url, create_account, login, make_settings
+
+ERASURES = (
+    "DELETE FROM audit_events",
+    "SET LOCAL outreach.audit_purge = 'on'; DELETE FROM audit_events",
+    "UPDATE audit_events SET outcome = 'success'",
+    "TRUNCATE audit_events",
+    "INSERT INTO audit_checkpoints (seq, hash, at, purged) VALUES (1, 'x', now(), 1)",
+    "ALTER TABLE audit_events DISABLE TRIGGER ALL",
+    "SET LOCAL session_replication_role = replica",
+    "DROP TABLE audit_checkpoints",
+)
+
+
+@pytest.fixture
+def two_roles() -> Iterator[tuple[str, str]]:
+    """An owner role, a service role, and a database the owner owns: (owner URL, service URL)."""
+    base = make_url(_postgres_admin_url())
+    superuser = create_engine(base, isolation_level="AUTOCOMMIT")
+    try:
+        with superuser.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except Exception as exc:  # pragma: no cover - depends on the machine
+        superuser.dispose()
+        pytest.skip(f"PostgreSQL unreachable: {exc}")
+    tag = uuid.uuid4().hex[:8]
+    owner, service, name = (
+        f"outreach_owner_{tag}",
+        f"outreach_service_{tag}",
+        f"outreach_roles_{tag}",
+    )
+    with superuser.connect() as connection:
+        connection.execute(text(f'CREATE ROLE "{owner}" LOGIN'))
+        connection.execute(text(f'CREATE ROLE "{service}" LOGIN'))
+        connection.execute(text(f'CREATE DATABASE "{name}" OWNER "{owner}"'))
+    try:
+        yield (
+            base.set(username=owner, database=name).render_as_string(hide_password=False),
+            base.set(username=service, database=name).render_as_string(hide_password=False),
+        )
+    finally:
+        with superuser.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            connection.execute(text(f'DROP ROLE IF EXISTS "{service}"'))
+            connection.execute(text(f'DROP ROLE IF EXISTS "{owner}"'))
+        superuser.dispose()
+
+
+def test_the_service_role_appends_to_the_audit_log_but_cannot_erase_it(
+    two_roles: tuple[str, str], tmp_path: Path
+) -> None:
+    owner_url, service_url = two_roles
+    settings = make_settings(service_url, tmp_path / "instance", admin_database_url=owner_url)
+    app = create_app(settings)
+    runner = app.test_cli_runner()
+    try:
+        upgraded = runner.invoke(args=["db", "upgrade"])
+        assert upgraded.exit_code == 0, upgraded.output
+        assert "only INSERT and SELECT on the audit log" in upgraded.output
+        # The service works as its own role: accounts, logins, their audit events.
+        worker = create_account(app, Role.WORKER)
+        login(app.test_client(), worker.username)
+        with app.app_context():
+            session = db.session
+            with session.begin():
+                assert session.scalar(select(func.current_user())) == make_url(service_url).username
+                assert (session.scalar(select(func.count()).select_from(AuditEvent)) or 0) >= 2
+        # Nothing it can send erases, rewrites or unprotects the log.
+        service = create_engine(service_url)
+        try:
+            for statement in ERASURES:
+                with service.connect() as connection, pytest.raises(DBAPIError) as refused:
+                    # Without parameters psycopg sends several statements in one query.
+                    connection.exec_driver_sql(statement)
+                assert "permission denied" in str(refused.value) or "must be owner" in str(
+                    refused.value
+                ), statement
+        finally:
+            service.dispose()
+        # The purge runs as the owner; the chain it leaves verifies.
+        # (a zero-day period, which only tests can set, makes every event due).
+        app.config["OUTREACH_SETTINGS"] = settings.with_overrides(audit_retention_days=0)
+        purged = runner.invoke(args=["retention", "purge"])
+        assert purged.exit_code == 0, purged.output
+        verified = runner.invoke(args=["audit", "verify"])
+        assert verified.exit_code == 0, verified.output
+        assert "purge attested at event" in verified.output
+        with app.app_context():
+            assert db.session.scalar(select(func.count()).select_from(AuditCheckpoint)) == 1
+    finally:
+        db.engine_for(app).dispose()
