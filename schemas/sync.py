@@ -43,12 +43,42 @@ def _moment() -> fields.AwareDateTime:
     )
 
 
-class LocationSchema(ma.Schema):
-    """Input only: snapped to a hexagon and a sector, then dropped."""
+# An H3 cell index as h3 writes it: 15 lowercase hexadecimal digits. Whether it is a
+# real cell, at the service's resolution and inside the service area, is the sync's check.
+CELL_PATTERN = r"^[0-9a-f]{15}$"
 
-    lat = StrictFloat(required=True, validate=validate.Range(min=-90, max=90))
-    lon = StrictFloat(required=True, validate=validate.Range(min=-180, max=180))
+
+class LocationSchema(ma.Schema):
+    """Input only: a point ``{lat, lon, accuracy_m?}`` is snapped to a hexagon and a sector,
+    then dropped; or a hexagon ``{cell}`` the phone snapped itself, so that no coordinate
+    leaves it. Either form, never both."""
+
+    lat = StrictFloat(
+        validate=validate.Range(min=-90, max=90),
+        metadata={"description": "With lon: a point, snapped at ingest and dropped."},
+    )
+    lon = StrictFloat(validate=validate.Range(min=-180, max=180))
     accuracy_m = StrictFloat(validate=validate.Range(min=0, max=100_000))
+    cell = fields.String(
+        validate=validate.Regexp(CELL_PATTERN, error="Not an H3 cell index."),
+        metadata={
+            "description": "Instead of a point: the H3 hexagon at the service's resolution "
+            "(OUTREACH_H3_RESOLUTION), inside the service area. Its sector is the one "
+            "containing the hexagon's centre."
+        },
+    )
+
+    @ma.validates_schema
+    def point_or_cell(self, data: dict[str, Any], **_kwargs: Any) -> None:
+        if "cell" in data:
+            if data.keys() - {"cell"}:
+                raise ma.ValidationError("Send a cell or a point (lat, lon), not both.", "cell")
+            return
+        missing = {name: ["Missing data for required field."] for name in ("lat", "lon")}
+        for name in data:
+            missing.pop(name, None)
+        if missing:
+            raise ma.ValidationError(missing)
 
 
 class PersonSchema(ma.Schema):

@@ -63,7 +63,9 @@ def encounters(draw: st.DrawFn) -> dict[str, Any]:
                         "lon": st.floats(min_value=-180, max_value=180),
                     },
                     optional={"accuracy_m": st.integers(0, 500) | st.floats(0, 500)},
-                ),
+                )
+                # A hexagon the phone snapped itself: any 15 hex digits pass the schema.
+                | st.fixed_dictionaries({"cell": st.from_regex(r"\A[0-9a-f]{15}\Z")}),
                 "setting": st.sampled_from(SETTINGS),
                 "people": st.integers(1, 50),
             },
@@ -134,7 +136,7 @@ def mutated(draw: st.DrawFn, kind: str) -> Any:
         elif operation == "drop":
             del parent[path[-1]]
         elif isinstance(parent, dict):
-            parent[draw(st.sampled_from(["organisation", "lat", "extra", "ref"]))] = 1
+            parent[draw(st.sampled_from(["organisation", "lat", "cell", "extra", "ref"]))] = 1
     return item
 
 
@@ -212,6 +214,15 @@ def test_the_examples_that_matter_most() -> None:
     assert PLAIN["encounter"]({**base, "people": 2}) is None  # person with a group
     assert PLAIN["encounter"]({**base, "organisation": "other"}) is None
     assert PLAIN["encounter"]({**base, "occurred_at": "2026-11-20T21:30:00"}) is None
+    hexagon = {**base, "location": {"cell": "891fb466257ffff"}}
+    assert PLAIN["encounter"](hexagon) == {**loaded, "location": {"cell": "891fb466257ffff"}}
+    for location in (
+        {"cell": "891fb466257ffff", "lat": 48.0},
+        {"cell": "891FB466257FFFF"},
+        {"lat": 48.0},
+        {},
+    ):
+        assert PLAIN["encounter"]({**base, "location": location}) is None
 
 
 def test_what_cannot_compile_is_refused_when_built() -> None:

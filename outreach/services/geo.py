@@ -4,6 +4,11 @@
 configured resolution and the named sector containing the point (``hors_secteur``
 when none does), or refuses a point outside the service area. Callers drop the
 coordinate right after.
+
+``locate_cell`` takes a hexagon a phone snapped itself (the field app sends no
+coordinate): it checks the cell and answers its sector, ``sector_of_cell``: the
+sector containing the hexagon's centre, so that hexagon and sector together say no
+more than the hexagon (DESIGN.md, Disclosure control).
 """
 
 from __future__ import annotations
@@ -24,6 +29,10 @@ from schemas.vocabulary import OUTSIDE_SECTORS, sector_features
 
 class OutsideServiceArea(ValueError):
     """The point lies outside the area the service covers."""
+
+
+class InvalidCell(ValueError):
+    """Not an H3 cell, or not at the resolution the service stores."""
 
 
 @dataclass(frozen=True)
@@ -49,35 +58,79 @@ class _Area:
         )
 
 
+@dataclass(frozen=True)
+class _Areas:
+    sectors: tuple[_Area, ...]
+    service_area: BaseGeometry
+
+    def sector_at(self, lat: float, lon: float) -> str:
+        # contains_xy tests the coordinates without building a Point: every encounter
+        # of every sync comes through here.
+        return next(
+            (area.code for area in self.sectors if area.contains(lat, lon)), OUTSIDE_SECTORS
+        )
+
+    def served(self, lat: float, lon: float, sector: str) -> bool:
+        # Sectors lie inside the service area (a test checks the data), so only a
+        # point outside them needs the area's test.
+        return sector != OUTSIDE_SECTORS or bool(contains_xy(self.service_area, lon, lat))
+
+
+@cache
+def _areas() -> _Areas:
+    """The sector polygons and the service area, read and prepared once."""
+    sectors = []
+    service_area: BaseGeometry | None = None
+    for feature in sector_features():
+        geometry = shape(feature["geometry"])
+        prepare(geometry)
+        if feature["properties"]["kind"] == "service_area":
+            service_area = geometry
+        else:
+            sectors.append(_Area(feature["properties"]["code"], geometry, geometry.bounds))
+    if service_area is None:
+        raise RuntimeError("the sectors file has no service_area feature")
+    return _Areas(tuple(sectors), service_area)
+
+
+def sector_of_cell(cell: str) -> str:
+    """The sector of an H3 hexagon: the named sector containing the hexagon's centre,
+    ``hors_secteur`` when none does. One rule for every hexagon, so a hexagon is never
+    split between two sectors' counts."""
+    lat, lon = h3.cell_to_latlng(cell)
+    return _areas().sector_at(lat, lon)
+
+
 class Geography:
     """Sector polygons and the service area, prepared for fast point tests."""
 
     def __init__(self, resolution: int) -> None:
         self.resolution = resolution
-        self._sectors: list[_Area] = []
-        service_area: BaseGeometry | None = None
-        for feature in sector_features():
-            geometry = shape(feature["geometry"])
-            prepare(geometry)
-            if feature["properties"]["kind"] == "service_area":
-                service_area = geometry
-            else:
-                code = feature["properties"]["code"]
-                self._sectors.append(_Area(code, geometry, geometry.bounds))
-        if service_area is None:
-            raise RuntimeError("the sectors file has no service_area feature")
-        self._service_area = service_area
+        self._areas = _areas()
 
     def snap(self, lat: float, lon: float) -> Snapped:
-        # contains_xy tests the coordinates without building a Point: every encounter
-        # of every sync comes through here. Sectors lie inside the service area (a
-        # test checks the data), so only a point outside them needs the area's test.
-        sector = next(
-            (area.code for area in self._sectors if area.contains(lat, lon)), OUTSIDE_SECTORS
-        )
-        if sector == OUTSIDE_SECTORS and not contains_xy(self._service_area, lon, lat):
+        sector = self._areas.sector_at(lat, lon)
+        if not self._areas.served(lat, lon, sector):
             raise OutsideServiceArea("This position is outside the service area.")
         return Snapped(cell=h3.latlng_to_cell(lat, lon, self.resolution), sector=sector)
+
+    def locate_cell(self, cell: str) -> Snapped:
+        """A hexagon a phone snapped itself, checked: a valid H3 cell at the service's
+        resolution whose centre is inside the service area; its sector is
+        ``sector_of_cell``'s."""
+        if not h3.is_valid_cell(cell):
+            raise InvalidCell("This is not an H3 hexagon.")
+        resolution = h3.get_resolution(cell)
+        if resolution != self.resolution:
+            raise InvalidCell(
+                f"This hexagon is at resolution {resolution}; the service stores "
+                f"resolution {self.resolution}."
+            )
+        lat, lon = h3.cell_to_latlng(cell)
+        sector = self._areas.sector_at(lat, lon)
+        if not self._areas.served(lat, lon, sector):
+            raise OutsideServiceArea("This hexagon is outside the service area.")
+        return Snapped(cell=cell, sector=sector)
 
 
 @cache

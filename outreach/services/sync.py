@@ -29,7 +29,7 @@ from outreach.services import audit
 from outreach.services.context import CallContext
 from outreach.services.crypto import keyed_hash
 from outreach.services.errors import Invalid
-from outreach.services.geo import OutsideServiceArea, Snapped, geography
+from outreach.services.geo import InvalidCell, OutsideServiceArea, Snapped, geography
 from outreach.services.rollups import Deltas
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -168,8 +168,11 @@ class EncounterBuilder:
         location = item.pop("location", None)
         if location is not None:
             try:
-                snapped = self._geography.snap(location["lat"], location["lon"])
-            except OutsideServiceArea as exc:
+                if "cell" in location:
+                    snapped = self._geography.locate_cell(location["cell"])
+                else:
+                    snapped = self._geography.snap(location["lat"], location["lon"])
+            except (InvalidCell, OutsideServiceArea) as exc:
                 errors["location"] = [str(exc)]
             del location
         elif kept is not None:
