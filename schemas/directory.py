@@ -35,7 +35,20 @@ class VocabulariesSchema(ma.Schema):
     deletion_reasons = fields.List(fields.Nested(CodeLabelSchema), required=True)
     kits = fields.List(fields.Nested(CodeLabelSchema), required=True)
     structures = fields.List(fields.Nested(VocabularyStructureSchema), required=True)
-    sectors = fields.Dict(required=True, metadata={"description": "GeoJSON FeatureCollection"})
+    h3_resolution = fields.Integer(
+        required=True,
+        metadata={
+            "description": "The H3 resolution of a location's `cell` (OUTREACH_H3_RESOLUTION)."
+        },
+    )
+    sectors = fields.Dict(
+        required=True,
+        metadata={
+            "description": "GeoJSON FeatureCollection; each sector's properties name a `cell` "
+            "at `h3_resolution` whose centre lies in the sector, for a phone without a position "
+            "(null when no hexagon's centre lies in it: a sector smaller than a hexagon)."
+        },
+    )
 
 
 class KitSchema(ma.Schema):

@@ -160,3 +160,21 @@ def test_an_amendment_may_move_an_encounter_to_a_cell(
     )
     assert amended.status_code == 200, amended.get_json()
     assert stored(app) == [(cell, "hors_secteur")]
+
+
+def test_the_vocabularies_give_the_resolution_and_a_hexagon_for_each_sector(
+    app: Flask, client: FlaskClient, headers: dict[str, str]
+) -> None:
+    vocabularies = client.get("/api/v1/vocabularies", headers=headers).get_json()
+    assert vocabularies["h3_resolution"] == 9
+    sectors = {
+        f["properties"]["code"]: f["properties"]["cell"]
+        for f in vocabularies["sectors"]["features"]
+    }
+    assert len(sectors) == 10
+    # Rosa Parks is smaller than a resolution-9 hexagon: no hexagon's centre lies in it.
+    assert sectors.pop("rosa_parks") is None
+    # What a phone without a position sends for a sector is stored in that sector.
+    body = {"encounters": [at_cell(cell) for cell in sectors.values()]}
+    assert client.post(SYNC, json=body, headers=headers).get_json()["counts"]["created"] == 9
+    assert sorted(stored(app)) == sorted((cell, code) for code, cell in sectors.items())

@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import Response, request
 
-from outreach.api.access import call_context, requires
+from outreach.api.access import call_context, requires, settings
 from outreach.api.blueprint import Blueprint
 from outreach.api.pages import page_body
 from outreach.extensions import db
@@ -37,7 +37,7 @@ def vocabularies() -> Any:
 
     Send the ETag back in ``If-None-Match``: 304 while nothing changed.
     """
-    document = directory.vocabulary_document(db.session)
+    document = directory.vocabulary_document(db.session, settings().h3_resolution)
     etag = f'"{document.etag}"'
     if etag in [tag.strip() for tag in request.headers.get("If-None-Match", "").split(",")]:
         return Response(status=304, headers={"ETag": etag})

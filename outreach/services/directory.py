@@ -16,6 +16,7 @@ from outreach.models import Kit, Structure
 from outreach.services import audit
 from outreach.services.context import CallContext
 from outreach.services.errors import Conflict, NotFound
+from outreach.services.geo import sector_cell
 from outreach.services.pagination import Page, paginate
 from schemas.vocabulary import STRUCTURES_FILE, sector_features, vocabularies
 
@@ -26,8 +27,13 @@ class VocabularyDocument:
     etag: str
 
 
-def vocabulary_document(session: Session) -> VocabularyDocument:
-    """Every code list the phone's forms need, the sectors and structures, with an ETag."""
+def vocabulary_document(session: Session, resolution: int) -> VocabularyDocument:
+    """Every code list the phone's forms need, the sectors and structures, with an ETag.
+
+    ``resolution`` is the H3 resolution locations are stored at: a phone that snaps its
+    position itself needs it, and each sector names a hexagon of it (``cell``, whose
+    centre lies in the sector) that a phone without a position sends for that sector.
+    """
     with session.begin():
         kits = [
             {"code": k.code, "label": k.label}
@@ -44,9 +50,20 @@ def vocabulary_document(session: Session) -> VocabularyDocument:
     }
     body["kits"] = kits
     body["structures"] = structures
+    body["h3_resolution"] = resolution
     body["sectors"] = {
         "type": "FeatureCollection",
-        "features": [f for f in sector_features() if f["properties"]["kind"] == "sector"],
+        "features": [
+            {
+                **f,
+                "properties": {
+                    **f["properties"],
+                    "cell": sector_cell(f["properties"]["code"], resolution),
+                },
+            }
+            for f in sector_features()
+            if f["properties"]["kind"] == "sector"
+        ],
     }
     digest = hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
     return VocabularyDocument(body=body, etag=digest[:32])

@@ -101,6 +101,24 @@ def sector_of_cell(cell: str) -> str:
     return _areas().sector_at(lat, lon)
 
 
+@cache
+def sector_cell(code: str, resolution: int) -> str | None:
+    """A hexagon at ``resolution`` whose centre lies in the named sector ``code`` (the
+    nearest to a point inside it): what a phone without a position sends for that
+    sector. ``None`` when no hexagon's centre lies in the sector: a sector smaller than
+    a hexagon can hold none, and then no encounter is ever counted in it."""
+    area = next(area for area in _areas().sectors if area.code == code)
+    point = area.geometry.representative_point()
+    start = h3.latlng_to_cell(point.y, point.x, resolution)
+    # Hexagons farther than this from a point inside a sector of the plan are outside it
+    # at every resolution the service allows (5 to 10).
+    for distance in range(8):
+        for cell in sorted(h3.grid_ring(start, distance)):
+            if sector_of_cell(cell) == code:
+                return str(cell)
+    return None
+
+
 class Geography:
     """Sector polygons and the service area, prepared for fast point tests."""
 
