@@ -9,7 +9,7 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from config import Settings, load_settings
-from outreach import dashboard
+from outreach import dashboard, fieldapp
 from outreach.api import BLUEPRINTS, docs
 from outreach.api.access import (
     FILTERED_SPANS_KEY,
@@ -89,6 +89,7 @@ def register_blueprints(app: Flask) -> None:
         api.register_blueprint(blueprint)
     app.register_blueprint(docs.blp)
     app.register_blueprint(dashboard.blp)
+    app.register_blueprint(fieldapp.blp)
 
 
 def register_errorhandlers(app: Flask) -> None:
