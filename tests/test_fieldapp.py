@@ -183,7 +183,7 @@ def _log_in(phone: Phone, username: str = "demo-worker") -> None:
     phone.tap("Se connecter")
     expect(page.locator("#screen-shift")).to_be_visible()
     # The service worker holds the shell before the network goes.
-    page.wait_for_function("navigator.serviceWorker.controller !== null")
+    page.wait_for_function("() => navigator.serviceWorker.controller !== null")
 
 
 def _start_shift(phone: Phone) -> None:
@@ -292,8 +292,8 @@ def test_a_sync_cut_mid_flight_is_resent_and_stored_once(phone: Phone, server: S
     phone.context.route("**/api/v1/sync", arrive_then_cut)
     phone.context.set_offline(False)
     page.wait_for_function(
-        "outreachField.state.syncing === false && document"
-        ".getElementById('sync-status').textContent.includes('interrompu')"
+        "() => !outreachField.state.syncing"
+        " && document.getElementById('sync-status').textContent.includes('interrompu')"
     )
     assert cut == [200]
     assert server.count(Encounter) == 5
@@ -381,7 +381,7 @@ def test_logout_keeps_only_what_is_not_sent(phone: Phone, server: Server) -> Non
     page.get_by_label("Secteur", exact=True).select_option("eole")
     _log_encounter(phone)
     phone.context.set_offline(False)
-    page.wait_for_function("outreachField.state.syncing === false")
+    page.wait_for_function("() => outreachField.state.syncing === false")
     phone.context.set_offline(True)
     phone.tap("Rencontre")
     _log_encounter(phone)

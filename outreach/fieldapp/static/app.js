@@ -528,6 +528,7 @@
     $("gender").value = "unknown";
     $("first-contact").checked = false;
     $("person-details").open = false;
+    $("code-details").open = false;
     $("code-status").textContent = "";
     $("referrals").replaceChildren();
     renderPlace();
