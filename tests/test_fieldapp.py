@@ -31,6 +31,7 @@ from outreach.models import Encounter, Shift
 from outreach.services import demo, directory
 from outreach.services.context import OPERATOR
 from tests.conftest import empty_database, make_settings
+from tests.payloads import encounter
 
 CHROMIUM = "/usr/bin/chromium"
 OUTPUT = Path(__file__).resolve().parent.parent / "test-output" / "fieldapp"
@@ -100,6 +101,7 @@ class Phone:
     taps: int = 0
     sent_bodies: list[str] = field(default_factory=list)
     outside: list[str] = field(default_factory=list)
+    answers: list[tuple[str, int]] = field(default_factory=list)
 
     def open(self, *, offline: bool = False) -> Page:
         self.context = self.playwright.chromium.launch_persistent_context(
@@ -118,6 +120,7 @@ class Phone:
         self.context.grant_permissions(["geolocation"], origin=self.server.url)
         self.context.set_geolocation({"latitude": POSITION[0], "longitude": POSITION[1]})
         self.context.on("request", self._seen)
+        self.context.on("response", lambda r: self.answers.append((r.url, r.status)))
         self.page = self.context.pages[0] if self.context.pages else self.context.new_page()
         self.page.goto(f"{self.server.url}/app/")
         return self.page
@@ -156,6 +159,20 @@ class Phone:
         )
         grave = [v for v in found if v["impact"] in ("serious", "critical")]
         assert grave == [], (screen, grave)
+
+    def stored(self, key: str) -> Any:
+        """A value of the app's key-value store in IndexedDB."""
+        assert self.page is not None
+        return self.page.evaluate(
+            """(key) => new Promise((done) => {
+              const open = indexedDB.open('outreach-field');
+              open.onsuccess = () => {
+                const request = open.result.transaction('kv').objectStore('kv').get(key);
+                request.onsuccess = () => done(request.result ?? null);
+              };
+            })""",
+            key,
+        )
 
     def pending(self) -> int:
         assert self.page is not None
@@ -243,6 +260,7 @@ def test_a_night_offline_goes_up_exactly_once(phone: Phone, server: Server) -> N
     expect(page.locator("#outbox-list > li")).to_have_count(21)
     phone.accessible("outbox")
     phone.shot("4-outbox-offline")
+    first_refresh = phone.stored("session")["refresh_token"]
     phone.close()
 
     page = phone.open(offline=True)
@@ -260,6 +278,8 @@ def test_a_night_offline_goes_up_exactly_once(phone: Phone, server: Server) -> N
     stored = server.encounters()
     assert {str(e.id) for e in stored} | {str(s) for s in {e.shift_id for e in stored}} == queued
     assert all(e.sector == "stalingrad" and e.kits == {"kit_base": 2} for e in stored)
+    # The reopened app had no access token: it refreshed, and the refresh token rotated.
+    assert phone.stored("session")["refresh_token"] != first_refresh
     # Only hexagons left the phone.
     assert phone.sent_bodies
     assert all('"lat"' not in body for body in phone.sent_bodies)
@@ -268,6 +288,11 @@ def test_a_night_offline_goes_up_exactly_once(phone: Phone, server: Server) -> N
     expect(page.locator("#history-list > li")).to_have_count(20)
     phone.accessible("history")
     phone.shot("5-history")
+    # The first refresh token is spent (and its reuse revokes the phone's session: last).
+    spent = server.app.test_client().post(
+        "/api/v1/auth/refresh", json={"refresh_token": first_refresh}
+    )
+    assert spent.status_code == 401
 
 
 def test_a_sync_cut_mid_flight_is_resent_and_stored_once(phone: Phone, server: Server) -> None:
@@ -320,7 +345,7 @@ def test_an_invalid_item_is_shown_fixed_and_resent(phone: Phone, server: Server)
     phone.tap("Enregistrer la rencontre")
     phone.tap("Envoi")
     invalid = page.locator("#outbox-list > li.invalid")
-    expect(invalid).to_contain_text("future")
+    expect(invalid).to_contain_text("Heure : heure dans le futur")
     assert phone.pending() == 1
     phone.accessible("outbox-invalid")
     phone.shot("6-invalid")
@@ -342,6 +367,11 @@ def test_an_invalid_item_is_shown_fixed_and_resent(phone: Phone, server: Server)
 def test_position_and_person_code_stay_on_the_phone(phone: Phone, server: Server) -> None:
     page = phone.open()
     _log_in(phone)
+    # Opened again with network: the vocabularies are asked with their ETag, unchanged.
+    page.reload()
+    expect(page.locator("#screen-shift")).to_be_visible()
+    vocabularies = [status for url, status in phone.answers if url.endswith("/vocabularies")]
+    assert vocabularies == [200, 304]
     phone.tap("Rencontre")
     phone.tap("Utiliser ma position (avec l'accord de la personne)")
     expect(page.locator("#position-status")).to_contain_text("hexagone")
@@ -419,3 +449,35 @@ def test_the_app_is_served_with_a_strict_policy_a_manifest_and_a_worker(server: 
     assert "connect-src 'self'" in worker.headers["Content-Security-Policy"]
     for path in json.loads(worker.get_data(as_text=True).split("const SHELL = ")[1].split(";")[0]):
         assert client.get(path).status_code == 200, path
+
+
+def test_a_conflict_is_shown_and_can_be_discarded(phone: Phone, server: Server) -> None:
+    page = phone.open()
+    _log_in(phone)
+    assert phone.context is not None
+    phone.context.set_offline(True)
+    phone.tap("Rencontre")
+    page.get_by_label("Secteur", exact=True).select_option("eole")
+    _log_encounter(phone)
+    (queued,) = phone.outbox_ids()
+    # Meanwhile the same id reached the server with other content (another client's bug).
+    client = server.app.test_client()
+    token = client.post(
+        "/api/v1/auth/login", json={"username": "demo-worker", "password": PASSWORD}
+    ).get_json()["access_token"]
+    other = encounter(id=queued, kits={"pipe": 3})
+    stored = client.post(
+        "/api/v1/sync", json={"encounters": [other]}, headers={"Authorization": f"Bearer {token}"}
+    )
+    assert stored.get_json()["counts"]["created"] == 1
+
+    phone.context.set_offline(False)
+    phone.tap("Envoi")
+    conflict = page.locator("#outbox-list > li.conflict")
+    expect(conflict).to_contain_text("déjà enregistré avec un autre contenu")
+    assert phone.pending() == 1
+    phone.accessible("outbox-conflict")
+    conflict.get_by_role("button", name="Abandonner").click()
+    conflict.get_by_role("button", name="Confirmer l'abandon (définitif)").click()
+    expect(page.locator("#pending-count")).to_have_text("0")
+    assert [e.kits for e in server.encounters()] == [{"pipe": 3}]

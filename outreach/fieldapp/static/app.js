@@ -333,9 +333,11 @@
         await applyResults(batch, answer.results);
         sent += answer.counts.created + answer.counts.duplicate;
       }
-      $("sync-status").textContent = sent
-        ? `Envoyé : ${sent} élément(s), à ${new Date().toLocaleTimeString("fr-FR", { hour: "2-digit", minute: "2-digit" })}.`
-        : "Rien à envoyer.";
+      await refreshItems();
+      const refused = state.items.filter((i) => i.state === "invalid" || i.state === "conflict").length;
+      const at = new Date().toLocaleTimeString("fr-FR", { hour: "2-digit", minute: "2-digit" });
+      $("sync-status").textContent = (sent ? `Envoyé : ${sent} élément(s), à ${at}.` : "Rien de nouveau à envoyer.") +
+        (refused ? ` ${refused} refusé(s) : à corriger ou abandonner ci-dessous.` : "");
     } catch (error) {
       if (error instanceof SessionOver) {
         $("sync-status").textContent = "Session expirée : reconnectez-vous pour envoyer (rien n'est perdu).";
@@ -672,12 +674,36 @@
     return `Rencontre ${shortTime(b.occurred_at)}, ${where}, ${b.people} pers.${kits ? ", " + kits : ""}`;
   }
 
+  // The server's field names and its commonest messages, in French; any other message is
+  // shown as the server wrote it.
+  const FIELDS = {
+    occurred_at: "Heure", location: "Lieu", kits: "Matériel", referrals: "Orientations",
+    services: "Services", person: "Personne", people: "Personnes", shift_id: "Maraude",
+    started_at: "Début", ended_at: "Fin", planned_sectors: "Secteurs", id: "Identifiant",
+  };
+  const MESSAGES = [
+    ["This time is in the future", "heure dans le futur : vérifiez l'heure saisie ou l'horloge du téléphone."],
+    ["This is older than the retention period", "trop ancienne : au-delà de la durée de conservation."],
+    ["Unknown kit code", "matériel inconnu du serveur (retiré du catalogue ?)."],
+    ["No structure", "structure inconnue ou fermée : choisissez-en une autre."],
+    ["Unknown shift", "maraude inconnue du serveur."],
+    ["This hexagon is outside the service area", "hors de la zone couverte par le service."],
+    ["This position is outside the service area", "hors de la zone couverte par le service."],
+    ["Already stored with other content", "déjà enregistré avec un autre contenu (à faire corriger par un·e responsable)."],
+  ];
+
   function errorLines(errors, prefix) {
     const lines = [];
     for (const [field, value] of Object.entries(errors || {})) {
-      const path = prefix ? `${prefix}.${field}` : field;
-      if (Array.isArray(value)) lines.push(...value.map((m) => `${path} : ${m}`));
-      else if (value && typeof value === "object") lines.push(...errorLines(value, path));
+      const path = prefix || FIELDS[field] || field;
+      if (Array.isArray(value)) {
+        for (const message of value) {
+          const known = MESSAGES.find(([start]) => String(message).startsWith(start));
+          lines.push(`${path} : ${known ? known[1] : message}`);
+        }
+      } else if (value && typeof value === "object") {
+        lines.push(...errorLines(value, path));
+      }
     }
     return lines;
   }
