@@ -231,6 +231,12 @@ def test_a_night_offline_goes_up_exactly_once(phone: Phone, server: Server) -> N
     _log_in(phone)
     phone.accessible("shift")
     phone.shot("2-shift")
+    # Chromium's own verdict: the manifest, icons and service worker make it installable.
+    assert phone.context is not None
+    cdp = phone.context.new_cdp_session(page)
+    manifest = cdp.send("Page.getAppManifest")
+    assert manifest["errors"] == []
+    assert cdp.send("Page.getInstallabilityErrors")["installabilityErrors"] == []
 
     assert phone.context is not None
     phone.context.set_offline(True)
