@@ -30,6 +30,7 @@ from outreach.extensions import db
 from outreach.models import Encounter, Shift
 from outreach.services import demo, directory
 from outreach.services.context import OPERATOR
+from outreach.services.geo import sector_of_cell
 from tests.conftest import empty_database, make_settings
 from tests.payloads import encounter
 
@@ -213,6 +214,18 @@ def _start_shift(phone: Phone) -> None:
     expect(page.locator("#sector")).to_have_value("stalingrad")
 
 
+def _sent(phone: Phone) -> None:
+    """Wait for the sync that follows a save with network, and an empty outbox."""
+    assert phone.page is not None
+    phone.page.wait_for_function(
+        "() => !outreachField.state.syncing"
+        " && document.getElementById('sync-status').textContent.startsWith('Envoyé')"
+    )
+    expect(phone.page.locator("#pending-count")).to_have_text("0")
+    # So that the next wait sees the next sync's word, not this one's.
+    phone.page.evaluate("document.getElementById('sync-status').textContent = ''")
+
+
 def _log_encounter(phone: Phone, kits: int = 2) -> None:
     page = phone.page
     assert page is not None
@@ -392,9 +405,9 @@ def test_position_and_person_code_stay_on_the_phone(phone: Phone, server: Server
         expect(page.locator("#code-status")).to_contain_text("Code calculé")
         phone.shot("7-person-code")
         phone.tap("Enregistrer la rencontre")
+        _sent(phone)
         page.locator("#person-details > summary").click()
         page.locator("#code-details > summary").click()
-    expect(page.locator("#pending-count")).to_have_text("0")
     stored = server.encounters()
     assert len(stored) == 2
     assert {e.cell for e in stored} == {h3.latlng_to_cell(*POSITION, 9)}
@@ -487,3 +500,28 @@ def test_a_conflict_is_shown_and_can_be_discarded(phone: Phone, server: Server) 
     conflict.get_by_role("button", name="Confirmer l'abandon (définitif)").click()
     expect(page.locator("#pending-count")).to_have_text("0")
     assert [e.kits for e in server.encounters()] == [{"pipe": 3}]
+
+
+def test_without_a_position_the_hexagon_is_picked_on_a_plan(phone: Phone, server: Server) -> None:
+    page = phone.open()
+    _log_in(phone)
+    phone.tap("Rencontre")
+    page.get_by_label("Secteur", exact=True).select_option("stalingrad")
+    phone.tap("Choisir l'hexagone sur un plan")
+    hexagons = page.locator("#plan polygon.plan-cell")
+    expect(hexagons).to_have_count(61)
+    # A neighbour of the sector's hexagon, two rings out: the worker's tap picks it.
+    start = h3.latlng_to_cell(*POSITION, 9)
+    target = sorted(h3.grid_ring(start, 2))[0]
+    page.locator(f'#plan polygon[data-cell="{target}"]').click()
+    expect(page.locator(f'#plan polygon[data-cell="{target}"]')).to_have_attribute(
+        "aria-pressed", "true"
+    )
+    phone.accessible("plan")
+    phone.shot("8-plan")
+    phone.tap("Enregistrer la rencontre")
+    _sent(phone)
+    stored = server.encounters()
+    assert [(e.cell, e.sector) for e in stored] == [(target, sector_of_cell(target))]
+    # The phone names the hexagon's sector by the server's rule (its centre).
+    assert page.evaluate("outreachField.state.location.sector") == sector_of_cell(target)

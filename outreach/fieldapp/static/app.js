@@ -419,11 +419,101 @@
     const place = state.location;
     if (place && place.source === "position") {
       select.value = "position";
-      $("position-status").textContent = `Position ramenée à l'hexagone ${place.cell} (aucune coordonnée gardée).`;
+      $("position-status").textContent =
+        `Position ramenée à un hexagone (${sectorName(sectorOfCell(place.cell))}) ; aucune coordonnée gardée.`;
+    } else if (place && place.source === "plan") {
+      select.value = "position";
+      $("position-status").textContent = `Hexagone choisi sur le plan (${sectorName(place.sector)}).`;
     } else {
       select.value = place ? place.sector : "";
       $("position-status").textContent = "";
     }
+  }
+
+  // ---------------------------------------------------------------- hexagon plan
+
+  // A small plan to pick the hexagon when the phone gives no position: the sector
+  // outlines and the hexagons around the current place, in SVG (no base map: no outside
+  // request). A hexagon's sector is the one containing its centre, as on the server.
+  const SVG = "http://www.w3.org/2000/svg";
+  const PLAN_RINGS = 4;
+
+  function insideRing(lat, lon, ring) {
+    let inside = false;
+    for (let i = 0, j = ring.length - 1; i < ring.length; j = i++) {
+      const [xi, yi] = ring[i], [xj, yj] = ring[j];
+      if ((yi > lat) !== (yj > lat) && lon < ((xj - xi) * (lat - yi)) / (yj - yi) + xi) inside = !inside;
+    }
+    return inside;
+  }
+
+  function polygonsOf(geometry) {
+    return geometry.type === "Polygon" ? [geometry.coordinates] : geometry.coordinates;
+  }
+
+  function sectorOfCell(cell) {
+    const [lat, lon] = h3.cellToLatLng(cell);
+    const feature = sectorFeatures().find((f) => polygonsOf(f.geometry).some((rings) =>
+      insideRing(lat, lon, rings[0]) && !rings.slice(1).some((hole) => insideRing(lat, lon, hole))));
+    return feature ? feature.properties.code : "hors_secteur";
+  }
+
+  function svg(tag, attributes) {
+    const node = document.createElementNS(SVG, tag);
+    for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, value);
+    return node;
+  }
+
+  function drawPlan() {
+    const plan = $("plan");
+    const centre = (state.location && state.location.cell) ||
+      (sectorFeatures().find((f) => f.properties.cell) || { properties: {} }).properties.cell;
+    if (!centre) return;
+    const cells = h3.gridDisk(centre, PLAN_RINGS);
+    const corners = cells.flatMap((c) => h3.cellToBoundary(c));
+    const lats = corners.map((p) => p[0]), lons = corners.map((p) => p[1]);
+    const north = Math.max(...lats), south = Math.min(...lats);
+    const west = Math.min(...lons), east = Math.max(...lons);
+    const shrink = Math.cos(((north + south) / 2) * Math.PI / 180);
+    const width = 360, scale = width / ((east - west) * shrink);
+    const height = (north - south) * scale;
+    const at = (lat, lon) => `${((lon - west) * shrink * scale).toFixed(1)},${((north - lat) * scale).toFixed(1)}`;
+    const drawing = svg("svg", {
+      viewBox: `0 0 ${width} ${height.toFixed(1)}`, role: "group", "aria-label": "Plan des hexagones autour du lieu",
+    });
+    for (const feature of sectorFeatures()) {
+      for (const rings of polygonsOf(feature.geometry)) {
+        drawing.append(svg("polygon", {
+          class: "plan-sector", "aria-hidden": "true", points: rings[0].map(([lon, lat]) => at(lat, lon)).join(" "),
+        }));
+      }
+    }
+    const chosen = state.location && state.location.cell;
+    cells.forEach((cell, n) => {
+      const hexagon = svg("polygon", {
+        class: "plan-cell", "data-cell": cell, tabindex: "0", role: "button",
+        "aria-pressed": String(cell === chosen),
+        "aria-label": `Hexagone ${n + 1}, ${sectorName(sectorOfCell(cell))}`,
+        points: h3.cellToBoundary(cell).map(([lat, lon]) => at(lat, lon)).join(" "),
+      });
+      const pick = () => {
+        setPlace({ cell, source: "plan", sector: sectorOfCell(cell) });
+        drawPlan();
+      };
+      hexagon.addEventListener("click", pick);
+      hexagon.addEventListener("keydown", (event) => {
+        if (event.key === "Enter" || event.key === " ") { event.preventDefault(); pick(); }
+      });
+      drawing.append(hexagon);
+    });
+    plan.replaceChildren(drawing);
+  }
+
+  function togglePlan() {
+    const plan = $("plan");
+    plan.hidden = !plan.hidden;
+    $("show-plan").setAttribute("aria-expanded", String(!plan.hidden));
+    if (!plan.hidden) drawPlan();
   }
 
   function usePosition() {
@@ -454,7 +544,7 @@
     const sector = $("sector");
     sector.replaceChildren(
       el("option", { value: "", text: "— Choisir le secteur —" }),
-      el("option", { value: "position", text: "Ma position (hexagone)", hidden: true }),
+      el("option", { value: "position", text: "Hexagone choisi (position ou plan)", hidden: true }),
       ...sectorFeatures().filter((f) => f.properties.cell)
         .map((f) => el("option", { value: f.properties.code, text: f.properties.name })));
 
@@ -547,7 +637,7 @@
     const feature = sectorFeatures().find((f) => f.properties.cell === cell);
     state.location = feature
       ? { cell, source: "sector", sector: feature.properties.code }
-      : { cell, source: "position" };
+      : { cell, source: "plan", sector: sectorOfCell(cell) };
     renderPlace();
     const setting = document.querySelector(`input[name="setting"][value="${body.setting}"]`);
     if (setting) setting.checked = true;
@@ -670,7 +760,7 @@
     }
     const kits = Object.entries(b.kits).map(([code, n]) => `${n} ${label("kits", code)}`).join(", ");
     const feature = sectorFeatures().find((f) => f.properties.cell === b.location.cell);
-    const where = feature ? feature.properties.name : `hexagone ${b.location.cell}`;
+    const where = feature ? feature.properties.name : `hexagone, ${sectorName(sectorOfCell(b.location.cell))}`;
     return `Rencontre ${shortTime(b.occurred_at)}, ${where}, ${b.people} pers.${kits ? ", " + kits : ""}`;
   }
 
@@ -836,6 +926,7 @@
     $("shift-end").addEventListener("click", endShift);
     $("encounter-form").addEventListener("submit", saveEncounter);
     $("use-position").addEventListener("click", usePosition);
+    $("show-plan").addEventListener("click", togglePlan);
     $("derive-code").addEventListener("click", deriveCode);
     $("add-referral").addEventListener("click", () => addReferral(null));
     $("sync-now").addEventListener("click", () => syncNow(true));
@@ -845,6 +936,7 @@
       const code = $("sector").value;
       const feature = sectorFeatures().find((f) => f.properties.code === code);
       if (feature) setPlace({ cell: feature.properties.cell, source: "sector", sector: code });
+      if (!$("plan").hidden) drawPlan();
     });
     for (const button of document.querySelectorAll("#tabs button")) {
       button.addEventListener("click", () => show(button.dataset.screen));
