@@ -519,9 +519,22 @@ def test_without_a_position_the_hexagon_is_picked_on_a_plan(phone: Phone, server
     )
     phone.accessible("plan")
     phone.shot("8-plan")
+    # The rest of a full encounter: a group of two, a service, a referral to a structure.
+    phone.tap("Une personne de plus")
+    page.get_by_label("Écoute, lien social").check()
+    phone.tap("Ajouter une orientation")
+    page.get_by_label("Vers", exact=True).select_option("espace_repos")
+    page.get_by_label("Structure", exact=True).select_option("espace_repos_chapelle")
+    page.get_by_label("Statut", exact=True).select_option("accompanied")
+    phone.accessible("referral")
     phone.tap("Enregistrer la rencontre")
     _sent(phone)
     stored = server.encounters()
     assert [(e.cell, e.sector) for e in stored] == [(target, sector_of_cell(target))]
+    assert (stored[0].people, stored[0].services, stored[0].referrals) == (
+        2,
+        ["ecoute"],
+        [{"to": "espace_repos", "structure": "espace_repos_chapelle", "status": "accompanied"}],
+    )
     # The phone names the hexagon's sector by the server's rule (its centre).
     assert page.evaluate("outreachField.state.location.sector") == sector_of_cell(target)
