@@ -1,7 +1,7 @@
 """The field app's size and speed, in Debian's Chromium with a phone's viewport.
 
-    .venv/bin/python bench/fieldapp.py                   # SQLite, as `make run` serves
-    .venv/bin/python bench/fieldapp.py --database-url postgresql+psycopg://...
+    .venv/bin/python bench/fieldapp.py                # SQLite, as `make run` serves
+    .venv/bin/python bench/fieldapp.py --postgresql   # a fresh database on 127.0.0.1:5432
 
 Measures (issue 27, point 9; a benchmark, not a test):
 
@@ -15,7 +15,7 @@ Measures (issue 27, point 9; a benchmark, not a test):
   outbox (two batches of 100 through POST /sync, each answered per item).
 
 The service is the threaded werkzeug server the browser tests use, in this process.
-Results go to ``bench/results/fieldapp.json``.
+Results go to ``bench/results/fieldapp_<engine>.json``.
 """
 
 from __future__ import annotations
@@ -36,11 +36,13 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import phones  # noqa: E402
 from playwright.sync_api import Page, sync_playwright  # noqa: E402
 from werkzeug.serving import make_server  # noqa: E402
 
 from outreach import create_app  # noqa: E402
 from outreach.extensions import db  # noqa: E402
+from outreach.migrate import upgrade  # noqa: E402
 from outreach.services import demo, directory  # noqa: E402
 from outreach.services.context import OPERATOR  # noqa: E402
 from tests.conftest import empty_database, make_settings  # noqa: E402
@@ -107,17 +109,18 @@ def taps(page: Page, n: int) -> list[float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--database-url")
+    parser.add_argument("--postgresql", action="store_true")
     parser.add_argument("--taps", type=int, default=50)
     parser.add_argument("--queued", type=int, default=200)
-    parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "fieldapp.json")
+    parser.add_argument("--output", type=Path)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="fieldapp-bench-"))
-    url = args.database_url or f"sqlite:///{work / 'bench.db'}"
+    if args.postgresql:
+        url = phones.sqlalchemy_url(phones.fresh_database("outreach_bench_fieldapp"))
+    else:
+        url = f"sqlite:///{work / 'bench.db'}"
+        upgrade(url)
     settings = make_settings(url, work / "instance")
-    from outreach.migrate import upgrade
-
-    upgrade(settings.database_url)
     app = create_app(settings)
     empty_database(app)
     with app.app_context():
@@ -130,7 +133,7 @@ def main() -> None:
     results: dict[str, Any] = {
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": platform.platform(),
-        "database": url.split(":")[0],
+        "database": url.split(":")[0].split("+")[0],
         "shell": shell_sizes(app.test_client()),
     }
     with sync_playwright() as playwright:
@@ -164,8 +167,9 @@ def main() -> None:
         }
         browser.close()
     server.shutdown()
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(results, indent=2) + "\n")
+    output = args.output or ROOT / "bench" / "results" / f"fieldapp_{results['database']}.json"
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps({k: v for k, v in results.items() if k != "shell"}, indent=2))
     print("shell:", results["shell"]["bytes"], "bytes,", results["shell"]["gzip"], "gzip")
 
