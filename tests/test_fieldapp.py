@@ -27,7 +27,7 @@ from werkzeug.serving import make_server
 
 from outreach import create_app
 from outreach.extensions import db
-from outreach.models import Encounter, Shift
+from outreach.models import AuditEvent, Encounter, Shift
 from outreach.services import demo, directory
 from outreach.services.context import OPERATOR
 from outreach.services.geo import sector_of_cell
@@ -500,6 +500,15 @@ def test_a_conflict_is_shown_and_can_be_discarded(phone: Phone, server: Server) 
     conflict.get_by_role("button", name="Confirmer l'abandon (définitif)").click()
     expect(page.locator("#pending-count")).to_have_text("0")
     assert [e.kits for e in server.encounters()] == [{"pipe": 3}]
+
+    # Logging out with network ends the login on the server too.
+    phone.tap("Historique")
+    expect(page.locator("#history-list > li")).to_have_count(1)
+    phone.tap("Maraude")
+    phone.tap("Se déconnecter")
+    expect(page.locator("#screen-login")).to_be_visible()
+    assert server.count(AuditEvent, AuditEvent.action == "auth.logout") == 1
+    assert page.locator("#history-list > li").count() == 0
 
 
 def test_without_a_position_the_hexagon_is_picked_on_a_plan(phone: Phone, server: Server) -> None:

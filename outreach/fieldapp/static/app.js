@@ -261,10 +261,15 @@
     const session = state.session;
     if (session && session.refresh_token && navigator.onLine) {
       try {
-        await request("POST", "/auth/logout", { refresh_token: session.refresh_token }, state.access && state.access.token);
-      } catch (e) { /* offline: the refresh token expires by itself */ }
+        // The route wants an access token; getting one may rotate the refresh token.
+        const token = await accessToken();
+        await request("POST", "/auth/logout", { refresh_token: state.session.refresh_token }, token);
+      } catch (e) { /* offline or refused: the refresh token expires by itself */ }
     }
-    for (const key of ["session", "vocab", "shift", "place", "history"]) await kv.del(key);
+    for (const key of ["session", "vocab", "place"]) await kv.del(key);
+    for (const id of ["history-list", "outbox-list"]) $(id).replaceChildren();
+    $("history-status").textContent = "";
+    $("sync-status").textContent = "";
     state.session = null;
     state.access = null;
     state.vocab = null;
