@@ -50,6 +50,7 @@ run: setup
 	@echo "Outreach API:      http://$(HOST):$(PORT)/api/v1"
 	@echo "API documentation: http://$(HOST):$(PORT)/api/docs"
 	@echo "Dashboard:         http://$(HOST):$(PORT)/dashboard  (log in as demo-coordinator)"
+	@echo "Field app:         http://$(HOST):$(PORT)/app/  (log in as demo-worker; docs/field-app.md)"
 	@echo "Log in: curl -s http://$(HOST):$(PORT)/api/v1/auth/login -H 'Content-Type: application/json' \\"
 	@echo "          -d '{\"username\": \"demo-worker\", \"password\": \"<demo password above>\"}'"
 	@echo

@@ -12,7 +12,7 @@ from sqlalchemy.exc import OperationalError, ProgrammingError
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from config import Settings, load_settings, logs
-from outreach import dashboard
+from outreach import dashboard, fieldapp
 from outreach.api import BLUEPRINTS, contract, docs
 from outreach.api.access import (
     FILTERED_SPANS_KEY,
@@ -91,6 +91,7 @@ def register_blueprints(app: Flask) -> None:
         api.register_blueprint(blueprint)
     app.register_blueprint(docs.blp)
     app.register_blueprint(dashboard.blp)
+    app.register_blueprint(fieldapp.blp)
 
 
 def register_errorhandlers(app: Flask) -> None:

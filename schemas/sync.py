@@ -101,7 +101,14 @@ class EncounterSchema(ma.Schema):
     id = fields.UUID(required=True)
     occurred_at = _moment()
     shift_id = fields.UUID(allow_none=True)
-    location = fields.Nested(LocationSchema, required=True)
+    location = fields.Nested(
+        LocationSchema,
+        required=True,
+        metadata={
+            "description": "Either a point `{lat, lon, accuracy_m?}` (dropped once snapped) "
+            "or the hexagon the phone snapped itself, `{cell}`; never both."
+        },
+    )
     setting = fields.String(required=True, validate=validate.OneOf(SETTINGS))
     people = StrictInteger(required=True, validate=validate.Range(min=1, max=MAX_PEOPLE))
     person = fields.Nested(PersonSchema)

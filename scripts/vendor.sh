@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Refresh the vendored front-end files: Swagger UI and Leaflet (served locally: the pages make no outside request).
+# Refresh the vendored front-end files: Swagger UI, Leaflet, h3-js and axe-core (tests) (served locally: the pages make no outside request).
 # Run by hand when upgrading; the result is committed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,3 +21,20 @@ mkdir -p "$dest/images"
 cp "$work/package/LICENSE" "$work/package/dist/leaflet.js" "$work/package/dist/leaflet.css" "$dest/"
 cp "$work/package/dist/images/"*.png "$dest/images/"
 echo "leaflet ${LEAFLET_VERSION} from the npm registry (npm pack leaflet@${LEAFLET_VERSION}); see scripts/vendor.sh" > "$dest/VERSION"
+
+# The field app's H3 (the phone snaps its position to a hexagon itself): the UMD build,
+# plain JavaScript (no WebAssembly), so the page's CSP needs no 'wasm-unsafe-eval'.
+H3_VERSION=4.5.0
+(cd "$work" && rm -rf package && npm pack --silent "h3-js@${H3_VERSION}" >/dev/null && tar xzf h3-js-*.tgz)
+dest=outreach/fieldapp/static/vendor/h3-js
+mkdir -p "$dest"
+cp "$work/package/LICENSE" "$work/package/dist/h3-js.umd.js" "$dest/"
+echo "h3-js ${H3_VERSION} from the npm registry (npm pack h3-js@${H3_VERSION}; dist/h3-js.umd.js); see scripts/vendor.sh" > "$dest/VERSION"
+
+# axe-core, for the browser tests' accessibility checks only (never served).
+AXE_VERSION=4.14.1
+(cd "$work" && rm -rf package && npm pack --silent "axe-core@${AXE_VERSION}" >/dev/null && tar xzf axe-core-*.tgz)
+dest=tests/vendor/axe-core
+mkdir -p "$dest"
+cp "$work/package/LICENSE" "$work/package/axe.min.js" "$dest/"
+echo "axe-core ${AXE_VERSION} from the npm registry (npm pack axe-core@${AXE_VERSION}); for the browser tests only; see scripts/vendor.sh" > "$dest/VERSION"

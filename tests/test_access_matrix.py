@@ -65,6 +65,11 @@ POLICY: dict[tuple[str, str], frozenset[Role] | str] = {
     ("GET", "/static/<path:filename>"): PUBLIC,
     ("GET", "/dashboard"): PUBLIC,
     ("GET", "/dashboard/static/<path:filename>"): PUBLIC,
+    # The field app's shell: it logs in through the API like any client.
+    ("GET", "/app/"): PUBLIC,
+    ("GET", "/app/sw.js"): PUBLIC,
+    ("GET", "/app/manifest.webmanifest"): PUBLIC,
+    ("GET", "/app/static/<path:filename>"): PUBLIC,
 }
 
 

@@ -82,7 +82,9 @@ def current_principal() -> Principal:
 
 
 # Routes the libraries add (the OpenAPI document, static files): public by nature.
-LIBRARY_PUBLIC_ENDPOINTS = frozenset({"api-docs.openapi_json", "static", "dashboard.static"})
+LIBRARY_PUBLIC_ENDPOINTS = frozenset(
+    {"api-docs.openapi_json", "static", "dashboard.static", "fieldapp.static"}
+)
 
 
 def access_of(app: Flask, endpoint: str) -> frozenset[Role] | str | None:
