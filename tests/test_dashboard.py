@@ -26,6 +26,7 @@ from outreach.clock import paris_today
 from outreach.extensions import db
 from outreach.services import demo, directory, periods
 from outreach.services.context import OPERATOR
+from tests.accessibility import grave_violations
 from tests.conftest import bearer, empty_database, login, make_settings
 from tests.payloads import CHATELET, encounter
 from tests.test_stats import at
@@ -185,6 +186,9 @@ def test_a_coordinator_reads_the_map_filters_opens_a_hotspot_and_downloads_the_r
     download.save_as(saved)
     assert saved.read_text("utf-8-sig").startswith("Rubrique;Indicateur;Code;Valeur")
 
+    # axe-core finds no serious or critical violation (contrast, labels, keyboard).
+    assert grave_violations(page) == []
+
     # Every control is labelled and reachable from the keyboard.
     unlabelled = page.evaluate(
         "[...document.querySelectorAll('#app input, #app select')]"
@@ -208,7 +212,11 @@ def test_a_worker_is_told_the_dashboard_is_not_for_its_role(page: Page, live_ser
     expect(page.locator("#refused")).to_contain_text("pas prévu pour votre rôle")
     expect(page.locator("#app")).to_be_hidden()
     assert page.evaluate("sessionStorage.length") == 0
+    assert grave_violations(page) == []
     page.screenshot(path=str(OUTPUT / "worker-refused.png"))
+    page.get_by_role("button", name="Revenir à la connexion").click()
+    expect(page.locator("#login-panel")).to_be_visible()
+    assert grave_violations(page) == []
 
 
 def test_the_page_sends_a_strict_content_security_policy(live_server: str, page: Page) -> None:
@@ -218,3 +226,18 @@ def test_the_page_sends_a_strict_content_security_policy(live_server: str, page:
     assert "script-src 'self'" in policy
     assert "default-src 'none'" in policy
     assert "unsafe-inline" not in policy
+
+
+def test_an_org_admin_reads_its_own_exact_figures_and_asks_only_what_it_may(
+    page: Page, live_server: str
+) -> None:
+    asked: list[str] = []
+    page.on("request", lambda r: asked.append(r.url))
+    _log_in(page, live_server, "demo-orgadmin")
+    expect(page.locator("#app")).to_be_visible()
+    expect(page.locator("#status")).to_contain_text("Chiffres exacts de votre association")
+    expect(page.locator("#who")).to_contain_text("responsable d'association")
+    # Coverage and hotspots are not for its role: the page does not ask (no refusal to audit).
+    assert not [url for url in asked if "/stats/coverage" in url or "/stats/hotspots" in url]
+    assert grave_violations(page) == []
+    page.screenshot(path=str(OUTPUT / "org-admin.png"), full_page=True)
