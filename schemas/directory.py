@@ -35,6 +35,11 @@ class VocabulariesSchema(ma.Schema):
     deletion_reasons = fields.List(fields.Nested(CodeLabelSchema), required=True)
     kits = fields.List(fields.Nested(CodeLabelSchema), required=True)
     structures = fields.List(fields.Nested(VocabularyStructureSchema), required=True)
+    associations = fields.List(
+        fields.Nested(CodeLabelSchema),
+        required=True,
+        metadata={"description": "active associations: the `organisation` filter of the stats"},
+    )
     h3_resolution = fields.Integer(
         required=True,
         metadata={

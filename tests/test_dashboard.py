@@ -159,6 +159,9 @@ def test_a_coordinator_reads_the_map_filters_opens_a_hotspot_and_downloads_the_r
     expect(page.locator("#coverage-days")).to_contain_text("28 derniers jours")
     page.screenshot(path=str(OUTPUT / "coordinator-last-week.png"), full_page=True)
 
+    # Associations are chosen by name.
+    names = page.get_by_label("Association", exact=True).locator("option").all_inner_texts()
+    assert names[1:] == ["Association Maraude Nord (démo)", "Association RdR Est (démo)"]
     week = _figure(page, "encounters")
     # The grid's periods, as the server offers them: a month holds more than a week.
     month = next(p for p, _end in periods.offered(paris_today(), exact=False) if p.kind == "month")
@@ -237,6 +240,10 @@ def test_an_org_admin_reads_its_own_exact_figures_and_asks_only_what_it_may(
     expect(page.locator("#app")).to_be_visible()
     expect(page.locator("#status")).to_contain_text("Chiffres exacts de votre association")
     expect(page.locator("#who")).to_contain_text("responsable d'association")
+    # Its association, by name, fixed.
+    organisation = page.get_by_label("Association", exact=True)
+    expect(organisation).to_be_disabled()
+    expect(organisation.locator("option:checked")).to_have_text("Association Maraude Nord (démo)")
     # Coverage and hotspots are not for its role: the page does not ask (no refusal to audit).
     assert not [url for url in asked if "/stats/coverage" in url or "/stats/hotspots" in url]
     assert grave_violations(page) == []

@@ -12,7 +12,7 @@ import orjson
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from outreach.models import Kit, Structure
+from outreach.models import Kit, Organisation, OrgKind, Structure
 from outreach.services import audit
 from outreach.services.context import CallContext
 from outreach.services.errors import Conflict, NotFound
@@ -45,11 +45,22 @@ def vocabulary_document(session: Session, resolution: int) -> VocabularyDocument
                 select(Structure).where(Structure.active.is_(True)).order_by(Structure.code)
             )
         ]
+        # The associations figures can be filtered by: their slug and their name, for a
+        # coordinator's list (an organisation is no personal data).
+        associations = [
+            {"code": slug, "label": name}
+            for slug, name in session.execute(
+                select(Organisation.slug, Organisation.name)
+                .where(Organisation.kind == OrgKind.ASSOCIATION, Organisation.active.is_(True))
+                .order_by(Organisation.name)
+            )
+        ]
     body: dict[str, Any] = {
         name: entries for name, entries in vocabularies().items() if name != "kits"
     }
     body["kits"] = kits
     body["structures"] = structures
+    body["associations"] = associations
     body["h3_resolution"] = resolution
     body["sectors"] = {
         "type": "FeatureCollection",

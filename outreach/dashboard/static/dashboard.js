@@ -138,6 +138,7 @@
       state.sectorNames[feature.properties.code] = feature.properties.name;
     }
     for (const kind of body.shift_kinds) $("shift-kind").append(new Option(kind.label, kind.code));
+    for (const association of body.associations) $("organisation").append(new Option(association.label, association.code));
   }
 
   // Drawing ---------------------------------------------------------------------
@@ -353,7 +354,7 @@
   async function downloadReport() {
     const year = $("period").value.slice(0, 4);
     const params = new URLSearchParams({ year, format: "csv" });
-    if ($("organisation").value.trim()) params.set("organisation", $("organisation").value.trim());
+    if ($("organisation").value) params.set("organisation", $("organisation").value);
     const response = await api(`/reports/activity?${params}`);
     if (!response.ok) { $("status").textContent = "Le rapport n'a pas pu être produit."; return; }
     const link = document.createElement("a");
@@ -367,7 +368,6 @@
     $("login-panel").hidden = true; $("refused").hidden = true;
     $("app").hidden = false; $("session").hidden = false;
     $("who").textContent = `${state.session.organisation.slug} (${ROLES[state.session.role] || state.session.role})`;
-    if (state.session.role === "org_admin") { $("organisation").value = state.session.organisation.slug; $("organisation").readOnly = true; }
     if (!state.map) {
       state.map = L.map("map", { zoomSnap: 0.5 }).setView([48.885, 2.37], 14);
       const tiles = document.body.dataset.tileUrl;
@@ -376,6 +376,8 @@
       await loadVocabularies();
       await loadPeriods();
     }
+    // An org_admin's figures are its own association's, whatever it picks.
+    if (state.session.role === "org_admin") { $("organisation").value = state.session.organisation.slug; $("organisation").disabled = true; }
     await redraw();
   }
 
