@@ -295,7 +295,6 @@
     const n = waiting();
     $("pending").hidden = !state.session;
     $("pending-count").textContent = String(n);
-    $("pending-label").textContent = n === 1 ? "en attente d'envoi" : "en attente d'envoi";
     if (state.screen === "outbox") renderOutbox();
   }
 
