@@ -1,9 +1,10 @@
 """Errors that escaped the envelope (issue 26, section 4).
 
-Far days (``to=9999-12-31`` on summary and timeseries, ``hotspots?to=0001-01-05``)
-overflowed the date arithmetic behind them into a bare 500: every day a query names
-is now bounded (422). A request that ends in a 500 left no audit event: it now
-writes its ``request.failed`` event, signed in or not.
+Far days (``to=9999-12-31`` on summary and timeseries, ``hotspots?to=0001-01-05``,
+a parameter hotspots no longer take: they name a week of the period grid) overflowed
+the date arithmetic behind them into a bare 500: every day a query names is now
+bounded (422), and so is every period. A request that ends in a 500 left no audit
+event: it now writes its ``request.failed`` event, signed in or not.
 """
 
 from __future__ import annotations
@@ -26,11 +27,12 @@ FAR_DAYS = ("9999-12-31", "0001-01-05", "1999-12-31", "2101-01-01")
 @pytest.mark.parametrize(
     ("role", "path", "parameter"),
     [
+        # Free days are an org_admin's own figures' (and coverage's): far ones are bounded
+        # before anything else, for anyone.
         (Role.COORDINATOR, "/api/v1/stats/summary", "to"),
         (Role.COORDINATOR, "/api/v1/stats/summary", "from"),
-        (Role.COORDINATOR, "/api/v1/stats/timeseries", "to"),
-        (Role.COORDINATOR, "/api/v1/stats/hotspots", "to"),
-        (Role.COORDINATOR, "/api/v1/stats/map", "to"),
+        (Role.ORG_ADMIN, "/api/v1/stats/timeseries", "to"),
+        (Role.ORG_ADMIN, "/api/v1/stats/map", "to"),
         (Role.COORDINATOR, "/api/v1/stats/coverage", "to"),
         (Role.ORG_ADMIN, "/api/v1/encounters", "from"),
         (Role.AUDITOR, "/api/v1/audit/events", "to"),
@@ -51,6 +53,26 @@ def test_a_far_day_is_a_422_not_a_500(
         body = response.get_json()
         assert body["code"] == 422
         assert "between 2000-01-01 and 2100-12-31" in str(body["errors"])
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/stats/summary",
+        "/api/v1/stats/timeseries",
+        "/api/v1/stats/map",
+        "/api/v1/stats/sectors",
+        "/api/v1/stats/hotspots",
+    ],
+)
+def test_a_far_period_is_a_422_not_a_500(
+    client: FlaskClient, auth_headers: Callable[..., dict[str, str]], path: str
+) -> None:
+    headers = auth_headers(Role.COORDINATOR)
+    for period in ("0001-W01", "1999-W52", "9998-W01", "9998", "0001-Q1"):
+        response = client.get(f"{path}?period={period}", headers=headers)
+        assert response.status_code == 422, (period, response.get_json())
+        assert "period" in response.get_json()["errors"]["query"]
 
 
 def _failed_events(app: Flask) -> list[AuditEvent]:

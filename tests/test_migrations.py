@@ -154,11 +154,11 @@ def test_the_rollup_tables_have_the_documented_fill_factor(app: Flask, engine_na
             connection.execute(
                 text(
                     "SELECT relname, reloptions FROM pg_class"
-                    " WHERE (relname LIKE 'rollup%' OR relname = 'shift_sectors')"
+                    " WHERE relname LIKE 'rollup%'"
                     " AND relkind = 'r'"
                 )
             ).all()
         )
     tables = [name for name in Base.metadata.tables if name.startswith("rollup")]
-    for table in [*tables, "shift_sectors"]:
+    for table in tables:
         assert options[table] == ["fillfactor=80"], table
