@@ -37,7 +37,7 @@ class ConfigError(RuntimeError):
 
 @dataclass(frozen=True)
 class Settings:
-    """Every tunable of the service, with the development defaults of DESIGN.md."""
+    """Every tunable of the service, with the development defaults of docs/design.md."""
 
     env: Environment = "development"
     database_url: str = f"sqlite:///{DEFAULT_INSTANCE_PATH / 'outreach.db'}"

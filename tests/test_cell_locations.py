@@ -2,7 +2,7 @@
 
 The server checks the cell (a real H3 index, at the configured resolution, inside the
 service area) and derives the sector from the hexagon's centre, the rule every
-hexagon follows (DESIGN.md, Disclosure control).
+hexagon follows (docs/design.md, Disclosure control).
 """
 
 from __future__ import annotations

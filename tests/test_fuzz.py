@@ -37,7 +37,7 @@ CHECKS = [
     checks.ignored_auth,
 ]
 # POST /sync answers an item that breaks its schema 200, with that item's own
-# ``invalid`` result, and stores the others (DESIGN.md, sync semantics): negative data
+# ``invalid`` result, and stores the others (docs/design.md, sync semantics): negative data
 # inside the documented items is not refused as a whole, by design.
 ITEM_BY_ITEM = {("POST", "/api/v1/sync")}
 

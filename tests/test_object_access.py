@@ -39,7 +39,7 @@ SCOPED: dict[tuple[str, str], tuple[Role, dict[str, Any] | None, str]] = {
         "encounter",
     ),
 }
-# Shared by design (DESIGN.md): one directory and one catalogue for the whole plan,
+# Shared by design (docs/design.md): one directory and one catalogue for the whole plan,
 # and organisations managed by the platform admin alone.
 SHARED = {
     ("GET", "/api/v1/orgs/<uuid:organisation_id>"),

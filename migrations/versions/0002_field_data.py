@@ -212,7 +212,7 @@ def upgrade() -> None:
             batch_op.f("ix_encounter_versions_encounter_id"), ["encounter_id"], unique=False
         )
 
-    # The harm-reduction kits of DESIGN.md. Frozen here (not read from data/) so the
+    # The harm-reduction kits of docs/design.md. Frozen here (not read from data/) so the
     # migration means the same thing forever; an admin adds codes through the API.
     kits = sa.table(
         "kits",

@@ -1,6 +1,6 @@
 """Who may hold which role, how a token becomes a principal, and org scoping.
 
-The role table is DESIGN.md's: each role belongs to one organisation kind. Routes
+The role table is docs/design.md's: each role belongs to one organisation kind. Routes
 declare the roles they admit (``outreach.api.access.requires``); use cases scope
 their queries with ``scope_to_organisation`` so another organisation's object is
 simply not found.
