@@ -470,6 +470,29 @@ def test_the_app_is_served_with_a_strict_policy_a_manifest_and_a_worker(server: 
         assert client.get(path).status_code == 200, path
 
 
+def test_an_unsent_item_can_be_discarded_on_purpose(phone: Phone, server: Server) -> None:
+    """An encounter logged by mistake, still waiting offline, leaves the phone for good
+    after two taps, and never reaches the server."""
+    page = phone.open()
+    _log_in(phone)
+    assert phone.context is not None
+    phone.context.set_offline(True)
+    phone.tap("Rencontre")
+    page.get_by_label("Secteur", exact=True).select_option("eole")
+    _log_encounter(phone)
+    assert phone.pending() == 1
+    phone.tap("Envoi")
+    waiting = page.locator("#outbox-list > li.pending")
+    waiting.get_by_role("button", name="Abandonner").click()
+    # One tap only arms it.
+    assert phone.pending() == 1
+    waiting.get_by_role("button", name="Confirmer l'abandon (définitif)").click()
+    expect(page.locator("#pending-count")).to_have_text("0")
+    phone.context.set_offline(False)
+    page.wait_for_function("() => outreachField.state.syncing === false")
+    assert server.count(Encounter) == 0
+
+
 def test_a_conflict_is_shown_and_can_be_discarded(phone: Phone, server: Server) -> None:
     page = phone.open()
     _log_in(phone)

@@ -816,7 +816,9 @@
       if (item.state === "invalid" && item.kind === "encounter") {
         actions.append(el("button", { type: "button", text: "Corriger", onclick: () => { fillForm(item); show("encounter"); } }));
       }
-      if (item.state === "invalid" || item.state === "conflict") {
+      // Anything not yet accepted may be discarded, on purpose (two taps): an item
+      // logged by mistake, one the server refused, or one it holds with other content.
+      if (item.state === "pending" || item.state === "invalid" || item.state === "conflict") {
         const discard = el("button", { type: "button", class: "danger", text: "Abandonner" });
         discard.addEventListener("click", async () => {
           if (discard.dataset.armed !== "yes") {
