@@ -31,12 +31,12 @@ from outreach.models import AuditEvent, Encounter, Shift
 from outreach.services import demo, directory
 from outreach.services.context import OPERATOR
 from outreach.services.geo import sector_of_cell
+from tests.accessibility import grave_violations
 from tests.conftest import empty_database, make_settings
 from tests.payloads import encounter
 
 CHROMIUM = "/usr/bin/chromium"
 OUTPUT = Path(__file__).resolve().parent.parent / "test-output" / "fieldapp"
-AXE = Path(__file__).resolve().parent / "vendor" / "axe-core" / "axe.min.js"
 PASSWORD = "demo password for tests"
 PHONE = {"width": 390, "height": 844}
 # Inside the Stalingrad sector.
@@ -150,16 +150,7 @@ class Phone:
     def accessible(self, screen: str) -> None:
         """axe-core finds no serious or critical violation on what is shown."""
         assert self.page is not None
-        if not self.page.evaluate("typeof axe !== 'undefined'"):
-            # Run through the devtools protocol: the page's CSP forbids inline scripts.
-            self.page.evaluate(AXE.read_text("utf-8"))
-        found = self.page.evaluate(
-            "axe.run(document, {resultTypes: ['violations']})"
-            ".then(r => r.violations.map(v => ({id: v.id, impact: v.impact,"
-            " nodes: v.nodes.map(n => n.target.join(' '))})))"
-        )
-        grave = [v for v in found if v["impact"] in ("serious", "critical")]
-        assert grave == [], (screen, grave)
+        assert grave_violations(self.page) == [], screen
 
     def stored(self, key: str) -> Any:
         """A value of the app's key-value store in IndexedDB."""
