@@ -30,7 +30,7 @@ import orjson
 from sqlalchemy import Table, func, insert, select, text
 from sqlalchemy.orm import Session
 
-from outreach.models import AUDIT_LOCK_KEY, AuditCheckpoint, AuditEvent, utcnow
+from outreach.models import AUDIT_LOCK_KEY, AuditCheckpoint, AuditEvent, AuditTimeOrder, utcnow
 from outreach.services.context import CallContext
 from outreach.services.rollups import raise_generation
 
@@ -491,6 +491,7 @@ def verify(session: Session, expected_head: ChainHead | None = None) -> VerifyRe
     except _Broken as broken:
         return _broken(checked, broken.seq, GENESIS_HASH, broken.reason)
     prev_hash, prev_at, expected_seq = start.hash, "", start.seq + 1
+    ordered_after = session.scalar(select(AuditTimeOrder.ordered_after)) or 0
     first_at: str | None = None
     attestations = _Attestations(checkpoints, start)
     head_status = None if expected_head is None else "purged"
@@ -509,7 +510,7 @@ def verify(session: Session, expected_head: ChainHead | None = None) -> VerifyRe
         if chain_hash(prev_hash, _canonical_json(fields)) != stored_hash:
             return _broken(checked, seq, prev_hash, "content does not match its hash")
         # Same fixed-width ISO form on both engines: text order is time order.
-        if fields["at"] < prev_at:
+        if fields["at"] < prev_at and seq > ordered_after:
             return _broken(checked, seq, prev_hash, "its time is before the event before it")
         if fields["action"] == CHECKPOINT_ACTION and fields["outcome"] == Outcome.SUCCESS:
             try:
