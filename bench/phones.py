@@ -20,7 +20,6 @@ drives the same phones as its load generator.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import functools
 import http.client
 import os
@@ -109,14 +108,15 @@ def create_accounts(
     environment: dict[str, str], associations: int, workers: int
 ) -> dict[str, list[str]]:
     """Associations ``sim-1``... each with ``workers`` worker accounts; usernames by slug."""
+    from sqlalchemy import select
+
     from config import load_settings
     from outreach import create_app
     from outreach.api.access import security
     from outreach.extensions import db
-    from outreach.models import OrgKind, Role
+    from outreach.models import OrgKind, Role, User
     from outreach.services import accounts, directory
     from outreach.services.context import OPERATOR
-    from outreach.services.errors import Conflict
 
     app = create_app(load_settings(environment))
     usernames: dict[str, list[str]] = {}
@@ -134,7 +134,9 @@ def create_accounts(
             usernames[slug] = [f"{slug}-worker-{w}" for w in range(1, workers + 1)]
             for username in usernames[slug]:
                 # A run before this one may have made it: the simulator runs again.
-                with contextlib.suppress(Conflict):
+                with db.session.begin():
+                    exists = db.session.scalar(select(User.id).where(User.username == username))
+                if exists is None:
                     accounts.create_user(
                         db.session,
                         OPERATOR,
@@ -522,58 +524,69 @@ def run_fleet(
     )
 
 
-def rollup_encounters(database_url: str) -> dict[str, int]:
-    """Encounters the rollups count, per association."""
-    with psycopg.connect(database_url) as connection:
-        rows = connection.execute(
-            "SELECT o.slug, sum(r.value) FROM rollup_sectors r "
-            "JOIN organisations o ON o.id = r.organisation_id "
-            "WHERE r.metric = 'encounters' GROUP BY o.slug"
-        ).fetchall()
-    return {slug: int(total) for slug, total in rows}
+@dataclass(frozen=True)
+class Stored:
+    """What the database holds of a run's encounters, and the rollups' counts."""
+
+    rollups: dict[str, int]
+    encounters: dict[str, str]  # id -> association slug
+    copies: int  # rows beyond one per id
 
 
-def check_stored(
-    database_url: str,
-    plans: dict[str, tuple[list[Batch], int, int]],
-    result: FleetResult,
-    before: dict[str, int],
-) -> list[str]:
-    """Ask the database: each encounter this run queued stored once, under its
-    association; the rollups grew by what the phones were told was created.
-
-    Only this run's encounters are looked at, so it can run again on the same database.
-    """
+def queued_ids(plans: dict[str, tuple[list[Batch], int, int]]) -> dict[str, str]:
+    """Every encounter id the phones queued, with its association's slug."""
     expected: dict[str, str] = {}
     for username, (queue, _, _) in plans.items():
         slug = username.rsplit("-worker-", 1)[0]
         for batch in queue:
             for item in batch.encounters:
                 expected[item["id"]] = slug
+    return expected
+
+
+def stored(database_url: str, ids: list[str]) -> Stored:
+    """Ask the database which of ``ids`` it holds, and what the rollups count."""
     with psycopg.connect(database_url) as connection:
-        stored = connection.execute(
+        rows = connection.execute(
             "SELECT e.id::text, o.slug FROM encounters e "
             "JOIN organisations o ON o.id = e.organisation_id WHERE e.id = ANY(%s::uuid[])",
-            (list(expected),),
+            (ids,),
         ).fetchall()
-    after = rollup_encounters(database_url)
+        totals = connection.execute(
+            "SELECT o.slug, sum(r.value) FROM rollup_sectors r "
+            "JOIN organisations o ON o.id = r.organisation_id "
+            "WHERE r.metric = 'encounters' GROUP BY o.slug"
+        ).fetchall()
+    found = dict(rows)
+    return Stored({slug: int(total) for slug, total in totals}, found, len(rows) - len(found))
+
+
+def check_stored(
+    database_url: str, plans: dict[str, tuple[list[Batch], int, int]], before: Stored
+) -> list[str]:
+    """Ask the database: each encounter this run queued stored once, under its
+    association, and the rollups grew by the encounters this run stored.
+
+    Only this run's encounters are looked at (``before``: what the database held of
+    them, and its rollups, before the run), so it can run again on the same database.
+    """
+    expected = queued_ids(plans)
+    after = stored(database_url, list(expected))
     problems = []
-    found = dict(stored)
-    if len(stored) != len(found):
-        problems.append(f"{len(stored) - len(found)} encounters stored more than once")
-    missing = expected.keys() - found.keys()
-    wrong_owner = sum(1 for key, slug in found.items() if expected[key] != slug)
+    if after.copies:
+        problems.append(f"{after.copies} encounters stored more than once")
+    missing = expected.keys() - after.encounters.keys()
+    wrong_owner = sum(1 for key, slug in after.encounters.items() if expected[key] != slug)
     if missing:
         problems.append(f"{len(missing)} encounters lost")
     if wrong_owner:
         problems.append(f"{wrong_owner} encounters stored under another association")
-    created: dict[str, int] = {}
-    for username, report in zip(plans, result.reports, strict=True):
-        slug = username.rsplit("-worker-", 1)[0]
-        created[slug] = created.get(slug, 0) + report.created
-    grown = {slug: after.get(slug, 0) - before.get(slug, 0) for slug in created}
-    if grown != created:
-        problems.append(f"the rollups grew by {grown}, the phones were told {created} created")
+    new: dict[str, int] = dict.fromkeys(set(expected.values()), 0)
+    for key, slug in after.encounters.items():
+        new[slug] += key not in before.encounters
+    grown = {slug: after.rollups.get(slug, 0) - before.rollups.get(slug, 0) for slug in new}
+    if grown != new:
+        problems.append(f"the rollups grew by {grown}, this run stored {new}")
     return problems
 
 
@@ -641,11 +654,11 @@ def simulate(
         f"{args.days} days offline each, batches of {args.batch}, {args.drop:.0%} of syncs cut"
     )
     plans = plan_fleet(accounts, args.days, args.batch, args.seed)
-    before = rollup_encounters(database)
+    before = stored(database, list(queued_ids(plans)))
     result = run_fleet(url, plans, args.drop, args.seed)
     # Problems first: a figure after them is read knowing what it is worth.
     problems = [p for report in result.reports for p in report.problems]
-    problems += check_stored(database, plans, result, before)
+    problems += check_stored(database, plans, before)
     for problem in problems:
         log(f"PROBLEM: {problem}")
     latencies = result.latencies
