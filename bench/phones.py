@@ -8,9 +8,15 @@ offline (realistic shifts and encounters, drawn as ``seed-demo`` draws them), th
 syncs its queue in batches over HTTP to a running service. The network drops at
 random, in the two ways that matter: the request is cut before the server has it
 all (nothing may be stored), or the answer is lost after the server committed (the
-phone resends, and must get ``duplicate``, never a second row). At the end the
-database itself is asked: every encounter a phone queued is stored exactly once,
-under its association, and nothing else is.
+phone resends, and must get ``duplicate``, never a second row). Like a real phone,
+it waits on an answer the service cannot give yet (503, 429, 502, 504, or no
+connection: ``Retry-After`` when given, else a doubling backoff) and sends the same
+batch again, for up to ten minutes. At the end the database itself is asked: every
+encounter this run queued is stored exactly once, under its association, and the
+rollups grew by exactly the ones it stored; problems are printed before the figures,
+and the figures count only what the service acknowledged. It can run again on the
+same database (``--url`` and ``--database``): existing accounts are kept.
+``tests/test_outage_phones.py`` restarts PostgreSQL under it.
 
 Without ``--url`` the script builds a fresh PostgreSQL database, starts the service
 under gunicorn on it, runs the fleet and drops the database; ``bench/ingest.py``
