@@ -8,9 +8,15 @@ offline (realistic shifts and encounters, drawn as ``seed-demo`` draws them), th
 syncs its queue in batches over HTTP to a running service. The network drops at
 random, in the two ways that matter: the request is cut before the server has it
 all (nothing may be stored), or the answer is lost after the server committed (the
-phone resends, and must get ``duplicate``, never a second row). At the end the
-database itself is asked: every encounter a phone queued is stored exactly once,
-under its association, and nothing else is.
+phone resends, and must get ``duplicate``, never a second row). Like a real phone,
+it waits on an answer the service cannot give yet (503, 429, 502, 504, or no
+connection: ``Retry-After`` when given, else a doubling backoff) and sends the same
+batch again, for up to ten minutes. At the end the database itself is asked: every
+encounter this run queued is stored exactly once, under its association, and the
+rollups grew by exactly the ones it stored; problems are printed before the figures,
+and the figures count only what the service acknowledged. It can run again on the
+same database (``--url`` and ``--database``): existing accounts are kept.
+``tests/test_outage_phones.py`` restarts PostgreSQL under it.
 
 Without ``--url`` the script builds a fresh PostgreSQL database, starts the service
 under gunicorn on it, runs the fleet and drops the database; ``bench/ingest.py``
@@ -108,11 +114,13 @@ def create_accounts(
     environment: dict[str, str], associations: int, workers: int
 ) -> dict[str, list[str]]:
     """Associations ``sim-1``... each with ``workers`` worker accounts; usernames by slug."""
+    from sqlalchemy import select
+
     from config import load_settings
     from outreach import create_app
     from outreach.api.access import security
     from outreach.extensions import db
-    from outreach.models import OrgKind, Role
+    from outreach.models import OrgKind, Role, User
     from outreach.services import accounts, directory
     from outreach.services.context import OPERATOR
 
@@ -131,12 +139,17 @@ def create_accounts(
             )
             usernames[slug] = [f"{slug}-worker-{w}" for w in range(1, workers + 1)]
             for username in usernames[slug]:
-                accounts.create_user(
-                    db.session,
-                    OPERATOR,
-                    security().passwords,
-                    accounts.NewUser(username, PASSWORD, Role.WORKER, organisation.id),
-                )
+                # A run before this one may have made it: the simulator runs again.
+                with db.session.begin():
+                    exists = db.session.scalar(select(User.id).where(User.username == username))
+                if exists is None:
+                    accounts.create_user(
+                        db.session,
+                        OPERATOR,
+                        security().passwords,
+                        accounts.NewUser(username, PASSWORD, Role.WORKER, organisation.id),
+                    )
+
     db.engine_for(app).dispose()
     return usernames
 
@@ -243,6 +256,8 @@ class Phone:
     rng: random.Random = field(default_factory=random.Random)
     token: str = ""
     connection: http.client.HTTPConnection | None = None
+    # The Retry-After of the last answer, if it had one.
+    retry_after: str | None = None
 
     def _connection(self) -> http.client.HTTPConnection:
         if self.connection is None:
@@ -279,26 +294,38 @@ class Phone:
         except (OSError, http.client.HTTPException):
             self.close()
             raise
-        return response.status, orjson.loads(payload) if payload else None
+        self.retry_after = response.getheader("Retry-After")
+        try:
+            decoded = orjson.loads(payload) if payload else None
+        except orjson.JSONDecodeError:
+            decoded = payload[:200].decode(errors="replace")  # a proxy's page
+        return response.status, decoded
 
-    def login(self) -> None:
+    def login(self) -> tuple[int, Any]:
+        """Sign in; the status and answer (a 503 during an outage is for the caller to wait on)."""
         self.token = ""
         status, body = self.call(
             "POST",
             "/api/v1/auth/login",
             orjson.dumps({"username": self.username, "password": PASSWORD}),
         )
-        if status != 200:
-            raise RuntimeError(f"{self.username} could not log in: {status} {body}")
-        self.token = body["access_token"]
+        if status == 200:
+            self.token = body["access_token"]
+        return status, body
 
     def send_sync(self, body: bytes) -> tuple[int, Any]:
         """POST /sync, sometimes losing the request half-way or the answer after it."""
         if self.drop and self.rng.random() < self.drop:
             self._lose(body, before_server=self.rng.random() < 0.5)
+        if not self.token:
+            status, answer = self.login()
+            if status != 200:
+                return status, answer
         status, answer = self.call("POST", "/api/v1/sync", body)
         if status == 401:
-            self.login()
+            status, answer = self.login()
+            if status != 200:
+                return status, answer
             status, answer = self.call("POST", "/api/v1/sync", body)
         return status, answer
 
@@ -328,16 +355,40 @@ class PhoneReport:
     batches: int = 0
     drops: int = 0
     resends: int = 0
+    # Answers a phone waits on and sends again (503, 429, 502, 504, no connection).
+    waits: int = 0
     created: int = 0
     duplicates: int = 0
     latencies: list[float] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
 
+# Statuses a phone waits on and sends the same batch again after: the service (or the
+# proxy before it) is briefly unable to answer, and says when to come back.
+RETRIED_STATUSES = frozenset({429, 502, 503, 504})
+# The longest single wait, and how long a phone keeps trying one batch before it gives
+# up and reports it: a phone on a bad network retries for a while, never for ever.
+MAX_WAIT = 30.0
+GIVE_UP_AFTER = 600.0
+
+
+def retry_wait(retry_after: str | None, waited: int) -> float:
+    """Seconds to wait before the next try: the server's ``Retry-After`` when it gave
+    one, else a backoff doubling from one second; capped at ``MAX_WAIT``."""
+    if retry_after is not None and retry_after.strip().isdigit():
+        return min(MAX_WAIT, max(1.0, float(retry_after)))
+    return min(MAX_WAIT, 2.0 ** min(waited, 5))
+
+
 def sync_queue(
     phone: Phone, queue: list[Batch], report: PhoneReport, pace: Pace | None = None
 ) -> None:
-    """Sync every batch until each item is acknowledged, resending after a drop.
+    """Sync every batch until each item is acknowledged, as a phone does.
+
+    A cut request is sent again at once. An answer the service cannot give yet (503,
+    429, 502, 504) or a refused connection is waited on (``Retry-After`` when given,
+    else a doubling backoff) and the same batch sent again, for up to
+    ``GIVE_UP_AFTER`` seconds; only then is the batch a problem, and the phone stops.
 
     Without ``pace`` the phone sends each batch as soon as the last is answered (a
     closed loop: the load adapts to the server). With it, batch ``k`` is due at
@@ -352,11 +403,13 @@ def sync_queue(
             wait = due - time.perf_counter()
             if wait > 0:
                 time.sleep(wait)
-        attempts = 0
+        first_try = time.perf_counter()
+        waited = 0
         while True:
-            attempts += 1
-            if attempts > 20:
-                report.problems.append(f"{phone.username}: a batch failed 20 times")
+            if time.perf_counter() - first_try > GIVE_UP_AFTER:
+                report.problems.append(
+                    f"{phone.username}: a batch still unacknowledged after {GIVE_UP_AFTER:.0f} s"
+                )
                 return
             started = time.perf_counter() if due is None else due
             try:
@@ -365,9 +418,16 @@ def sync_queue(
                 report.drops += 1
                 report.resends += 1
                 continue
-            except (OSError, http.client.HTTPException) as error:
-                report.resends += 1
-                report.problems.append(f"{phone.username}: {error!r}")
+            except (OSError, http.client.HTTPException):
+                # No connection (the service restarting): wait, then try again.
+                report.waits += 1
+                time.sleep(retry_wait(None, waited))
+                waited += 1
+                continue
+            if status in RETRIED_STATUSES:
+                report.waits += 1
+                time.sleep(retry_wait(phone.retry_after, waited))
+                waited += 1
                 continue
             report.latencies.append(time.perf_counter() - started)
             if status != 200:
@@ -377,11 +437,11 @@ def sync_queue(
             if not ACKNOWLEDGED.issuperset(statuses):
                 report.problems.append(f"{phone.username}: {answer['counts']}")
             for item in answer["results"]:
-                if item["kind"] == "encounter":
+                if item["kind"] == "encounter" and item["status"] in ACKNOWLEDGED:
                     report.created += item["status"] == "created"
                     report.duplicates += item["status"] == "duplicate"
+                    report.sent += 1
             report.batches += 1
-            report.sent += len(batch.encounters)
             break
 
 
@@ -470,44 +530,69 @@ def run_fleet(
     )
 
 
-def check_stored(database_url: str, plans: dict[str, tuple[list[Batch], int, int]]) -> list[str]:
-    """Ask the database: each queued encounter stored once, under its association; no others."""
+@dataclass(frozen=True)
+class Stored:
+    """What the database holds of a run's encounters, and the rollups' counts."""
+
+    rollups: dict[str, int]
+    encounters: dict[str, str]  # id -> association slug
+    copies: int  # rows beyond one per id
+
+
+def queued_ids(plans: dict[str, tuple[list[Batch], int, int]]) -> dict[str, str]:
+    """Every encounter id the phones queued, with its association's slug."""
     expected: dict[str, str] = {}
     for username, (queue, _, _) in plans.items():
         slug = username.rsplit("-worker-", 1)[0]
         for batch in queue:
             for item in batch.encounters:
                 expected[item["id"]] = slug
+    return expected
+
+
+def stored(database_url: str, ids: list[str]) -> Stored:
+    """Ask the database which of ``ids`` it holds, and what the rollups count."""
     with psycopg.connect(database_url) as connection:
-        stored = connection.execute(
+        rows = connection.execute(
             "SELECT e.id::text, o.slug FROM encounters e "
-            "JOIN organisations o ON o.id = e.organisation_id"
+            "JOIN organisations o ON o.id = e.organisation_id WHERE e.id = ANY(%s::uuid[])",
+            (ids,),
         ).fetchall()
-        per_org = dict(
-            connection.execute(
-                "SELECT o.slug, sum(r.value) FROM rollup_sectors r "
-                "JOIN organisations o ON o.id = r.organisation_id "
-                "WHERE r.metric = 'encounters' GROUP BY o.slug"
-            ).fetchall()
-        )
+        totals = connection.execute(
+            "SELECT o.slug, sum(r.value) FROM rollup_sectors r "
+            "JOIN organisations o ON o.id = r.organisation_id "
+            "WHERE r.metric = 'encounters' GROUP BY o.slug"
+        ).fetchall()
+    found = dict(rows)
+    return Stored({slug: int(total) for slug, total in totals}, found, len(rows) - len(found))
+
+
+def check_stored(
+    database_url: str, plans: dict[str, tuple[list[Batch], int, int]], before: Stored
+) -> list[str]:
+    """Ask the database: each encounter this run queued stored once, under its
+    association, and the rollups grew by the encounters this run stored.
+
+    Only this run's encounters are looked at (``before``: what the database held of
+    them, and its rollups, before the run), so it can run again on the same database.
+    """
+    expected = queued_ids(plans)
+    after = stored(database_url, list(expected))
     problems = []
-    found = dict(stored)
-    if len(stored) != len(found):
-        problems.append(f"{len(stored) - len(found)} encounters stored more than once")
-    missing = expected.keys() - found.keys()
-    extra = found.keys() - expected.keys()
-    wrong_owner = sum(1 for key, slug in found.items() if expected.get(key, slug) != slug)
+    if after.copies:
+        problems.append(f"{after.copies} encounters stored more than once")
+    missing = expected.keys() - after.encounters.keys()
+    wrong_owner = sum(1 for key, slug in after.encounters.items() if expected[key] != slug)
     if missing:
         problems.append(f"{len(missing)} encounters lost")
-    if extra:
-        problems.append(f"{len(extra)} encounters stored that no phone queued")
     if wrong_owner:
         problems.append(f"{wrong_owner} encounters stored under another association")
-    counted: dict[str, int] = {}
-    for slug in expected.values():
-        counted[slug] = counted.get(slug, 0) + 1
-    if {slug: int(total) for slug, total in per_org.items()} != counted:
-        problems.append(f"rollups count {per_org}, phones queued {counted}")
+    new: dict[str, int] = dict.fromkeys(set(expected.values()), 0)
+    for key, slug in after.encounters.items():
+        new[slug] += key not in before.encounters
+    grown = {slug: after.rollups.get(slug, 0) - before.rollups.get(slug, 0) for slug in new}
+    if grown != new:
+        problems.append(f"the rollups grew by {grown}, this run stored {new}")
     return problems
 
 
@@ -575,26 +660,30 @@ def simulate(
         f"{args.days} days offline each, batches of {args.batch}, {args.drop:.0%} of syncs cut"
     )
     plans = plan_fleet(accounts, args.days, args.batch, args.seed)
+    before = stored(database, list(queued_ids(plans)))
     result = run_fleet(url, plans, args.drop, args.seed)
-    latencies = result.latencies
-    drops = sum(report.drops for report in result.reports)
-    duplicates = sum(report.duplicates for report in result.reports)
-    log(
-        f"{result.encounters:,} encounters and {result.shifts:,} shifts synced in "
-        f"{result.seconds:.1f} s ({result.encounters / result.seconds:,.0f} encounters/s); "
-        f"{drops} syncs cut by the network and resent, {duplicates:,} items answered duplicate; "
-        f"batch latency p50 {percentile(latencies, 0.5) * 1000:.0f} ms, "
-        f"p99 {percentile(latencies, 0.99) * 1000:.0f} ms"
-    )
+    # Problems first: a figure after them is read knowing what it is worth.
     problems = [p for report in result.reports for p in report.problems]
-    problems += check_stored(database, plans)
+    problems += check_stored(database, plans, before)
     for problem in problems:
         log(f"PROBLEM: {problem}")
+    latencies = result.latencies
+    drops = sum(report.drops for report in result.reports)
+    waits = sum(report.waits for report in result.reports)
+    duplicates = sum(report.duplicates for report in result.reports)
+    # Only what the service acknowledged counts, never what the phones queued.
+    acknowledged = sum(report.sent for report in result.reports)
+    log(
+        f"{acknowledged:,} of {result.encounters:,} queued encounters acknowledged in "
+        f"{result.seconds:.1f} s ({acknowledged / result.seconds:,.0f} acknowledged "
+        f"encounters/s); {drops} syncs cut by the network and resent, {waits} answers "
+        f"waited on (503, 429, no connection) and sent again, {duplicates:,} items "
+        f"answered duplicate; batch latency p50 {percentile(latencies, 0.5) * 1000:.0f} ms, "
+        f"p99 {percentile(latencies, 0.99) * 1000:.0f} ms"
+    )
     if problems:
         return 1
-    log(
-        f"checked in the database: each of the {result.encounters:,} encounters stored exactly once"
-    )
+    log(f"checked in the database: each of the {acknowledged:,} encounters stored exactly once")
     return 0
 
 

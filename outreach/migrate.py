@@ -124,7 +124,11 @@ def heads(database_url: str) -> list[str]:
 
 # What the service's role may do to the audit tables: append and read events, read
 # checkpoints. Deleting events (the purge) and writing checkpoints need the owner.
-AUDIT_PRIVILEGES = {"audit_events": "SELECT, INSERT", "audit_checkpoints": "SELECT"}
+AUDIT_PRIVILEGES = {
+    "audit_events": "SELECT, INSERT",
+    "audit_checkpoints": "SELECT",
+    "audit_time_order": "SELECT",
+}
 READ_ONLY_TABLES = ("alembic_version",)
 
 

@@ -19,7 +19,7 @@ from sqlalchemy import delete, func, insert, select, text
 from sqlalchemy.orm import Session
 
 from outreach.extensions import db
-from outreach.models import AuditCheckpoint, AuditEvent, Role, utcnow
+from outreach.models import AuditCheckpoint, AuditEvent, AuditTimeOrder, Role, utcnow
 from outreach.services import audit, retention
 from outreach.services.context import OPERATOR
 from tests.conftest import Account, bearer, login
@@ -242,3 +242,60 @@ def test_the_purge_refuses_a_cut_off_inside_the_retention_period(app: Flask) -> 
     limits = retention.Cutoffs(encounters_before=date(2000, 1, 1), audit_before=utcnow())
     with app.app_context(), pytest.raises(ValueError, match="365-day retention"):
         retention.purge(db.session, OPERATOR, settings, limits=limits)
+
+
+def test_times_are_checked_only_after_the_upgrade_that_ordered_them(
+    app: Flask, client: FlaskClient, make_account: Callable[..., Account]
+) -> None:
+    """A log written before migration 0011 may step back a little; it still verifies."""
+    _activity(client, make_account)
+    with app.app_context():
+        session = db.session
+        with session.begin():
+            _append(session, at=utcnow() - timedelta(seconds=1))
+            legacy = session.scalar(select(func.max(AuditEvent.seq)))
+            session.add(AuditTimeOrder(id=1, ordered_after=legacy))
+    assert _verify(app).ok
+    with app.app_context():
+        session = db.session
+        with session.begin():
+            _append(session, at=utcnow() - timedelta(hours=1))
+    assert _verify(app).reason == "its time is before the event before it"
+
+
+def test_a_purge_made_before_the_upgrade_is_attested_by_its_closing_event(
+    app: Flask, client: FlaskClient, make_account: Callable[..., Account]
+) -> None:
+    """Purges before migration 0011 left only their ``retention.purge`` event, naming the
+    checkpoint's sequence and the cut-off: it attests them in the log written before."""
+    _activity(client, make_account)
+    cutoff = _event(app, 5).at
+    _cut_before(app, 5)
+    with app.app_context():
+        session = db.session
+        with session.begin():
+            _append(
+                session,
+                action="retention.purge",
+                params=audit.sanitise_params(
+                    {
+                        "audit_before": cutoff,
+                        "audit_events": 4,
+                        "checkpoint_seq": 4,
+                        "dry_run": False,
+                        "audit_retention_days": 0,
+                    }
+                ),
+            )
+    # Without the upgrade's mark, such a record is not enough.
+    assert _verify(app).reason == (
+        "the chain starts after event 4, but no purge in the chain attests that checkpoint"
+    )
+    with app.app_context():
+        session = db.session
+        with session.begin():
+            head = session.scalar(select(func.max(AuditEvent.seq)))
+            session.add(AuditTimeOrder(id=1, ordered_after=head))
+    verified = _verify(app)
+    assert verified.ok, verified.reason
+    assert [(p.through_seq, p.events) for p in verified.purges] == [(4, 4)]

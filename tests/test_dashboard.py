@@ -8,6 +8,7 @@ Screenshots go to ``test-output/dashboard/``.
 from __future__ import annotations
 
 import json
+import re
 import threading
 import urllib.request
 from collections.abc import Iterator
@@ -220,6 +221,22 @@ def test_a_worker_is_told_the_dashboard_is_not_for_its_role(page: Page, live_ser
     page.get_by_role("button", name="Revenir à la connexion").click()
     expect(page.locator("#login-panel")).to_be_visible()
     assert grave_violations(page) == []
+
+
+def test_a_locked_login_says_when_to_try_again(page: Page, live_server: str) -> None:
+    """The lock-out's Retry-After, in minutes, not "later" (issue 26, section 5)."""
+    page.goto(f"{live_server}/dashboard")
+    statuses = []
+    for _ in range(6):
+        page.get_by_label("Identifiant", exact=True).fill("nobody-locked-out")
+        page.get_by_label("Mot de passe", exact=True).fill("not the password at all")
+        with page.expect_response(f"{live_server}/api/v1/auth/login") as answer:
+            page.get_by_role("button", name="Se connecter").click()
+        statuses.append(answer.value.status)
+    assert statuses == [401] * 5 + [429]
+    expect(page.locator("#login-error")).to_have_text(
+        re.compile(r"Trop d'essais : réessayez dans 1[0-5] min[.]")
+    )
 
 
 def test_the_page_sends_a_strict_content_security_policy(live_server: str, page: Page) -> None:

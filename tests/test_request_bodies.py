@@ -117,10 +117,10 @@ def test_a_gzip_body_over_the_cap_once_decompressed_is_a_413(
 @pytest.mark.parametrize(
     ("coding", "body", "status"),
     [
-        ("br", b"\x0b\x02\x80{}\x03", 415),
-        ("deflate", b"x\x9c\xab\xae\x05\x00\x01u\x00\xf9", 415),
-        ("gzip", b"\x1f\x8b\x08\x00 certainly not gzip", 400),
-        ("gzip", gzip.compress(b"{}")[:-4], 400),
+        pytest.param("br", b"\x0b\x02\x80{}\x03", 415, id="br"),
+        pytest.param("deflate", b"x\x9c\xab\xae\x05\x00\x01u\x00\xf9", 415, id="deflate"),
+        pytest.param("gzip", b"\x1f\x8b\x08\x00 certainly not gzip", 400, id="not-gzip"),
+        pytest.param("gzip", gzip.compress(b"{}", mtime=0)[:-4], 400, id="cut-gzip"),
     ],
 )
 def test_other_codings_are_a_415_and_broken_gzip_a_400(

@@ -8,6 +8,9 @@ The function now takes the event's canonical JSON in four pieces, around its ``a
 too, and writes ``greatest(requested time, head's time)``, formatted as
 ``services.audit`` formats times.
 
+``audit_time_order`` records the head at this upgrade: a log written before it may
+hold such steps back, and the verifier checks the order only after it.
+
 Revision ID: 0011_audit_attested
 Revises: 0010
 Create Date: 2026-12-04 16:00:00
@@ -19,6 +22,7 @@ import importlib.util
 from collections.abc import Sequence
 from pathlib import Path
 
+import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0011_audit_attested"
@@ -96,12 +100,23 @@ $$ LANGUAGE plpgsql VOLATILE
 
 
 def upgrade() -> None:
+    op.create_table(
+        "audit_time_order",
+        sa.Column("id", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column("ordered_after", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_audit_time_order")),
+    )
+    op.execute(
+        "INSERT INTO audit_time_order (id, ordered_after)"
+        " SELECT 1, coalesce(max(seq), 0) FROM audit_events"
+    )
     if op.get_bind().dialect.name == "postgresql":
         op.execute(f"DROP FUNCTION {OLD_SIGNATURE}")
         op.execute(APPEND)
 
 
 def downgrade() -> None:
+    op.drop_table("audit_time_order")
     if op.get_bind().dialect.name == "postgresql":
         op.execute(f"DROP FUNCTION {NEW_SIGNATURE}")
         op.execute(_previous_append())

@@ -1,7 +1,7 @@
 """SQLAlchemy 2 typed models. Importing this package registers every table."""
 
 from outreach.models.accounts import Organisation, OrgKind, RefreshFamily, Role, User
-from outreach.models.audit import AUDIT_LOCK_KEY, AuditCheckpoint, AuditEvent
+from outreach.models.audit import AUDIT_LOCK_KEY, AuditCheckpoint, AuditEvent, AuditTimeOrder
 from outreach.models.base import Base, UTCDateTime, utcnow
 from outreach.models.directory import Kit, Structure
 from outreach.models.field import Encounter, EncounterVersion, Shift
@@ -22,6 +22,7 @@ __all__ = [
     "NO_SHIFT",
     "AuditCheckpoint",
     "AuditEvent",
+    "AuditTimeOrder",
     "Base",
     "Encounter",
     "EncounterVersion",

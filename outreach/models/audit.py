@@ -55,3 +55,17 @@ class AuditCheckpoint(Base):
     hash: Mapped[str] = mapped_column(String(64))
     at: Mapped[datetime] = mapped_column(UTCDateTime())
     purged: Mapped[int] = mapped_column(BigInteger)
+
+
+class AuditTimeOrder(Base):
+    """From which event on the chain's times never go backwards (migration 0011).
+
+    Before it, a version read the clock before waiting for the chain lock, so events
+    written at once could be chained a few milliseconds out of time order; the
+    verifier checks the order only after ``ordered_after``. One row, or none (0).
+    """
+
+    __tablename__ = "audit_time_order"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    ordered_after: Mapped[int] = mapped_column(BigInteger)

@@ -30,7 +30,7 @@ import orjson
 from sqlalchemy import Table, func, insert, select, text
 from sqlalchemy.orm import Session
 
-from outreach.models import AUDIT_LOCK_KEY, AuditCheckpoint, AuditEvent, utcnow
+from outreach.models import AUDIT_LOCK_KEY, AuditCheckpoint, AuditEvent, AuditTimeOrder, utcnow
 from outreach.services.context import CallContext
 from outreach.services.rollups import raise_generation
 
@@ -57,8 +57,11 @@ FORBIDDEN_PARAM_KEYS = frozenset(
 )
 MAX_PARAM_TEXT = 200
 VERIFY_BATCH = 20_000
-# The event each purge batch appends in the transaction that cuts the chain.
+# The event each purge batch appends in the transaction that cuts the chain; and the
+# one that closes a purge run, which before migration 0011 was the only record.
 CHECKPOINT_ACTION = "retention.checkpoint"
+LEGACY_PURGE_ACTION = "retention.purge"
+PURGE_ACTIONS = frozenset({CHECKPOINT_ACTION, LEGACY_PURGE_ACTION})
 
 
 class Outcome:
@@ -405,26 +408,38 @@ def _parse_time(value: Any) -> datetime:
 
 
 class _Attestations:
-    """The ``retention.checkpoint`` events met along the chain, each checked as it comes."""
+    """The purge records met along the chain, each checked as it comes: the
+    ``retention.checkpoint`` event of each purge batch, and, in a log written before
+    migration 0011 (up to ``ordered_after``), the ``retention.purge`` event that closed a
+    purge run, which names its last checkpoint and cut-off but not the checkpoint's hash
+    or the last purged event's time."""
 
-    def __init__(self, checkpoints: Mapping[int, str], start: ChainHead) -> None:
-        self.checkpoints, self.start = checkpoints, start
+    def __init__(self, checkpoints: Mapping[int, str], start: ChainHead, ordered_after: int):
+        self.checkpoints, self.start, self.ordered_after = checkpoints, start, ordered_after
         self.start_attested_at: str | None = None
         self.start_last_purged_at: str | None = None
         self.purges: dict[tuple[str, int], Purge] = {}
 
     def check(self, fields: Mapping[str, Any]) -> None:
         seq, params = fields["seq"], fields["params"]
+        legacy = fields["action"] == LEGACY_PURGE_ACTION
+        if legacy and (seq > self.ordered_after or params.get("dry_run") is not False):
+            return
         try:
-            cut_seq, cut_hash = int(params["checkpoint_seq"]), str(params["checkpoint_hash"])
-            last_purged_at, cutoff = str(params["checkpoint_at"]), str(params["audit_before"])
-            days, purged = int(params["audit_retention_days"]), int(params["purged"])
+            cut_seq = int(params["checkpoint_seq"])
+            cut_hash = self.checkpoints.get(cut_seq) if legacy else str(params["checkpoint_hash"])
+            last_purged_at = None if legacy else str(params["checkpoint_at"])
+            cutoff = str(params["audit_before"])
+            days = int(params["audit_retention_days"])
+            purged = int(params["audit_events" if legacy else "purged"])
             at = _parse_time(fields["at"])
             limit = at - timedelta(days=days)
-            cutoff_time, last_purged_time = _parse_time(cutoff), _parse_time(last_purged_at)
+            cutoff_time = _parse_time(cutoff)
         except (KeyError, TypeError, ValueError) as exc:
             raise _Broken(seq, f"a purge record without a readable checkpoint ({exc})") from exc
-        if self.checkpoints.get(cut_seq) != cut_hash:
+        if legacy and (purged == 0 or cut_seq == 0):
+            return  # a run with nothing due
+        if cut_hash is None or self.checkpoints.get(cut_seq) != cut_hash:
             raise _Broken(
                 seq, f"the purge names checkpoint {cut_seq}:{cut_hash}, which is not kept"
             )
@@ -434,10 +449,15 @@ class _Attestations:
                 f"the purge cut everything before {cutoff}, but a {days}-day retention at"
                 f" {fields['at']} allowed only before {_iso(limit)}",
             )
-        if last_purged_time >= cutoff_time or cut_seq >= seq:
+        if cut_seq >= seq or (
+            last_purged_at is not None and _parse_time(last_purged_at) >= cutoff_time
+        ):
             raise _Broken(seq, "the purge removed events its own cut-off kept")
         if cut_seq == self.start.seq:
-            self.start_attested_at, self.start_last_purged_at = fields["at"], last_purged_at
+            # A legacy record does not know the last purged event's time: the first
+            # event kept is then its own bound.
+            self.start_attested_at = fields["at"]
+            self.start_last_purged_at = last_purged_at or ""
         key = (cutoff, days)
         earlier = self.purges.get(key)
         self.purges[key] = Purge(
@@ -500,8 +520,9 @@ def verify(
     except _Broken as broken:
         return _broken(checked, broken.seq, GENESIS_HASH, broken.reason)
     prev_hash, prev_at, expected_seq = start.hash, "", start.seq + 1
+    ordered_after = session.scalar(select(AuditTimeOrder.ordered_after)) or 0
     first_at: str | None = None
-    attestations = _Attestations(checkpoints, start)
+    attestations = _Attestations(checkpoints, start, ordered_after)
     head_status = None if expected_head is None else "purged"
     if expected_head is not None and expected_head.seq == 0:
         head_status = "found"
@@ -518,9 +539,9 @@ def verify(
         if chain_hash(prev_hash, _canonical_json(fields)) != stored_hash:
             return _broken(checked, seq, prev_hash, "content does not match its hash")
         # Same fixed-width ISO form on both engines: text order is time order.
-        if fields["at"] < prev_at:
+        if fields["at"] < prev_at and seq > ordered_after:
             return _broken(checked, seq, prev_hash, "its time is before the event before it")
-        if fields["action"] == CHECKPOINT_ACTION and fields["outcome"] == Outcome.SUCCESS:
+        if fields["action"] in PURGE_ACTIONS and fields["outcome"] == Outcome.SUCCESS:
             try:
                 attestations.check(fields)
             except _Broken as broken:
@@ -541,15 +562,23 @@ def verify(
         )
         if attested_at is None or last_purged_at is None:
             return _broken(
-                0,
+                checked,
                 start.seq + 1,
                 start.hash,
                 f"the chain starts after event {start.seq}, but no purge in the chain attests"
                 " that checkpoint",
             )
-        if first_at is not None and _parse_time(last_purged_at) > _parse_time(first_at):
+        if (
+            first_at is not None
+            and last_purged_at
+            and start.seq >= ordered_after
+            and _parse_time(last_purged_at) > _parse_time(first_at)
+        ):
             return _broken(
-                0, start.seq + 1, start.hash, "its time is before the last event purged before it"
+                checked,
+                start.seq + 1,
+                start.hash,
+                "its time is before the last event purged before it",
             )
     if expected_head is not None and expected_head.seq >= expected_seq:
         return _broken(

@@ -103,8 +103,9 @@ def register(
             "access_token_minutes": settings.access_token_minutes,
             "refresh_token_days": settings.refresh_token_days,
             "login_lockout": (
-                f"{settings.login_max_failures} failures per username, "
-                f"{settings.login_client_max_failures} per client address, "
+                f"{settings.login_max_failures} failures per username; after "
+                f"{settings.login_client_max_failures} failures on usernames new to a client "
+                "address, that address may only try usernames that signed in from it; "
                 f"{settings.login_lockout_minutes} minutes"
             ),
             "rate_limit_storage": settings.ratelimit_storage_url.split("://", 1)[0],

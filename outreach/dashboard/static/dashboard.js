@@ -62,6 +62,15 @@
     $("username").focus();
   }
 
+  // A lock-out (429) or an outage (503) says when to try again: Retry-After, in seconds.
+  function loginRefusal(response) {
+    if (response.status !== 429 && response.status !== 503) return "Identifiant ou mot de passe incorrect.";
+    const seconds = parseInt(response.headers.get("Retry-After") || "", 10);
+    const when = !Number.isFinite(seconds) ? "plus tard"
+      : seconds < 60 ? `dans ${seconds} s` : `dans ${Math.ceil(seconds / 60)} min`;
+    return `${response.status === 429 ? "Trop d'essais" : "Service indisponible"} : réessayez ${when}.`;
+  }
+
   async function login(event) {
     event.preventDefault();
     const response = await fetch(`${API}/auth/login`, {
@@ -70,7 +79,7 @@
     });
     $("password").value = "";
     const body = await response.json();
-    if (!response.ok) { showLogin(response.status === 429 ? "Trop d'essais : réessayez plus tard." : "Identifiant ou mot de passe incorrect."); return; }
+    if (!response.ok) { showLogin(loginRefusal(response)); return; }
     saveSession(body);
     if (!READERS.includes(body.role)) { await logout(true); return; }
     start();
