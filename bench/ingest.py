@@ -212,7 +212,8 @@ def _wrapped(table: str, column: str) -> str:
     """A cell key's sum modulo 2^32, as ``dml.Upsert.wrapped`` has the service write it."""
     return (
         f"{column} = (({table}.{column}::bigint + excluded.{column} + 6442450944)"
-        " % 4294967296) - 2147483648"
+        # %% : the statement goes through psycopg's %s placeholders.
+        " %% 4294967296) - 2147483648"
     )
 
 
