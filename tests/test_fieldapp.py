@@ -217,6 +217,18 @@ def _sent(phone: Phone) -> None:
     phone.page.evaluate("document.getElementById('sync-status').textContent = ''")
 
 
+def _offline_with_one_encounter(phone: Phone) -> Page:
+    """Logged in, then offline, one encounter in Éole waiting in the outbox."""
+    page = phone.open()
+    _log_in(phone)
+    assert phone.context is not None
+    phone.context.set_offline(True)
+    phone.tap("Rencontre")
+    page.get_by_label("Secteur", exact=True).select_option("eole")
+    _log_encounter(phone)
+    return page
+
+
 def _log_encounter(phone: Phone, kits: int = 2) -> None:
     page = phone.page
     assert page is not None
@@ -413,13 +425,7 @@ def test_position_and_person_code_stay_on_the_phone(phone: Phone, server: Server
 
 
 def test_logout_keeps_only_what_is_not_sent(phone: Phone, server: Server) -> None:
-    page = phone.open()
-    _log_in(phone)
-    assert phone.context is not None
-    phone.context.set_offline(True)
-    phone.tap("Rencontre")
-    page.get_by_label("Secteur", exact=True).select_option("eole")
-    _log_encounter(phone)
+    page = _offline_with_one_encounter(phone)
     phone.context.set_offline(False)
     page.wait_for_function("() => outreachField.state.syncing === false")
     phone.context.set_offline(True)
@@ -464,13 +470,7 @@ def test_the_app_is_served_with_a_strict_policy_a_manifest_and_a_worker(server: 
 def test_an_unsent_item_can_be_discarded_on_purpose(phone: Phone, server: Server) -> None:
     """An encounter logged by mistake, still waiting offline, leaves the phone for good
     after two taps, and never reaches the server."""
-    page = phone.open()
-    _log_in(phone)
-    assert phone.context is not None
-    phone.context.set_offline(True)
-    phone.tap("Rencontre")
-    page.get_by_label("Secteur", exact=True).select_option("eole")
-    _log_encounter(phone)
+    page = _offline_with_one_encounter(phone)
     assert phone.pending() == 1
     phone.tap("Envoi")
     waiting = page.locator("#outbox-list > li.pending")
@@ -485,13 +485,7 @@ def test_an_unsent_item_can_be_discarded_on_purpose(phone: Phone, server: Server
 
 
 def test_a_conflict_is_shown_and_can_be_discarded(phone: Phone, server: Server) -> None:
-    page = phone.open()
-    _log_in(phone)
-    assert phone.context is not None
-    phone.context.set_offline(True)
-    phone.tap("Rencontre")
-    page.get_by_label("Secteur", exact=True).select_option("eole")
-    _log_encounter(phone)
+    page = _offline_with_one_encounter(phone)
     (queued,) = phone.outbox_ids()
     # Meanwhile the same id reached the server with other content (another client's bug).
     client = server.app.test_client()
