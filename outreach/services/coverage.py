@@ -1,9 +1,9 @@
 """Which sectors a team covered, per Paris day and time slot, and which nobody did.
 
 A shift covers a sector during each slot its time span overlaps when the sector was
-planned for it or it met people there. This reads shifts and the shift-sector
-rollup, never encounters. It counts shifts, not people, so nothing here is subject
-to small-cell suppression: team presence in a public place is not about anyone met.
+planned for it, never because it met someone there. This reads shifts, never
+encounters. It counts shifts, not people, so nothing here goes through the
+publication gate: team presence in a public place is not about anyone met.
 """
 
 from __future__ import annotations

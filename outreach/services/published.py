@@ -1,7 +1,7 @@
 """Maps published earlier, served again while the counters behind them are unchanged.
 
 A whole-area map is thousands of hexagons whose counts are read, summed and passed
-through suppression: hundreds of milliseconds at national volume, for an answer
+through the publication gate: hundreds of milliseconds at national volume, for an answer
 that is the same until the next sync. Each worker keeps the maps it published, with
 the counters' generation they were computed at (``rollups.generation``); a request
 whose generation is still current is answered from here. Every change of the

@@ -23,10 +23,10 @@ rows.
 
 What is kept are counters finer than any response (a hexagon's count may be under
 the small-cell threshold; a person ref is a keyed hash). They stay in the worker's
-memory, are never logged or served as they are, and leave only through suppression,
-like the rows a request reads from the database. Each budget counts rows, the least
-recently used span leaves first, and a budget of 0 keeps nothing (every request reads
-all its rows).
+memory, are never logged or served as they are, and leave only through the
+publication gate (``disclosure``), like the rows a request reads from the database.
+Each budget counts rows, the least recently used span leaves first, and a budget of 0
+keeps nothing (every request reads all its rows).
 """
 
 from __future__ import annotations

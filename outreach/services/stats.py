@@ -8,7 +8,7 @@ rows of the finer tables (``RollupSector``, ``RollupPerson``), which each worker
 by organisation and day while they hold (``span_blocks.FilteredSpans``), so it reads
 only the days that changed since. A filtered hexagon map reads the hexagon day rows.
 
-Every figure leaves through ``suppression.Release``; every request is audited
+Every figure leaves through ``disclosure.Gate``; every request is audited
 (action, filters, number of counts returned) in the transaction that reads, so the
 event is committed before the response exists.
 """
