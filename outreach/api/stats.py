@@ -17,7 +17,9 @@ from outreach.api.access import (
 from outreach.api.blueprint import Blueprint
 from outreach.extensions import db
 from outreach.models import Role
-from outreach.services import coverage, hotspots, stats
+from outreach.services import coverage, hotspots
+from outreach.services.stats import maps, scope, series
+from outreach.services.stats import summary as summaries
 from schemas.geojson import HexagonMapSchema, HotspotsSchema, SectorMapSchema
 from schemas.stats import (
     CoverageSchema,
@@ -54,8 +56,8 @@ def geojson(body: dict[str, Any]) -> Response:
     return Response(iter((head, features, b"}")), mimetype=GEOJSON)
 
 
-def _query(args: dict[str, Any]) -> stats.StatsQuery:
-    return stats.StatsQuery(
+def _query(args: dict[str, Any]) -> scope.StatsQuery:
+    return scope.StatsQuery(
         start=args.get("from_"),
         end=args.get("to"),
         period=args.get("period"),
@@ -70,7 +72,7 @@ def _query(args: dict[str, Any]) -> stats.StatsQuery:
 @blp.response(200, OfferedPeriodsSchema)
 def offered_periods() -> dict[str, Any]:
     """The periods of the grid one can ask for now, each with the days it answers."""
-    return stats.offered_periods(call_context(), settings())
+    return scope.offered_periods(call_context(), settings())
 
 
 @blp.route("/summary", methods=["GET"])
@@ -79,7 +81,7 @@ def offered_periods() -> dict[str, Any]:
 @blp.response(200, SummarySchema)
 def summary(args: dict[str, Any]) -> dict[str, Any]:
     """Totals for a period of the grid (default: the last whole week) and filters."""
-    return stats.summary(db.session, call_context(), settings(), filtered_spans(), _query(args))
+    return summaries.summary(db.session, call_context(), settings(), filtered_spans(), _query(args))
 
 
 @blp.route("/timeseries", methods=["GET"])
@@ -88,7 +90,7 @@ def summary(args: dict[str, Any]) -> dict[str, Any]:
 @blp.response(200, TimeseriesSchema)
 def timeseries(args: dict[str, Any]) -> dict[str, Any]:
     """The summary's headline counts per day, week (from Monday) or calendar month."""
-    return stats.timeseries(
+    return series.timeseries(
         db.session, call_context(), settings(), filtered_spans(), _query(args), args.get("bucket")
     )
 
@@ -101,7 +103,7 @@ def timeseries(args: dict[str, Any]) -> dict[str, Any]:
 def hexagon_map(args: dict[str, Any]) -> Response:
     """A GeoJSON FeatureCollection of the H3 hexagons with activity, with their counts."""
     return geojson(
-        stats.hexagon_map(
+        maps.hexagon_map(
             db.session,
             call_context(),
             settings(),
@@ -120,7 +122,7 @@ def hexagon_map(args: dict[str, Any]) -> Response:
 def sector_map(args: dict[str, Any]) -> Response:
     """A GeoJSON FeatureCollection of the sectors with their counts."""
     return geojson(
-        stats.sector_map(
+        maps.sector_map(
             db.session,
             call_context(),
             settings(),

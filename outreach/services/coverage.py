@@ -22,7 +22,7 @@ from outreach.clock import PARIS
 from outreach.models import Shift
 from outreach.services import audit
 from outreach.services.context import CallContext
-from outreach.services.stats import Scope, StatsQuery, resolve_scope
+from outreach.services.stats.scope import Scope, StatsQuery, resolve_scope
 from schemas.vocabulary import OUTSIDE_SECTORS, SECTORS
 
 

@@ -28,14 +28,12 @@ from outreach.services.context import CallContext
 from outreach.services.geo import cell_geometry, sector_of_cell
 from outreach.services.published import PublishedMap, PublishedMaps, area_features, published_map
 from outreach.services.rollups import MAP_METRICS
-from outreach.services.stats import (
+from outreach.services.stats.counters import cell_amounts
+from outreach.services.stats.maps import at_resolution, feature_collection, map_key
+from outreach.services.stats.publication import area_figures
+from outreach.services.stats.scope import (
     StatsQuery,
-    area_figures,
-    at_resolution,
-    cell_amounts,
     check_resolution,
-    feature_collection,
-    map_key,
     publication_gate,
     query_error,
     resolve_scope,

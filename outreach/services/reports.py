@@ -26,13 +26,15 @@ from outreach.models import Kit, Shift
 from outreach.services import audit
 from outreach.services.context import CallContext
 from outreach.services.span_blocks import FilteredSpans
-from outreach.services.stats import (
+from outreach.services.stats.publication import published_figures
+from outreach.services.stats.scope import (
     Scope,
     StatsQuery,
     publication_gate,
-    published_figures,
     query_error,
     resolve_scope,
+)
+from outreach.services.stats.summary import (
     summary_counts,
     summary_sums,
     suppressed_paths,
