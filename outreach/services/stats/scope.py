@@ -124,24 +124,29 @@ def period_spans(
     if not units:
         return [("day", start, end)]
     unit, finer = units[0], units[1:]
-    first = _unit_start(start, unit)
+    first = bucket_start(start, unit)
     if first < start:
-        first = _unit_start(first + timedelta(days=32 if unit == "month" else 7), unit)
-    after = _unit_start(end + timedelta(days=1), unit)
+        first = bucket_start(first + timedelta(days=32 if unit == "month" else 7), unit)
+    after = bucket_start(end + timedelta(days=1), unit)
     if first >= after:
         return period_spans(start, end, finer)
     spans: list[tuple[str, date, date]] = []
     if start < first:
         spans += period_spans(start, first - timedelta(days=1), finer)
-    spans.append((unit, first, _unit_start(after - timedelta(days=1), unit)))
+    spans.append((unit, first, bucket_start(after - timedelta(days=1), unit)))
     if after <= end:
         spans += period_spans(after, end, finer)
     return spans
 
 
-def _unit_start(day: date, unit: str) -> date:
-    """The first day of the week (Monday) or month ``day`` falls in."""
-    return day - timedelta(days=day.weekday()) if unit == "week" else day.replace(day=1)
+def bucket_start(day: date, bucket: str) -> date:
+    """The first day of the week (Monday) or month ``day`` falls in, or ``day`` itself
+    for a ``bucket`` of days."""
+    if bucket == "week":
+        return day - timedelta(days=day.weekday())
+    if bucket == "month":
+        return day.replace(day=1)
+    return day
 
 
 def query_error(parameter: str, message: str) -> Invalid:
@@ -294,11 +299,3 @@ def publication_gate(settings: Settings, principal: Principal) -> Gate:
     """Exact figures for an association's own org_admin (its scope is always its own
     association), perturbed ones for everyone else."""
     return disclosure.gate(settings, exact=principal.role == Role.ORG_ADMIN)
-
-
-def bucket_start(day: date, bucket: str) -> date:
-    if bucket == "week":
-        return day - timedelta(days=day.weekday())
-    if bucket == "month":
-        return day.replace(day=1)
-    return day

@@ -34,7 +34,6 @@ from outreach.services.stats.scope import (
     resolve_scope,
 )
 
-BUCKETS = ("day", "week", "month")
 # The whole-unit rows a time series can read for each bucket: their starts are the
 # buckets' own, so every row falls in one bucket.
 BUCKET_UNITS: dict[str, tuple[str, ...]] = {"day": (), "week": ("week",), "month": ("month",)}
@@ -142,9 +141,4 @@ def _whole_buckets(scope: Scope, bucket: str, today: date) -> Scope:
 
 
 def _bucket_end(start: date, bucket: str) -> date:
-    if bucket == "week":
-        return start + timedelta(days=6)
-    if bucket == "month":
-        following = (start.replace(day=28) + timedelta(days=4)).replace(day=1)
-        return following - timedelta(days=1)
-    return start
+    return start if bucket == "day" else periods.covering(start, bucket).end
