@@ -8,7 +8,8 @@ leave already serialised. Audited like the summary.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Literal, TypedDict
 
 import numpy as np
 import orjson
@@ -17,7 +18,7 @@ from sqlalchemy.orm import Session
 from config import Settings
 from outreach.services import audit
 from outreach.services.context import CallContext
-from outreach.services.disclosure import Gate
+from outreach.services.disclosure import Gate, Protection
 from outreach.services.geo import cell_geometry, sector_geometries
 from outreach.services.published import (
     PublishedMap,
@@ -32,6 +33,7 @@ from outreach.services.stats.counters import AreaSums, cell_amounts, reduced_key
 from outreach.services.stats.filtered import kept_counters
 from outreach.services.stats.publication import area_figures, map_properties
 from outreach.services.stats.scope import (
+    Filters,
     Scope,
     StatsQuery,
     caller,
@@ -41,6 +43,31 @@ from outreach.services.stats.scope import (
     to_resolution,
 )
 from schemas.vocabulary import OUTSIDE_SECTORS, SECTORS
+
+
+class FeatureCollection(TypedDict):
+    """What every map answers: its ``features`` are already serialised
+    (``published.PublishedMap``), and ``api.stats.geojson`` writes the other members
+    around them, in their order."""
+
+    type: Literal["FeatureCollection"]
+    k: int
+    protection: Protection
+    features: bytes
+
+
+class MapFilters(Filters):
+    resolution: int
+
+
+class HexagonMap(FeatureCollection):
+    filters: MapFilters
+
+
+class SectorMap(FeatureCollection):
+    filters: Filters
+    # The encounters outside every named sector, as published: they have no outline.
+    outside_sectors: orjson.Fragment
 
 
 def at_resolution(settings: Settings, sums: AreaSums, resolution: int) -> AreaSums:
@@ -62,18 +89,22 @@ def hexagon_map(
     maps: PublishedMaps,
     query: StatsQuery,
     resolution: int,
-) -> dict[str, Any]:
+) -> HexagonMap:
     check_resolution(settings, resolution)
     principal = caller(ctx)
     with session.begin():
         scope = resolve_scope(session, principal, query)
-        filters = {**scope.params(), "resolution": resolution}
+        filters: MapFilters = {**scope.params(), "resolution": resolution}
         gate = publication_gate(settings, principal)
         kept = publish_hexagon_map(session, settings, maps, gate, scope, resolution)
         audit.record(session, ctx, "stats.map", params=filters, records=kept.records)
-    return feature_collection(
-        kept, filters=filters, k=settings.small_cell_k, protection=gate.protection()
-    )
+    return {
+        "type": "FeatureCollection",
+        "filters": filters,
+        "k": settings.small_cell_k,
+        "protection": gate.protection(),
+        "features": kept.features,
+    }
 
 
 def publish_hexagon_map(
@@ -108,18 +139,7 @@ def publish_hexagon_map(
     return maps.publish(session, map_key("map", gate, scope, filters), build)
 
 
-def feature_collection(published: PublishedMap, **members: Any) -> dict[str, Any]:
-    """A map's response: ``members`` of the request's, then the published ones; its
-    ``features`` are already serialised (``published.PublishedMap``)."""
-    return {
-        "type": "FeatureCollection",
-        **members,
-        **published.members,
-        "features": published.features,
-    }
-
-
-def map_key(kind: str, gate: Gate, scope: Scope, filters: dict[str, Any]) -> tuple[Any, ...]:
+def map_key(kind: str, gate: Gate, scope: Scope, filters: Mapping[str, Any]) -> tuple[Any, ...]:
     """What names a published map: its kind, whether exact, whose counts it shows, and
     its filters."""
     return (kind, gate.exact, scope.organisation_id, *sorted(filters.items()))
@@ -132,16 +152,21 @@ def sector_map(
     maps: PublishedMaps,
     days: FilteredSpans,
     query: StatsQuery,
-) -> dict[str, Any]:
+) -> SectorMap:
     principal = caller(ctx)
     with session.begin():
         scope = resolve_scope(session, principal, query)
         gate = publication_gate(settings, principal)
         kept = publish_sector_map(session, maps, days, gate, scope)
         audit.record(session, ctx, "stats.sectors", params=scope.params(), records=kept.records)
-    return feature_collection(
-        kept, filters=scope.params(), k=settings.small_cell_k, protection=gate.protection()
-    )
+    return {
+        "type": "FeatureCollection",
+        "filters": scope.params(),
+        "k": settings.small_cell_k,
+        "protection": gate.protection(),
+        "outside_sectors": kept.members["outside_sectors"],
+        "features": kept.features,
+    }
 
 
 def publish_sector_map(

@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Any
+from typing import TypedDict
 
 from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.orm import Session
@@ -38,6 +38,42 @@ from outreach.services.geo import cell_parent
 
 DEFAULT_PERIOD_DAYS = 30
 MAX_PERIOD_DAYS = 3 * 366
+
+
+# The filters an answer says it ran with (``schemas.stats.FiltersSchema``), days as ISO
+# dates. "from" is a keyword: the functional form names it.
+Filters = TypedDict(
+    "Filters",
+    {
+        "period": str | None,
+        "from": str,
+        "to": str,
+        "sector": str | None,
+        "organisation": str | None,
+        "shift_kind": str | None,
+    },
+)
+# A run of days, first and last included.
+DaySpan = TypedDict("DaySpan", {"from": date, "to": date})
+# A grid period one can ask for now, with the days it answers and whether that is all.
+OfferedPeriod = TypedDict(
+    "OfferedPeriod", {"period": str, "kind": str, "from": date, "to": date, "complete": bool}
+)
+
+
+class OfferedPeriods(TypedDict):
+    """``/stats/periods``: the grid periods one can ask for now, and the default."""
+
+    default: str
+    max_versions_covering_a_day: int
+    periods: list[OfferedPeriod]
+
+
+class OrganisationFilter(TypedDict):
+    """Whose counts a scope reads: one association's (slug and id), or every one."""
+
+    organisation: str | None
+    organisation_id: uuid.UUID | None
 
 
 @dataclass(frozen=True)
@@ -65,7 +101,7 @@ class Scope:
     # The grid period named (its days are ``start..end``), if one was.
     period: str | None = None
 
-    def params(self) -> dict[str, Any]:
+    def params(self) -> Filters:
         return {
             "period": self.period,
             "from": self.start.isoformat(),
@@ -214,7 +250,7 @@ def resolve_scope(
     )
 
 
-def offered_periods(ctx: CallContext, settings: Settings) -> dict[str, Any]:
+def offered_periods(ctx: CallContext, settings: Settings) -> OfferedPeriods:
     """The grid periods the caller can ask for now, each with the days it answers, and
     the default: the calendar of the grid, no figure, so not audited."""
     principal = caller(ctx)
@@ -255,7 +291,7 @@ def _not_yet(period: periods.Period, today: date) -> str:
 
 def _organisation_filter(
     session: Session, principal: Principal, slug: str | None
-) -> dict[str, Any]:
+) -> OrganisationFilter:
     if principal.role == Role.ORG_ADMIN:
         if slug is not None and slug != principal.organisation_slug:
             raise query_error("organisation", "No such organisation.")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import replace
 from datetime import date, timedelta
-from typing import Any
+from typing import TypedDict
 
 from sqlalchemy.orm import Session
 
@@ -19,12 +19,13 @@ from outreach.clock import paris_today
 from outreach.models import RollupTotal
 from outreach.services import audit, periods
 from outreach.services.context import CallContext
-from outreach.services.disclosure import KEY_MASK
+from outreach.services.disclosure import KEY_MASK, Protection
 from outreach.services.span_blocks import FilteredSpans
 from outreach.services.stats.counters import Sum, counter_sums
 from outreach.services.stats.filtered import kept_counters
 from outreach.services.stats.publication import published_figures
 from outreach.services.stats.scope import (
+    Filters,
     Scope,
     StatsQuery,
     bucket_start,
@@ -48,6 +49,29 @@ SERIES_MEASURES = {
 }
 
 
+class SeriesFilters(Filters):
+    bucket: str
+
+
+class SeriesPoint(TypedDict):
+    """One bucket of a series: its days within the period and its published counts
+    (``None`` where masked), by ``SERIES_MEASURES`` name."""
+
+    start: date
+    end: date
+    counts: dict[str, int | None]
+
+
+class Series(TypedDict):
+    """``/stats/timeseries``'s answer, shaped like the summary's."""
+
+    filters: SeriesFilters
+    k: int
+    protection: Protection
+    series: list[SeriesPoint]
+    suppressed: list[str]
+
+
 def timeseries(
     session: Session,
     ctx: CallContext,
@@ -55,7 +79,7 @@ def timeseries(
     days: FilteredSpans,
     query: StatsQuery,
     bucket: str | None,
-) -> dict[str, Any]:
+) -> Series:
     principal = caller(ctx)
     gate = publication_gate(settings, principal)
     today = paris_today()

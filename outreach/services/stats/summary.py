@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TypedDict
 
 from sqlalchemy.orm import Session
 
@@ -18,11 +18,19 @@ from config import Settings
 from outreach.models import RollupTotal
 from outreach.services import audit
 from outreach.services.context import CallContext
+from outreach.services.disclosure import Protection
 from outreach.services.span_blocks import FilteredSpans
 from outreach.services.stats.counters import Sum, counter_sums, distinct_people_met, kit_codes
 from outreach.services.stats.filtered import distinct_people, kept_counters
 from outreach.services.stats.publication import published_figures
-from outreach.services.stats.scope import Scope, StatsQuery, caller, publication_gate, resolve_scope
+from outreach.services.stats.scope import (
+    Filters,
+    Scope,
+    StatsQuery,
+    caller,
+    publication_gate,
+    resolve_scope,
+)
 from schemas.vocabulary import (
     AGE_BANDS,
     GENDERS,
@@ -30,6 +38,41 @@ from schemas.vocabulary import (
     REFERRAL_STATUSES,
     SERVICES,
 )
+
+# A published count: ``None`` where the gate masks it.
+Count = int | None
+
+
+class SummaryCounts(TypedDict):
+    """The published summary counts, nested the way the contract shapes them
+    (``schemas.stats.SummaryCountsSchema``); each group is keyed by vocabulary code."""
+
+    encounters: Count
+    people: Count
+    distinct_people: Count
+    first_contacts: Count
+    single_contacts: Count
+    women: Count
+    genders: dict[str, Count]
+    age_bands: dict[str, Count]
+    kits_total: Count
+    kits: dict[str, Count]
+    services: dict[str, Count]
+    referrals_total: Count
+    referrals_by_destination: dict[str, Count]
+    referrals_by_status: dict[str, Count]
+    referrals: dict[str, dict[str, Count]]
+
+
+class Summary(TypedDict):
+    """``/stats/summary``'s answer: its filters, the gate's protection, the counts and
+    the paths of those masked."""
+
+    filters: Filters
+    k: int
+    protection: Protection
+    counts: SummaryCounts
+    suppressed: list[str]
 
 
 @dataclass(frozen=True)
@@ -92,10 +135,10 @@ def summary_sums(data: Totals) -> dict[str, Sum]:
     return figures
 
 
-def summary_counts(values: dict[str, int | None], kit_codes: Sequence[str]) -> dict[str, Any]:
-    """The published summary counts, nested the way the contract shapes them."""
+def summary_counts(values: dict[str, Count], kit_codes: Sequence[str]) -> SummaryCounts:
+    """The published summary counts, each from its path in ``values``."""
 
-    def group(prefix: str, codes: Sequence[str]) -> dict[str, int | None]:
+    def group(prefix: str, codes: Sequence[str]) -> dict[str, Count]:
         return {code: values[f"{prefix}.{code}"] for code in codes}
 
     return {
@@ -127,7 +170,7 @@ def suppressed_paths(suppressed: list[str]) -> list[str]:
 
 def summary(
     session: Session, ctx: CallContext, settings: Settings, days: FilteredSpans, query: StatsQuery
-) -> dict[str, Any]:
+) -> Summary:
     principal = caller(ctx)
     with session.begin():
         scope = resolve_scope(session, principal, query)
