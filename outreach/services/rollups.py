@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, delete, func, select, text, tuple_, update
+from sqlalchemy import Table, bindparam, delete, func, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from outreach.models import (
@@ -34,6 +34,7 @@ from outreach.models import (
     RollupSpanGeneration,
     RollupTotal,
 )
+from outreach.models.dialect import hold_lock, hold_off_writers
 from outreach.models.dml import Upsert, upsert_all
 from outreach.models.rollups import DAY_WORDS, DAYS_PER_WORD
 from outreach.services.crypto import person_key, wrap32
@@ -301,8 +302,7 @@ def raise_generation(session: Session) -> None:
     the audit chain lock comes first, as when ``audit.record`` raises the generation:
     every transaction takes the two in the same order.
     """
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(select(func.pg_advisory_xact_lock(AUDIT_LOCK_KEY)))
+    hold_lock(session, AUDIT_LOCK_KEY)
     upsert_all(session, [_NEXT_GENERATION])
 
 
@@ -572,8 +572,7 @@ def lock_out_writers(session: Session) -> None:
     they needed while they held rows it needed: a deadlock, one side aborted. Reads go
     on. On SQLite the caller's immediate transaction already excludes every writer.
     """
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text(f"LOCK TABLE {', '.join(_WRITERS_FIRST_TABLES)} IN SHARE MODE"))
+    hold_off_writers(session, _WRITERS_FIRST_TABLES)
 
 
 def rebuild(session: Session, progress: Callable[[int], None] = lambda _n: None) -> RebuildSummary:
