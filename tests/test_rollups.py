@@ -17,7 +17,8 @@ from sqlalchemy import func, select
 from outreach.extensions import db
 from outreach.models import Role, RollupCell, RollupPerson, RollupSector, RollupTotal
 from outreach.models.rollups import DAY_WORDS
-from outreach.services import rollups, stats
+from outreach.services import rollups, stats, writes
+from outreach.services.context import OPERATOR
 from outreach.services.crypto import person_key
 from outreach.services.disclosure import KEY_MASK
 from outreach.services.span_blocks import FilteredSpans, SpanBlocks
@@ -104,7 +105,7 @@ def test_incremental_equals_rebuilt(
         session = db.session
         with session.begin():
             incremental = rollups.snapshot(session)
-            rollups.rebuild(session)
+            writes.record(session, OPERATOR, "rollups.rebuild", rollups.rebuild(session).change)
             rebuilt = rollups.snapshot(session)
     assert incremental == rebuilt
     # No empty counter is kept: every stored row still counts at least one encounter
@@ -131,6 +132,36 @@ def test_rollups_rebuild_command(
     assert "Rebuilt from 5 encounters" in result.output
     assert "0 differed" in result.output
     assert str(uuid.UUID(int=0)) not in result.output
+
+
+def test_counters_written_without_their_change_marked_never_commit(app: Flask) -> None:
+    empty_database(app)
+    deltas = rollups.Deltas()
+    deltas.add(
+        {
+            "record_key": 7,
+            "local_day": date(2025, 1, 6),
+            "organisation_id": uuid.UUID(int=1),
+            "sector": "eole",
+            "shift_kind": "maraude",
+            "cell": "891fb466257ffff",
+            "people": 1,
+            "age_band": None,
+            "gender": "f",
+            "first_contact": True,
+            "ref_hash": "a" * 64,
+            "kits": {},
+            "services": [],
+            "referrals": [],
+        }
+    )
+    with app.app_context():
+        session = db.session
+        with pytest.raises(writes.UnfinishedWrite), session.begin():
+            deltas.apply(session)
+        with session.begin():
+            assert rollups.snapshot(session)["sectors"] == {}
+            assert rollups.generation(session) == 0
 
 
 ORGANISATIONS = [uuid.UUID(int=1), uuid.UUID(int=2)]
@@ -282,8 +313,7 @@ def test_filtered_stats_from_kept_days_answer_like_the_fine_rows(
                     amended.add({**row, "services": [] if row["services"] else ["soins"]})
                 elif index % 3 == 2 and row["ref_hash"]:
                     amended.add({**row, "ref_hash": "d" * 64})
-            amended.apply(session)
-            rollups.raise_generation(session)
+            writes.record(session, OPERATOR, "rollups.test", amended.apply(session))
         with session.begin():
             for scope in asked:
                 fine = _fine_answers(session, scope)
@@ -297,8 +327,7 @@ def _write(session: Any, rows: list[dict[str, Any]], sign: int = 1) -> None:
         deltas = rollups.Deltas()
         for row in rows:
             deltas.add(row, sign)
-        deltas.apply(session)
-        rollups.raise_generation(session)
+        writes.record(session, OPERATOR, "rollups.test", deltas.apply(session))
 
 
 SERIES_BUCKETS = ("day", "week", "month")
