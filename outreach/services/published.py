@@ -155,33 +155,27 @@ def area_properties(
     """Each area's published ``measures`` (``null`` where masked), whether it is hidden
     (its ``leader`` is) and which counts are, as the members of a JSON object.
 
-    Written from one template per pattern of masks: a whole-area map has thousands of
-    areas and only a few patterns, and a template costs less than an object each. A
-    pattern is numbered by its masks as bits, so finding its template hashes an int."""
-    templates: dict[int, str] = {}
+    The counts are written by orjson, an object per area; the flags, the same for
+    every area of one pattern of masks, once per pattern. A pattern is numbered by its
+    masks as bits, so finding its flags hashes an int."""
+    names = list(measures)
     patterns = (masked @ (1 << np.arange(len(measures)))).tolist()
+    shown = values.astype(object)
+    shown[masked] = None
+    flags: dict[int, bytes] = {}
     written = []
-    for row, pattern in zip(values.tolist(), patterns, strict=True):
-        template = templates.get(pattern)
-        if template is None:
-            hidden = tuple(bool(pattern >> slot & 1) for slot in range(len(measures)))
-            template = templates[pattern] = _members_template(measures, leader, hidden)
-        written.append((template % tuple(row)).encode())
+    for row, pattern in zip(shown.tolist(), patterns, strict=True):
+        members = flags.get(pattern)
+        if members is None:
+            members = flags[pattern] = _flags(measures, leader, pattern)
+        written.append(orjson.dumps(dict(zip(names, row, strict=True)))[1:-1] + members)
     return written
 
 
-def _members_template(measures: Sequence[str], leader: str, hidden: tuple[bool, ...]) -> str:
-    # Every value is an argument of the %-format: a masked one is written as nothing
-    # ("%.0s") before the literal null, so one tuple per row fits any pattern.
-    published = ",".join(
-        orjson.dumps(measure).decode().replace("%", "%%") + (":%.0snull" if masked else ":%d")
-        for measure, masked in zip(measures, hidden, strict=True)
-    )
-    suppressed = [measure for measure, masked in zip(measures, hidden, strict=True) if masked]
-    flags = orjson.dumps(
-        {"suppressed": hidden[measures.index(leader)], "suppressed_counts": suppressed}
-    ).decode()
-    return published + "," + flags[1:-1].replace("%", "%%")
+def _flags(measures: Sequence[str], leader: str, pattern: int) -> bytes:
+    """``,"suppressed":...,"suppressed_counts":[...]`` of one pattern of masks."""
+    hidden = [measure for slot, measure in enumerate(measures) if pattern >> slot & 1]
+    return b"," + orjson.dumps({"suppressed": leader in hidden, "suppressed_counts": hidden})[1:-1]
 
 
 @dataclass(frozen=True)
