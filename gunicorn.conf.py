@@ -2,9 +2,10 @@
 
 Each worker is a process with a few threads: a thread waiting on PostgreSQL leaves
 the CPU to another, and the process keeps one engine and connection pool. Workers
-are stateless (tokens are signed, rate-limit counters live in Redis when
+share no state (tokens are signed, rate-limit counters live in Redis when
 ``OUTREACH_RATELIMIT_STORAGE_URL`` names it), so hosts and workers can be added
-freely. Slow clients: a thread reads its request itself, so a client trickling its
+freely; each keeps its own read model (``outreach/services/readmodel``), bounded by its
+budgets and checked against the database on every request. Slow clients: a thread reads its request itself, so a client trickling its
 body holds the thread for as long as it keeps trickling (``timeout`` does not end it:
 it watches the worker's main loop, not its threads). Hence nginx in front, with
 deploy/nginx/outreach-proxy.conf, which hands gunicorn whole requests only

@@ -21,7 +21,7 @@ from outreach.services import rollups, stats, writes
 from outreach.services.context import OPERATOR
 from outreach.services.crypto import person_key
 from outreach.services.disclosure import KEY_MASK
-from outreach.services.span_blocks import FilteredSpans, SpanBlocks
+from outreach.services.readmodel import ReadModel
 from outreach.services.stats import Scope
 from tests.conftest import Account, bearer, empty_database, login
 from tests.payloads import encounter
@@ -234,7 +234,7 @@ def test_organisation_rollups_answer_like_the_fine_ones(
 ) -> None:
     empty_database(app)
     # Span rows a worker keeps from the first maps, then asked again after the change.
-    kept = SpanBlocks(max_rows=10_000)
+    kept = ReadModel(map_features=0, map_span_rows=10_000, day_rows=0)
     with app.app_context():
         session = db.session
         _write(session, rows)
@@ -257,7 +257,7 @@ def test_organisation_rollups_answer_like_the_fine_ones(
                     )
                 )
                 assert _by_area(stats.cell_amounts(session, scope, kept)) == fine_cells
-                fresh = SpanBlocks(max_rows=0)
+                fresh = ReadModel(map_features=0, map_span_rows=0, day_rows=0)
                 assert _by_area(stats.cell_amounts(session, scope, fresh)) == fine_cells
                 by_day = stats.counter_sums(
                     session, RollupSector, scope.where(RollupSector), by=(RollupSector.day,)
@@ -297,7 +297,7 @@ def test_filtered_stats_from_kept_days_answer_like_the_fine_rows(
     keeps equal those of the fine rows, after deletions and amendments that change only
     services or only the person ref (neither touches a hexagon measure)."""
     empty_database(app)
-    kept = FilteredSpans(max_rows=10_000)
+    kept = ReadModel(map_features=0, map_span_rows=0, day_rows=10_000)
     with app.app_context():
         session = db.session
         _write(session, rows)
@@ -318,7 +318,12 @@ def test_filtered_stats_from_kept_days_answer_like_the_fine_rows(
             for scope in asked:
                 fine = _fine_answers(session, scope)
                 assert _kept_answers(session, scope, kept) == fine
-                assert _kept_answers(session, scope, FilteredSpans(max_rows=0)) == fine
+                assert (
+                    _kept_answers(
+                        session, scope, ReadModel(map_features=0, map_span_rows=0, day_rows=0)
+                    )
+                    == fine
+                )
 
 
 def _write(session: Any, rows: list[dict[str, Any]], sign: int = 1) -> None:
@@ -333,7 +338,7 @@ def _write(session: Any, rows: list[dict[str, Any]], sign: int = 1) -> None:
 SERIES_BUCKETS = ("day", "week", "month")
 
 
-def _kept_answers(session: Any, scope: Scope, kept: FilteredSpans) -> tuple[Any, ...]:
+def _kept_answers(session: Any, scope: Scope, kept: ReadModel) -> tuple[Any, ...]:
     counters = stats.kept_counters(session, scope, kept)
     return (
         counters.by_metric(),

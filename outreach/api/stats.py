@@ -7,14 +7,9 @@ from typing import Any
 import orjson
 from flask import Response
 
-from outreach.api.access import (
-    call_context,
-    filtered_spans,
-    published_maps,
-    requires,
-    settings,
-)
+from outreach.api.access import call_context, requires, settings
 from outreach.api.blueprint import Blueprint
+from outreach.api.reads import read_model
 from outreach.extensions import db
 from outreach.models import Role
 from outreach.services import coverage, hotspots, stats
@@ -79,7 +74,7 @@ def offered_periods() -> dict[str, Any]:
 @blp.response(200, SummarySchema)
 def summary(args: dict[str, Any]) -> dict[str, Any]:
     """Totals for a period of the grid (default: the last whole week) and filters."""
-    return stats.summary(db.session, call_context(), settings(), filtered_spans(), _query(args))
+    return stats.summary(db.session, call_context(), settings(), read_model(), _query(args))
 
 
 @blp.route("/timeseries", methods=["GET"])
@@ -89,7 +84,7 @@ def summary(args: dict[str, Any]) -> dict[str, Any]:
 def timeseries(args: dict[str, Any]) -> dict[str, Any]:
     """The summary's headline counts per day, week (from Monday) or calendar month."""
     return stats.timeseries(
-        db.session, call_context(), settings(), filtered_spans(), _query(args), args.get("bucket")
+        db.session, call_context(), settings(), read_model(), _query(args), args.get("bucket")
     )
 
 
@@ -105,7 +100,7 @@ def hexagon_map(args: dict[str, Any]) -> Response:
             db.session,
             call_context(),
             settings(),
-            published_maps(),
+            read_model(),
             _query(args),
             args["resolution"],
         )
@@ -124,8 +119,7 @@ def sector_map(args: dict[str, Any]) -> Response:
             db.session,
             call_context(),
             settings(),
-            published_maps(),
-            filtered_spans(),
+            read_model(),
             _query(args),
         )
     )
@@ -153,7 +147,7 @@ def hotspot_cells(args: dict[str, Any]) -> Response:
             db.session,
             call_context(),
             settings(),
-            published_maps(),
+            read_model(),
             _query(args),
             args["resolution"],
         )

@@ -25,7 +25,7 @@ from outreach.clock import PARIS, paris_today
 from outreach.models import Kit, Shift
 from outreach.services import audit
 from outreach.services.context import CallContext
-from outreach.services.span_blocks import FilteredSpans
+from outreach.services.readmodel import ReadModel
 from outreach.services.stats import (
     Scope,
     StatsQuery,
@@ -66,7 +66,7 @@ def activity_report(
     session: Session,
     ctx: CallContext,
     settings: Settings,
-    days: FilteredSpans,
+    model: ReadModel,
     year: int,
     organisation: str | None,
     output: str,
@@ -77,7 +77,7 @@ def activity_report(
     query = StatsQuery(period=str(year), organisation=organisation)
     with session.begin():
         scope = resolve_scope(session, ctx.principal, query)
-        data = totals(session, scope, days)
+        data = totals(session, scope, model)
         gate = publication_gate(settings, ctx.principal)
         published, suppressed = published_figures(gate, summary_sums(data))
         shifts = _shifts(session, scope, year)

@@ -5,7 +5,7 @@ request without a sector or shift-kind filter reads the per-organisation tables
 (``RollupTotal``, ``PersonYear``, ``RollupCellSpan`` for maps), whose cost does not
 grow with the encounters. A filtered summary, time series or sector map sums the day
 rows of the finer tables (``RollupSector``, ``RollupPerson``), which each worker keeps
-by organisation and day while they hold (``span_blocks.FilteredSpans``), so it reads
+by organisation and day while they hold (``readmodel``), so it reads
 only the days that changed since. A filtered hexagon map reads the hexagon day rows.
 
 Every figure leaves through ``disclosure.Gate``; every request is audited
@@ -47,25 +47,17 @@ from outreach.services.context import CallContext, Principal
 from outreach.services.disclosure import KEY_MASK, Gate
 from outreach.services.errors import Invalid
 from outreach.services.geo import cell_geometry, cell_parent, sector_geometries
-from outreach.services.published import (
+from outreach.services.readmodel import ReadModel
+from outreach.services.readmodel.maps import (
     PublishedMap,
-    PublishedMaps,
     area_features,
     area_properties,
     published_map,
     render_areas,
 )
+from outreach.services.readmodel.numbering import KeyedAreas, Sums
+from outreach.services.readmodel.spans import DaySums, Generations
 from outreach.services.rollups import CELL_SPAN_VALUES, MAP_COLUMNS, MAP_METRICS, year_masks
-from outreach.services.span_blocks import (
-    DaySpans,
-    FilteredSpans,
-    Generations,
-    KeyedAreas,
-    SpanBlocks,
-    SpanKey,
-    SpanRows,
-    Sums,
-)
 from schemas.vocabulary import (
     AGE_BANDS,
     GENDERS,
@@ -440,12 +432,12 @@ def area_amounts(
     )
 
 
-def cell_amounts(session: Session, scope: Scope, spans: SpanBlocks) -> AreaSums:
+def cell_amounts(session: Session, scope: Scope, model: ReadModel) -> AreaSums:
     """The map's measures per hexagon with encounters in the scope; without a sector or
     shift-kind filter, from the span rows this worker keeps while they hold."""
     if not scope.whole_organisations:
         return area_amounts(session, RollupCell, scope.where(RollupCell), RollupCell.cell)
-    sums = spans.cell_sums(session, period_spans(scope.start, scope.end), scope.organisation_id)
+    sums = model.cell_sums(session, period_spans(scope.start, scope.end), scope.organisation_id)
     return AreaSums(sums.cells, reduced_keys(sums.measures[:, _SPAN_AMOUNTS]))
 
 
@@ -470,7 +462,7 @@ def warm_periods(today: date) -> list[periods.Period]:
         periods.parse(str(today.year)),
         periods.parse(str(today.year - 1)),
     ]
-    warm = []
+    warm: list[periods.Period] = []
     for period in candidates:
         end = periods.published_end(period, today)
         if end is not None and period.name not in {kept.name for kept in warm}:
@@ -478,47 +470,47 @@ def warm_periods(today: date) -> list[periods.Period]:
     return warm
 
 
-def warm_spans(
-    session: Session, spans: SpanBlocks, days: FilteredSpans, today: date
-) -> tuple[int, int]:
+def warm_spans(session: Session, model: ReadModel, today: date) -> tuple[int, int]:
     """Read ahead the whole area's map span rows and filtered stats' day rows of the
     ``warm_periods``, so that a worker's first map or filtered summary of one of them
     reads only what changed since; the number of map spans and of day spans read.
     Nothing is answered or logged from them, so nothing is audited."""
-    kept_days = [kept for kept in (days.counters, days.people) if kept.max_rows > 0]
-    maps_before = spans.spans_read
-    days_before = sum(kept.spans_read for kept in kept_days)
+    before = model.usage()
     with session.begin():
         for period in warm_periods(today):
-            if spans.max_rows > 0:
-                spans.cell_sums(session, period_spans(period.start, period.end), None)
-            for kept in kept_days:
-                kept.day_sums(session, period.start, period.end, None)
+            if model.keeps_map_spans:
+                model.cell_sums(session, period_spans(period.start, period.end), None)
+            if model.keeps_day_rows:
+                current = model.day_generations(session, period.start, period.end, None)
+                model.sector_days(session, period.start, period.end, None, current)
+                model.people_days(session, period.start, period.end, None, current)
+    after = model.usage()
     return (
-        spans.spans_read - maps_before,
-        sum(kept.spans_read for kept in kept_days) - days_before,
+        after.map_spans_read - before.map_spans_read,
+        after.sector_days_read
+        + after.people_days_read
+        - before.sector_days_read
+        - before.people_days_read,
     )
 
 
-def publish_ahead(
-    session: Session, settings: Settings, maps: PublishedMaps, days: FilteredSpans, today: date
-) -> int:
+def publish_ahead(session: Session, settings: Settings, model: ReadModel, today: date) -> int:
     """Publish ahead the coordinators' whole-area maps of the ``warm_periods``, hexagons
     at each of ``WARM_MAP_RESOLUTIONS`` and sectors, from the rows ``warm_spans`` read:
     a worker's first such map is then written again only where a sync changed it, and
     the hexagons' outlines are serialised before anyone waits for them. The number of
     maps published. As in ``warm_spans``, nothing is answered, so nothing is audited;
     the maps are those a coordinator's request would publish, under the same keys."""
-    if maps.max_features == 0:
+    if not model.keeps_maps:
         return 0
     # Without kept rows a map would read its whole period from the database: only what
     # was read ahead is published ahead.
     resolutions = [
         resolution
         for resolution in WARM_MAP_RESOLUTIONS
-        if resolution <= settings.h3_resolution and maps.spans.max_rows > 0
+        if resolution <= settings.h3_resolution and model.keeps_map_spans
     ]
-    sectors = days.counters.max_rows > 0
+    sectors = model.keeps_day_rows
     warm = warm_periods(today)
     gate = disclosure.gate(settings, exact=False)
     with session.begin():
@@ -526,13 +518,14 @@ def publish_ahead(
         for period in reversed(warm):
             scope = Scope(period.start, period.end, None, None, None, None, period.name)
             for resolution in resolutions:
-                publish_hexagon_map(session, settings, maps, gate, scope, resolution)
+                publish_hexagon_map(session, settings, model, gate, scope, resolution)
             if sectors:
-                publish_sector_map(session, maps, days, gate, scope)
+                publish_sector_map(session, model, gate, scope)
     return len(warm) * (len(resolutions) + sectors)
 
 
-# The key columns of the fine day tables' areas (``span_blocks.SECTOR_DAYS``, ``PEOPLE_DAYS``).
+# The key columns of the fine day tables' areas (``readmodel.spans.SECTOR_DAYS``,
+# ``PEOPLE_DAYS``).
 COUNTER_SECTOR, COUNTER_KIND, COUNTER_METRIC = range(3)
 PERSON_REF, PERSON_SECTOR, PERSON_KIND = range(3)
 
@@ -549,31 +542,29 @@ def _filtered(
 
 
 def distinct_people(
-    session: Session, scope: Scope, days: FilteredSpans, current: Generations | None = None
+    session: Session, scope: Scope, model: ReadModel, current: Generations | None = None
 ) -> Sum:
     """Distinct person refs met in the scope, and the encounters that carried one,
     from the person-days this worker keeps (any filter)."""
-    total, _spans, keyed = days.people.day_sums(
-        session, scope.start, scope.end, scope.organisation_id, current
-    )
+    days = model.people_days(session, scope.start, scope.end, scope.organisation_id, current)
+    total, keyed = days.total, days.keyed
     met = _filtered(keyed, len(total), PERSON_SECTOR, PERSON_KIND, scope) & (total[:, 0] > 0)
     refs = keyed.codes[PERSON_REF][: len(total)][met]
     # Ref codes are small integers: counting them beats sorting them.
     present = np.flatnonzero(np.bincount(refs, minlength=1))
-    key = int(days.people.first_keys()[present].sum()) & KEY_MASK
+    key = int(days.first_keys()[present].sum()) & KEY_MASK
     return Sum(len(present), int(total[met, 0].sum()), key)
 
 
 class KeptCounters(NamedTuple):
-    """The sector counters this worker keeps, summed over a scope's period by area; the
-    rows of each day; what each area number stands for; and which areas the scope's
-    sector and shift-kind filters keep."""
+    """The sector counters this worker keeps, summed over a scope's period by area, with
+    the rows of each day (``days``); what each area number stands for; and which areas
+    the scope's sector and shift-kind filters keep."""
 
     total: Sums
-    spans: dict[SpanKey, SpanRows]
     keyed: KeyedAreas
     chosen: npt.NDArray[np.bool_]
-    kept: DaySpans
+    days: DaySums
 
     def by_metric(self) -> dict[str, Sum]:
         """The chosen areas' counters summed per metric, for the metrics they hold."""
@@ -616,8 +607,8 @@ class KeptCounters(NamedTuple):
         # The few areas asked for (a sector's shift kinds times the metrics), picked
         # from each day's rows: a year is a thousand days or more.
         wanted = np.flatnonzero(slots >= 0).astype(np.int32)
-        found = self.kept.picked(wanted, self.spans)
-        days = [day for _span, day, _organisation in self.spans]
+        found = self.days.picked(wanted)
+        days = [day for _span, day, _organisation in self.days.spans]
         starts = {day: bucket_start(day, bucket) for day in set(days)}
         buckets = sorted(set(starts.values()))
         place = {start: index for index, start in enumerate(buckets)}
@@ -649,15 +640,13 @@ class KeptCounters(NamedTuple):
 
 
 def kept_counters(
-    session: Session, scope: Scope, days: FilteredSpans, current: Generations | None = None
+    session: Session, scope: Scope, model: ReadModel, current: Generations | None = None
 ) -> KeptCounters:
     """The scope's sector counters from the day rows this worker keeps (``current``:
     the days' generations, when already read)."""
-    total, spans, keyed = days.counters.day_sums(
-        session, scope.start, scope.end, scope.organisation_id, current
-    )
-    chosen = _filtered(keyed, len(total), COUNTER_SECTOR, COUNTER_KIND, scope)
-    return KeptCounters(total, spans, keyed, chosen, days.counters)
+    days = model.sector_days(session, scope.start, scope.end, scope.organisation_id, current)
+    chosen = _filtered(days.keyed, len(days.total), COUNTER_SECTOR, COUNTER_KIND, scope)
+    return KeptCounters(days.total, days.keyed, chosen, days)
 
 
 def distinct_people_met(session: Session, scope: Scope) -> tuple[int, int]:
@@ -712,7 +701,7 @@ class Totals:
         return self.sums.get(metric, Sum(0, 0, 0))
 
 
-def totals(session: Session, scope: Scope, days: FilteredSpans) -> Totals:
+def totals(session: Session, scope: Scope, model: ReadModel) -> Totals:
     if scope.whole_organisations:
         rows = counter_sums(session, RollupTotal, scope.spans_where(RollupTotal))
         sums = {key[0]: value for key, value in rows.items()}
@@ -721,11 +710,9 @@ def totals(session: Session, scope: Scope, days: FilteredSpans) -> Totals:
         people = Sum(met, identified.value, key)
     else:
         # One read of the days' generations for both tables.
-        current = days.generations.current(
-            session, [("day", scope.start, scope.end)], scope.organisation_id
-        )
-        sums = kept_counters(session, scope, days, current).by_metric()
-        people = distinct_people(session, scope, days, current)
+        current = model.day_generations(session, scope.start, scope.end, scope.organisation_id)
+        sums = kept_counters(session, scope, model, current).by_metric()
+        people = distinct_people(session, scope, model, current)
     seen_kits = [m.removeprefix("kit:") for m in sums if m.startswith("kit:")]
     return Totals(sums, people, kit_codes(session, seen_kits))
 
@@ -810,12 +797,12 @@ def suppressed_paths(suppressed: list[str]) -> list[str]:
 
 
 def summary(
-    session: Session, ctx: CallContext, settings: Settings, days: FilteredSpans, query: StatsQuery
+    session: Session, ctx: CallContext, settings: Settings, model: ReadModel, query: StatsQuery
 ) -> dict[str, Any]:
     principal = _caller(ctx)
     with session.begin():
         scope = resolve_scope(session, principal, query)
-        data = totals(session, scope, days)
+        data = totals(session, scope, model)
         gate = publication_gate(settings, principal)
         values, suppressed = published_figures(gate, summary_sums(data))
         audit.record(session, ctx, "stats.summary", params=scope.params(), records=len(values))
@@ -854,7 +841,7 @@ def timeseries(
     session: Session,
     ctx: CallContext,
     settings: Settings,
-    days: FilteredSpans,
+    model: ReadModel,
     query: StatsQuery,
     bucket: str | None,
 ) -> dict[str, Any]:
@@ -883,7 +870,7 @@ def timeseries(
                 metrics=SERIES_MEASURES.values(),
             )
         else:
-            sums = kept_counters(session, scope, days).by_bucket(
+            sums = kept_counters(session, scope, model).by_bucket(
                 list(SERIES_MEASURES.values()), bucket
             )
         starts = sorted({bucket_start(day, bucket) for day in scope.days()})
@@ -985,7 +972,7 @@ def hexagon_map(
     session: Session,
     ctx: CallContext,
     settings: Settings,
-    maps: PublishedMaps,
+    model: ReadModel,
     query: StatsQuery,
     resolution: int,
 ) -> dict[str, Any]:
@@ -995,7 +982,7 @@ def hexagon_map(
         scope = resolve_scope(session, principal, query)
         filters = {**scope.params(), "resolution": resolution}
         gate = publication_gate(settings, principal)
-        kept = publish_hexagon_map(session, settings, maps, gate, scope, resolution)
+        kept = publish_hexagon_map(session, settings, model, gate, scope, resolution)
         audit.record(session, ctx, "stats.map", params=filters, records=kept.records)
     return feature_collection(
         kept, filters=filters, k=settings.small_cell_k, protection=gate.protection()
@@ -1005,7 +992,7 @@ def hexagon_map(
 def publish_hexagon_map(
     session: Session,
     settings: Settings,
-    maps: PublishedMaps,
+    model: ReadModel,
     gate: Gate,
     scope: Scope,
     resolution: int,
@@ -1014,7 +1001,7 @@ def publish_hexagon_map(
     changed since, else written again from the last version kept (``published``)."""
 
     def build(previous: PublishedMap | None) -> PublishedMap:
-        sums = at_resolution(settings, cell_amounts(session, scope, maps.spans), resolution)
+        sums = at_resolution(settings, cell_amounts(session, scope, model), resolution)
         values, masked = area_figures(gate, sums)
         rendered = render_areas(
             "cell",
@@ -1031,7 +1018,7 @@ def publish_hexagon_map(
         )
 
     filters = {**scope.params(), "resolution": resolution}
-    return maps.publish(session, map_key("map", gate, scope, filters), build)
+    return model.published_map(session, map_key("map", gate, scope, filters), build)
 
 
 def feature_collection(published: PublishedMap, **members: Any) -> dict[str, Any]:
@@ -1055,15 +1042,14 @@ def sector_map(
     session: Session,
     ctx: CallContext,
     settings: Settings,
-    maps: PublishedMaps,
-    days: FilteredSpans,
+    model: ReadModel,
     query: StatsQuery,
 ) -> dict[str, Any]:
     principal = _caller(ctx)
     with session.begin():
         scope = resolve_scope(session, principal, query)
         gate = publication_gate(settings, principal)
-        kept = publish_sector_map(session, maps, days, gate, scope)
+        kept = publish_sector_map(session, model, gate, scope)
         audit.record(session, ctx, "stats.sectors", params=scope.params(), records=kept.records)
     return feature_collection(
         kept, filters=scope.params(), k=settings.small_cell_k, protection=gate.protection()
@@ -1071,12 +1057,12 @@ def sector_map(
 
 
 def publish_sector_map(
-    session: Session, maps: PublishedMaps, days: FilteredSpans, gate: Gate, scope: Scope
+    session: Session, model: ReadModel, gate: Gate, scope: Scope
 ) -> PublishedMap:
     """The scope's sector map, as kept if the counters have not changed since."""
 
     def build(_previous: PublishedMap | None) -> PublishedMap:
-        sums = kept_counters(session, scope, days).by_sector().over(SECTORS)
+        sums = kept_counters(session, scope, model).by_sector().over(SECTORS)
         properties = dict(zip(SECTORS, map_properties(gate, sums), strict=True))
         geometries = sector_geometries()
         # Encounters outside every named sector have no outline to draw; they count
@@ -1092,4 +1078,4 @@ def publish_sector_map(
             {"outside_sectors": orjson.Fragment(b"{" + properties[OUTSIDE_SECTORS] + b"}")},
         )
 
-    return maps.publish(session, map_key("sectors", gate, scope, scope.params()), build)
+    return model.published_map(session, map_key("sectors", gate, scope, scope.params()), build)
