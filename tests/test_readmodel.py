@@ -79,9 +79,7 @@ def test_the_numbering_of_areas_stays_within_the_budget_and_answers_stay_right(
         highest = 0
         for day in range(DAYS):
             with session.begin():
-                assert _answers(session, _day(day), model) == _answers(
-                    session, _day(day), nothing
-                )
+                assert _answers(session, _day(day), model) == _answers(session, _day(day), nothing)
             usage = model.usage()
             highest = max(highest, usage.numbered_hexagons, usage.numbered_people_areas)
             # The budget, and the areas of the one read that went past it.
