@@ -25,7 +25,7 @@ from outreach.services.auth import Security
 from outreach.services.login_guard import LoginGuard
 from outreach.services.passwords import Passwords
 from outreach.services.readmodel import ReadModel
-from outreach.services.stats import publish_ahead, warm_spans
+from outreach.services.stats.warmup import publish_ahead, warm_spans
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -108,10 +108,10 @@ READ_AHEAD_RETRY_WAITS = (1.0, 2.0, 4.0, 8.0, 15.0, 30.0, *(60.0,) * 9)
 
 def read_ahead(app: Flask, retry_waits: Sequence[float] = READ_AHEAD_RETRY_WAITS) -> None:
     """Read the whole area's map spans and filtered stats' day rows of the default
-    periods ahead into the app's read model (``stats.warm_spans``), so that this
+    periods ahead into the app's read model (``stats.warmup.warm_spans``), so that this
     worker's first map or filtered summary does not read a year of rows, then publish
-    those periods' coordinators' maps (``stats.publish_ahead``), so that its first map
-    is not written whole.
+    those periods' coordinators' maps (``stats.warmup.publish_ahead``), so that its
+    first map is not written whole.
 
     gunicorn runs it in a thread of each new worker (``gunicorn.conf.py``); requests are
     served meanwhile. It only fills caches: a failure is logged and costs that speed.

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from datetime import date
 from typing import Any
 
 import pytest
@@ -18,6 +17,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from outreach.api.access import PUBLIC, access_of
+from outreach.clock import paris_today
 from outreach.extensions import db
 from outreach.models import AuditEvent, Role
 from tests.conftest import PASSWORD, Account, bearer, login
@@ -94,7 +94,7 @@ def _call(route: tuple[str, str], world: dict[str, Any]) -> tuple[str, dict[str,
         ("DELETE", "/api/v1/encounters/<uuid:encounter_id>"): {"reason": "entered_in_error"},
     }
     if rule == "/api/v1/reports/activity":
-        path += f"?year={date.today().year}"
+        path += f"?year={paris_today().year}"
     return path, bodies.get(route)
 
 

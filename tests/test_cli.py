@@ -14,7 +14,7 @@ from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 from sqlalchemy import func, select
 
-from outreach.clock import PARIS
+from outreach.clock import PARIS, paris_today
 from outreach.extensions import db
 from outreach.models import AuditEvent, Encounter, Organisation, Structure, User
 from outreach.services import demo
@@ -189,7 +189,7 @@ def test_demo_days_end_before_today_so_seeding_works_at_any_hour() -> None:
     days = demo.worked_days(3)
     assert days == sorted(days)
     assert len(days) == 3
-    start_of_today = datetime.combine(datetime.now(PARIS).date(), time(0), PARIS)
+    start_of_today = datetime.combine(paris_today(), time(0), PARIS)
     centres = sector_centres()
     latest = max(
         datetime.fromisoformat(moment)

@@ -30,7 +30,7 @@ from outreach.api.reads import READ_MODEL_KEY
 from outreach.clock import paris_today
 from outreach.extensions import db
 from outreach.models import AuditEvent, Base, Encounter, Role
-from outreach.services import periods, rollups, stats
+from outreach.services import periods, rollups
 from outreach.services.readmodel import ReadModel
 from outreach.services.readmodel.maps import (
     PublishedMap,
@@ -40,7 +40,9 @@ from outreach.services.readmodel.maps import (
     render_areas,
 )
 from outreach.services.rollups import MAP_METRICS
-from outreach.services.stats import AMOUNTS, Scope, cell_amounts
+from outreach.services.stats.counters import AMOUNTS, cell_amounts
+from outreach.services.stats.scope import Scope
+from outreach.services.stats.warmup import warm_periods
 from tests.conftest import Account, bearer, login, statements_of
 from tests.payloads import MAX_DEVIATION, STALINGRAD, encounter
 from tests.servers import gunicorn, wait_for
@@ -396,10 +398,10 @@ def test_a_filtered_summary_and_series_after_a_sync_read_again_only_the_day_it_c
 
 def warm_urls(today: date) -> list[str]:
     """The coordinators' whole-area maps of the periods each worker reads ahead
-    (``stats.warm_periods``): hexagons at resolutions 9 and 8, and sectors."""
+    (``stats.warmup.warm_periods``): hexagons at resolutions 9 and 8, and sectors."""
     return [
         url
-        for period in stats.warm_periods(today)
+        for period in warm_periods(today)
         for url in (
             f"/api/v1/stats/map?period={period.name}",
             f"/api/v1/stats/map?period={period.name}&resolution=8",
@@ -423,7 +425,7 @@ def test_a_worker_reads_ahead_the_spans_of_its_first_maps(
     # each year's seeds.
     assert warmed >= 4
     coordinator, org_admin = people["coordinator"], people["admin_a"]
-    warm = stats.warm_periods(today)
+    warm = warm_periods(today)
     maps = {url: get(client, coordinator, url) for url in warm_urls(today)}
     # An organisation's map of the same days is made of its own spans among them.
     for period in warm:
@@ -463,7 +465,7 @@ def test_a_worker_publishes_ahead_the_coordinators_maps_of_its_periods(
     ahead = [*warm_urls(today), "/api/v1/stats/map?resolution=8", "/api/v1/stats/map"]
     model = app.extensions[READ_MODEL_KEY]
     # Each warm period at resolutions 9 and 8 and by sector.
-    published = 3 * len(stats.warm_periods(today))
+    published = 3 * len(warm_periods(today))
     assert model.usage().published_maps == published
     bodies = {url: get(client, coordinator, url) for url in ahead}
     # Each served as published ahead (the default period is the first warm one), none
@@ -494,7 +496,7 @@ def test_a_gunicorn_worker_reads_the_spans_ahead_when_it_starts(
     # The day's span, or its week's or month's if whole in a warm period; and the day's
     # sector counters and person-days; then the warm periods' maps at resolutions 9 and
     # 8 and of sectors.
-    published = 3 * len(stats.warm_periods(today))
+    published = 3 * len(warm_periods(today))
     assert re.search(
         rf"read ahead [1-3] map spans and 2 day spans and published {published} maps in \d",
         log.read_text(),

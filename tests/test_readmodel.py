@@ -11,10 +11,12 @@ import h3
 from flask import Flask
 
 from outreach.extensions import db
-from outreach.services import rollups, stats, writes
+from outreach.services import rollups, writes
 from outreach.services.context import OPERATOR
 from outreach.services.readmodel import ReadModel
-from outreach.services.stats import Scope
+from outreach.services.stats.counters import cell_amounts
+from outreach.services.stats.filtered import distinct_people, kept_counters
+from outreach.services.stats.scope import Scope
 from tests.conftest import empty_database
 from tests.payloads import STALINGRAD
 
@@ -53,11 +55,11 @@ def _day(day: int) -> Scope:
 
 def _answers(session: Any, scope: Scope, model: ReadModel) -> tuple[Any, ...]:
     whole = Scope(scope.start, scope.end, None, None, scope.organisation_id, None)
-    hexagons = stats.cell_amounts(session, whole, model)
+    hexagons = cell_amounts(session, whole, model)
     return (
         dict(zip(hexagons.areas, hexagons.amounts.tolist(), strict=True)),
-        stats.kept_counters(session, scope, model).by_metric(),
-        stats.distinct_people(session, scope, model),
+        kept_counters(session, scope, model).by_metric(),
+        distinct_people(session, scope, model),
     )
 
 

@@ -17,12 +17,22 @@ from sqlalchemy import func, select
 from outreach.extensions import db
 from outreach.models import Role, RollupCell, RollupPerson, RollupSector, RollupTotal
 from outreach.models.rollups import DAY_WORDS
-from outreach.services import rollups, stats, writes
+from outreach.services import rollups, writes
 from outreach.services.context import OPERATOR
 from outreach.services.crypto import person_key
 from outreach.services.disclosure import KEY_MASK
 from outreach.services.readmodel import ReadModel
-from outreach.services.stats import Scope
+from outreach.services.stats.counters import (
+    AreaSums,
+    Sum,
+    area_amounts,
+    cell_amounts,
+    counter_sums,
+    distinct_people_met,
+)
+from outreach.services.stats.filtered import distinct_people, kept_counters
+from outreach.services.stats.scope import Scope, bucket_start, period_spans
+from outreach.services.stats.series import BUCKET_UNITS, SERIES_MEASURES
 from tests.conftest import Account, bearer, empty_database, login
 from tests.payloads import encounter
 
@@ -240,30 +250,28 @@ def test_organisation_rollups_answer_like_the_fine_ones(
         _write(session, rows)
         with session.begin():
             for scope in asked:
-                stats.cell_amounts(session, scope, kept)
+                cell_amounts(session, scope, kept)
         _write(session, [rows[index] for index in removed & set(range(len(rows)))], sign=-1)
         with session.begin():
             for scope in asked:
                 assert scope.whole_organisations
-                fine = stats.counter_sums(session, RollupSector, scope.where(RollupSector))
-                whole = stats.counter_sums(session, RollupTotal, scope.spans_where(RollupTotal))
+                fine = counter_sums(session, RollupSector, scope.where(RollupSector))
+                whole = counter_sums(session, RollupTotal, scope.spans_where(RollupTotal))
                 assert whole == fine
                 people = _fine_distinct_people(session, scope)
-                assert stats.distinct_people_met(session, scope) == (people.value, people.key)
-                assert whole.get(("identified",), stats.Sum(0, 0, 0)).value == people.basis
+                assert distinct_people_met(session, scope) == (people.value, people.key)
+                assert whole.get(("identified",), Sum(0, 0, 0)).value == people.basis
                 fine_cells = _by_area(
-                    stats.area_amounts(
-                        session, RollupCell, scope.where(RollupCell), RollupCell.cell
-                    )
+                    area_amounts(session, RollupCell, scope.where(RollupCell), RollupCell.cell)
                 )
-                assert _by_area(stats.cell_amounts(session, scope, kept)) == fine_cells
+                assert _by_area(cell_amounts(session, scope, kept)) == fine_cells
                 fresh = ReadModel(map_features=0, map_span_rows=0, day_rows=0)
-                assert _by_area(stats.cell_amounts(session, scope, fresh)) == fine_cells
-                by_day = stats.counter_sums(
+                assert _by_area(cell_amounts(session, scope, fresh)) == fine_cells
+                by_day = counter_sums(
                     session, RollupSector, scope.where(RollupSector), by=(RollupSector.day,)
                 )
-                for bucket, units in stats.BUCKET_UNITS.items():
-                    by_start = stats.counter_sums(
+                for bucket, units in BUCKET_UNITS.items():
+                    by_start = counter_sums(
                         session,
                         RollupTotal,
                         scope.spans_where(RollupTotal, units),
@@ -339,42 +347,36 @@ SERIES_BUCKETS = ("day", "week", "month")
 
 
 def _kept_answers(session: Any, scope: Scope, kept: ReadModel) -> tuple[Any, ...]:
-    counters = stats.kept_counters(session, scope, kept)
+    counters = kept_counters(session, scope, kept)
     return (
         counters.by_metric(),
         _by_area(counters.by_sector()),
-        *(
-            counters.by_bucket(list(stats.SERIES_MEASURES.values()), bucket)
-            for bucket in SERIES_BUCKETS
-        ),
-        stats.distinct_people(session, scope, kept),
+        *(counters.by_bucket(list(SERIES_MEASURES.values()), bucket) for bucket in SERIES_BUCKETS),
+        distinct_people(session, scope, kept),
     )
 
 
 def _fine_answers(session: Any, scope: Scope) -> tuple[Any, ...]:
     where = scope.where(RollupSector)
-    by_day = stats.counter_sums(
+    by_day = counter_sums(
         session,
         RollupSector,
         where,
         by=(RollupSector.day,),
-        metrics=stats.SERIES_MEASURES.values(),
+        metrics=SERIES_MEASURES.values(),
     )
     return (
-        {
-            key[0]: amount
-            for key, amount in stats.counter_sums(session, RollupSector, where).items()
-        },
-        _by_area(stats.area_amounts(session, RollupSector, where, RollupSector.sector)),
+        {key[0]: amount for key, amount in counter_sums(session, RollupSector, where).items()},
+        _by_area(area_amounts(session, RollupSector, where, RollupSector.sector)),
         *(
-            {key: stats.Sum(*amount) for key, amount in _per_bucket(by_day, bucket).items()}
+            {key: Sum(*amount) for key, amount in _per_bucket(by_day, bucket).items()}
             for bucket in SERIES_BUCKETS
         ),
         _fine_distinct_people(session, scope),
     )
 
 
-def _fine_distinct_people(session: Any, scope: Scope) -> stats.Sum:
+def _fine_distinct_people(session: Any, scope: Scope) -> Sum:
     """Distinct person refs of the scope, their encounters and the sum of their person
     keys, from the person-day rows."""
     per_person = session.execute(
@@ -382,23 +384,23 @@ def _fine_distinct_people(session: Any, scope: Scope) -> stats.Sum:
         .where(*scope.where(RollupPerson))
         .group_by(RollupPerson.ref_hash)
     ).all()
-    return stats.Sum(
+    return Sum(
         len(per_person),
         sum(int(encounters) for _ref, encounters in per_person),
         sum(person_key(ref) for ref, _encounters in per_person) & KEY_MASK,
     )
 
 
-def _by_area(sums: stats.AreaSums) -> dict[str, tuple[int, ...]]:
+def _by_area(sums: AreaSums) -> dict[str, tuple[int, ...]]:
     return dict(zip(sums.areas, map(tuple, sums.amounts.tolist()), strict=True))
 
 
 def _per_bucket(
-    sums: dict[tuple[Any, ...], stats.Sum], bucket: str
+    sums: dict[tuple[Any, ...], Sum], bucket: str
 ) -> dict[tuple[Any, ...], tuple[int, int, int]]:
     totals: dict[tuple[Any, ...], tuple[int, int, int]] = {}
     for (day, metric), amount in sums.items():
-        key = (stats.bucket_start(day, bucket), metric)
+        key = (bucket_start(day, bucket), metric)
         value, basis, cell_key = totals.get(key, (0, 0, 0))
         totals[key] = (
             value + amount.value,
@@ -438,7 +440,7 @@ def _per_bucket(
     ],
 )
 def test_period_spans(start: date, end: date, spans: list[tuple[str, date, date]]) -> None:
-    assert stats.period_spans(start, end) == spans
+    assert period_spans(start, end) == spans
 
 
 _ORGANISATIONS = [uuid.UUID(int=n) for n in (1, 2**127, 2**128 - 1)]

@@ -39,7 +39,7 @@ STATS_ROUTES = (
     "/api/v1/stats/coverage",
     "/api/v1/stats/hotspots",
     # The year of last month: published to protected readers whatever today is.
-    f"/api/v1/reports/activity?year={(date.today().replace(day=1) - timedelta(days=1)).year}",
+    f"/api/v1/reports/activity?year={(paris_today().replace(day=1) - timedelta(days=1)).year}",
 )
 
 
@@ -184,7 +184,7 @@ def test_an_org_admin_sees_its_own_association_only(
         ("/api/v1/stats/hotspots?from=2026-01-01", "from"),
         ("/api/v1/reports/activity", "year"),
         ("/api/v1/reports/activity?year=1999", "year"),
-        (f"/api/v1/reports/activity?year={date.today().year + 1}", "year"),
+        (f"/api/v1/reports/activity?year={paris_today().year + 1}", "year"),
         ("/api/v1/reports/activity?year=2026&format=xlsx", "format"),
         # The grid: a malformed, impossible or future period, dates beside one, free dates
         # and daily buckets for protected figures, hotspots of anything but a whole week.

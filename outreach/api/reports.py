@@ -44,7 +44,7 @@ CSV_DOC = {
 @blp.arguments(ReportQuerySchema, location="query")
 @blp.response(200, ActivityReportSchema)
 @blp.doc(**CSV_DOC)
-def activity(args: dict[str, Any]) -> dict[str, Any] | Response:
+def activity(args: dict[str, Any]) -> reports.ReportBody | Response:
     """A year's activity in the shape of the CAARUD standard report; ``format=csv`` for a sheet."""
     report = reports.activity_report(
         db.session,

@@ -12,7 +12,10 @@ from outreach.api.blueprint import Blueprint
 from outreach.api.reads import read_model
 from outreach.extensions import db
 from outreach.models import Role
-from outreach.services import coverage, hotspots, stats
+from outreach.services import coverage, hotspots
+from outreach.services.stats import maps, scope, series
+from outreach.services.stats import summary as summaries
+from outreach.services.stats.maps import FeatureCollection
 from schemas.geojson import HexagonMapSchema, HotspotsSchema, SectorMapSchema
 from schemas.stats import (
     CoverageSchema,
@@ -37,20 +40,20 @@ READERS = (Role.COORDINATOR, Role.AUDITOR, Role.ORG_ADMIN)
 GEOJSON = "application/geo+json"
 
 
-def geojson(body: dict[str, Any]) -> Response:
+def geojson(body: FeatureCollection) -> Response:
     """A FeatureCollection whose ``features`` are already serialised: the other members
     are written around them. A map's features are serialised once, when published, and
     sent as they are each time it is served again; a schema walk would cost more than
     its queries. The documented schema still describes it, and the API tests validate it.
     """
-    features = body.pop("features")
-    head = orjson.dumps(body)[:-1] + (b',"features":' if body else b'"features":')
+    members = {name: value for name, value in body.items() if name != "features"}
+    head = orjson.dumps(members)[:-1] + b',"features":'
     # Three chunks rather than one joined body: the features are not copied again.
-    return Response(iter((head, features, b"}")), mimetype=GEOJSON)
+    return Response(iter((head, body["features"], b"}")), mimetype=GEOJSON)
 
 
-def _query(args: dict[str, Any]) -> stats.StatsQuery:
-    return stats.StatsQuery(
+def _query(args: dict[str, Any]) -> scope.StatsQuery:
+    return scope.StatsQuery(
         start=args.get("from_"),
         end=args.get("to"),
         period=args.get("period"),
@@ -63,27 +66,27 @@ def _query(args: dict[str, Any]) -> stats.StatsQuery:
 @blp.route("/periods", methods=["GET"])
 @requires(*READERS)
 @blp.response(200, OfferedPeriodsSchema)
-def offered_periods() -> dict[str, Any]:
+def offered_periods() -> scope.OfferedPeriods:
     """The periods of the grid one can ask for now, each with the days it answers."""
-    return stats.offered_periods(call_context(), settings())
+    return scope.offered_periods(call_context(), settings())
 
 
 @blp.route("/summary", methods=["GET"])
 @requires(*READERS)
 @blp.arguments(PeriodQuerySchema, location="query")
 @blp.response(200, SummarySchema)
-def summary(args: dict[str, Any]) -> dict[str, Any]:
+def summary(args: dict[str, Any]) -> summaries.Summary:
     """Totals for a period of the grid (default: the last whole week) and filters."""
-    return stats.summary(db.session, call_context(), settings(), read_model(), _query(args))
+    return summaries.summary(db.session, call_context(), settings(), read_model(), _query(args))
 
 
 @blp.route("/timeseries", methods=["GET"])
 @requires(*READERS)
 @blp.arguments(TimeseriesQuerySchema, location="query")
 @blp.response(200, TimeseriesSchema)
-def timeseries(args: dict[str, Any]) -> dict[str, Any]:
+def timeseries(args: dict[str, Any]) -> series.Series:
     """The summary's headline counts per day, week (from Monday) or calendar month."""
-    return stats.timeseries(
+    return series.timeseries(
         db.session, call_context(), settings(), read_model(), _query(args), args.get("bucket")
     )
 
@@ -96,7 +99,7 @@ def timeseries(args: dict[str, Any]) -> dict[str, Any]:
 def hexagon_map(args: dict[str, Any]) -> Response:
     """A GeoJSON FeatureCollection of the H3 hexagons with activity, with their counts."""
     return geojson(
-        stats.hexagon_map(
+        maps.hexagon_map(
             db.session,
             call_context(),
             settings(),
@@ -115,7 +118,7 @@ def hexagon_map(args: dict[str, Any]) -> Response:
 def sector_map(args: dict[str, Any]) -> Response:
     """A GeoJSON FeatureCollection of the sectors with their counts."""
     return geojson(
-        stats.sector_map(
+        maps.sector_map(
             db.session,
             call_context(),
             settings(),
@@ -130,7 +133,7 @@ def sector_map(args: dict[str, Any]) -> Response:
 @blp.arguments(PeriodQuerySchema, location="query")
 @blp.response(200, CoverageSchema)
 @blp.doc(operationId="get_coverage")
-def sector_coverage(args: dict[str, Any]) -> dict[str, Any]:
+def sector_coverage(args: dict[str, Any]) -> coverage.Coverage:
     """Shift presence per sector, day and time slot (at most 92 days), and the gaps."""
     return coverage.coverage(db.session, call_context(), settings(), _query(args))
 

@@ -20,6 +20,8 @@ from sqlalchemy import JSON, BigInteger, Table, bindparam, cast, column, func, l
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from outreach.models.dialect import engine_of
+
 
 def insert_new(
     session: Session, table: Table, rows: Sequence[Mapping[str, Any]], key: str = "id"
@@ -31,7 +33,7 @@ def insert_new(
     """
     if not rows:
         return set()
-    dialect, names = _dialect(session), _column_names(table, rows)
+    dialect, names = engine_of(session), _column_names(table, rows)
     statement = _insert_new_statement(dialect, table, names, key)
     return set(session.execute(statement, _parameters(dialect, table, names, rows)).scalars())
 
@@ -72,7 +74,7 @@ def upsert_all(session: Session, upserts: Sequence[Upsert]) -> None:
     pending = [upsert for upsert in upserts if upsert.rows]
     if not pending:
         return
-    dialect = _dialect(session)
+    dialect = engine_of(session)
     if dialect == "sqlite":
         for upsert in pending:
             session.execute(_upsert_statement(dialect, *upsert.shape()), list(upsert.rows))
@@ -142,13 +144,6 @@ def _combined_statement(shapes: tuple[UpsertShape, ...]) -> Any:
         for index, shape in enumerate(shapes)
     ]
     return select(literal(1)).add_cte(*upserts)
-
-
-def _dialect(session: Session) -> str:
-    name = session.get_bind().dialect.name
-    if name not in ("postgresql", "sqlite"):
-        raise NotImplementedError(f"no conflict-safe insert for {name}")
-    return name
 
 
 def _insert(dialect: str, table: Table, names: tuple[str, ...], parameter: str = "rows") -> Any:

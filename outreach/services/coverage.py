@@ -12,7 +12,7 @@ import uuid
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from typing import Any
+from typing import TypedDict
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -22,7 +22,7 @@ from outreach.clock import PARIS
 from outreach.models import Shift
 from outreach.services import audit
 from outreach.services.context import CallContext
-from outreach.services.stats import Scope, StatsQuery, resolve_scope
+from outreach.services.stats.scope import Filters, Scope, StatsQuery, resolve_scope
 from schemas.vocabulary import OUTSIDE_SECTORS, SECTORS
 
 
@@ -41,6 +41,46 @@ SLOTS = (
 )
 MAX_COVERAGE_DAYS = 92
 NAMED_SECTORS = tuple(s for s in SECTORS if s != OUTSIDE_SECTORS)
+
+# A slot's hours, "HH:00" to "HH:00".
+SlotHours = TypedDict("SlotHours", {"code": str, "from": str, "to": str})
+
+
+class DayCoverage(TypedDict):
+    """A sector's day: whether any shift covered it, how many, and how many per slot."""
+
+    day: date
+    covered: bool
+    shifts: int
+    slots: dict[str, int]
+
+
+class WeekBelowTarget(TypedDict):
+    week: str
+    covered_days: int
+    required_days: int
+
+
+class SectorCoverage(TypedDict):
+    sector: str
+    covered_days: int
+    days: list[DayCoverage]
+    weeks_below_target: list[WeekBelowTarget]
+
+
+class Uncovered(TypedDict):
+    sector: str
+    day: date
+
+
+class Coverage(TypedDict):
+    """``/stats/coverage``'s answer: per sector and day the shifts present, and the gaps."""
+
+    filters: Filters
+    slots: list[SlotHours]
+    target_days_per_week: int
+    sectors: list[SectorCoverage]
+    uncovered: list[Uncovered]
 
 
 def _slot_bounds(day: date, slot: Slot) -> tuple[datetime, datetime]:
@@ -80,9 +120,7 @@ def _shifts(session: Session, scope: Scope) -> list[tuple[uuid.UUID, datetime, d
     return [(sid, start, end, set(planned)) for sid, start, end, planned in rows]
 
 
-def coverage(
-    session: Session, ctx: CallContext, settings: Settings, query: StatsQuery
-) -> dict[str, Any]:
+def coverage(session: Session, ctx: CallContext, settings: Settings, query: StatsQuery) -> Coverage:
     assert ctx.principal is not None
     with session.begin():
         # Coverage counts shifts, never people: any days, as for exact figures.
@@ -130,17 +168,17 @@ def _sector_row(
     days: list[date],
     presence: dict[tuple[str, date, str], set[uuid.UUID]],
     target: int,
-) -> dict[str, Any]:
-    cells: list[dict[str, Any]] = []
+) -> SectorCoverage:
+    cells: list[DayCoverage] = []
     for day in days:
         slots = {slot.code: len(presence.get((sector, day, slot.code), ())) for slot in SLOTS}
         shifts = set().union(*(presence.get((sector, day, s.code), set()) for s in SLOTS))
         cells.append({"day": day, "covered": bool(shifts), "shifts": len(shifts), "slots": slots})
     covered_by_week: dict[str, list[bool]] = defaultdict(list)
     for cell in cells:
-        year, week, _weekday = cell["day"].isocalendar()
-        covered_by_week[f"{year}-W{week:02d}"].append(cell["covered"])
-    below = []
+        year, number, _weekday = cell["day"].isocalendar()
+        covered_by_week[f"{year}-W{number:02d}"].append(cell["covered"])
+    below: list[WeekBelowTarget] = []
     for week, covered in covered_by_week.items():
         # A week cut by the period's edges asks for no more days than it has.
         required = min(target, len(covered))

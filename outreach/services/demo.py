@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from config import Settings
-from outreach.clock import PARIS
+from outreach.clock import PARIS, paris_today
 from outreach.models import Organisation, OrgKind, Role, User
 from outreach.services import accounts, sync
 from outreach.services.context import OPERATOR, CallContext, Principal, principal_of
@@ -218,7 +218,7 @@ def worked_days(days: int) -> list[date]:
     service refuses times in the future, so yesterday's could not be synced in the
     first hours of today (seeding failed then).
     """
-    today = datetime.now(PARIS).date()
+    today = paris_today()
     return [today - timedelta(days=offset) for offset in range(days + 1, 1, -1)]
 
 

@@ -23,7 +23,7 @@ import csv
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 import numpy as np
 import numpy.typing as npt
@@ -34,6 +34,17 @@ from schemas.vocabulary import DATA_DIR
 PTABLE_DIR = DATA_DIR / "ptable"
 KEY_MASK = (1 << 32) - 1
 METHOD = "cell-key"
+
+
+class Protection(TypedDict):
+    """What every response says about its figures (``schemas.stats.ProtectionSchema``):
+    the method, the smallest count published and, when perturbed, the table's bounds."""
+
+    method: str
+    k: int
+    max_deviation: NotRequired[int]
+    variance: NotRequired[float]
+    table: NotRequired[str]
 
 
 @dataclass(frozen=True)
@@ -125,7 +136,7 @@ class Gate:
         published, masked = self.publish([value], [basis], [key])
         return None if masked[0] else int(published[0])
 
-    def protection(self) -> dict[str, Any]:
+    def protection(self) -> Protection:
         """What every response of this gate says about its figures."""
         if self.table is None:
             return {"method": "exact", "k": self.k}

@@ -17,7 +17,7 @@ import math
 from collections import defaultdict
 from dataclasses import replace
 from datetime import timedelta
-from typing import Any
+from typing import TypedDict
 
 import orjson
 from sqlalchemy.orm import Session
@@ -29,18 +29,36 @@ from outreach.services.geo import cell_geometry, sector_of_cell
 from outreach.services.readmodel import ReadModel
 from outreach.services.readmodel.maps import PublishedMap, area_features, published_map
 from outreach.services.rollups import MAP_METRICS
-from outreach.services.stats import (
+from outreach.services.stats.counters import cell_amounts
+from outreach.services.stats.maps import FeatureCollection, at_resolution, map_key
+from outreach.services.stats.publication import area_figures
+from outreach.services.stats.scope import (
+    DaySpan,
     StatsQuery,
-    area_figures,
-    at_resolution,
-    cell_amounts,
     check_resolution,
-    feature_collection,
-    map_key,
     publication_gate,
     query_error,
     resolve_scope,
 )
+
+
+class HotspotFilters(TypedDict):
+    period: str
+    sector: str | None
+    organisation: str | None
+    shift_kind: str | None
+    resolution: int
+
+
+class Hotspots(FeatureCollection):
+    """``/stats/hotspots``'s answer: the week compared, the 28 days before it, and the
+    threshold a cell's p-value fell below."""
+
+    filters: HotspotFilters
+    recent: DaySpan
+    baseline: DaySpan
+    p_value_threshold: float
+
 
 RECENT_DAYS = 7
 BASELINE_DAYS = 28
@@ -76,7 +94,7 @@ def hotspots(
     model: ReadModel,
     query: StatsQuery,
     resolution: int,
-) -> dict[str, Any]:
+) -> Hotspots:
     check_resolution(settings, resolution)
     assert ctx.principal is not None
     k = settings.small_cell_k
@@ -94,7 +112,7 @@ def hotspots(
             end=recent_period.start - timedelta(days=1),
         )
         scope = recent_period
-        filters = {
+        filters: HotspotFilters = {
             "period": week.name,
             "sector": scope.sector,
             "organisation": scope.organisation,
@@ -150,15 +168,16 @@ def hotspots(
 
         kept = model.published_map(session, map_key("hotspots", gate, scope, filters), build)
         audit.record(session, ctx, "stats.hotspots", params=filters, records=kept.records)
-    return feature_collection(
-        kept,
-        filters=filters,
-        k=k,
-        protection=gate.protection(),
-        recent={"from": recent_period.start, "to": recent_period.end},
-        baseline={"from": baseline_period.start, "to": baseline_period.end},
-        p_value_threshold=settings.hotspot_p_value,
-    )
+    return {
+        "type": "FeatureCollection",
+        "filters": filters,
+        "k": k,
+        "protection": gate.protection(),
+        "recent": {"from": recent_period.start, "to": recent_period.end},
+        "baseline": {"from": baseline_period.start, "to": baseline_period.end},
+        "p_value_threshold": settings.hotspot_p_value,
+        "features": kept.features,
+    }
 
 
 def _score(p_value: float) -> float:

@@ -15,7 +15,7 @@ import io
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, time
-from typing import Any
+from typing import TypedDict
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -25,14 +25,19 @@ from outreach.clock import PARIS, paris_today
 from outreach.models import Kit, Shift
 from outreach.services import audit
 from outreach.services.context import CallContext
+from outreach.services.disclosure import Protection
 from outreach.services.readmodel import ReadModel
-from outreach.services.stats import (
+from outreach.services.stats.publication import published_figures
+from outreach.services.stats.scope import (
+    DaySpan,
     Scope,
     StatsQuery,
     publication_gate,
-    published_figures,
     query_error,
     resolve_scope,
+)
+from outreach.services.stats.summary import (
+    SummaryCounts,
     summary_counts,
     summary_sums,
     suppressed_paths,
@@ -56,9 +61,48 @@ DISTINCT_PEOPLE_METHOD = (
 WOMEN_SHARE_METHOD = "Women among one-person contacts whose gender was recorded."
 
 
+class ReportCounts(SummaryCounts):
+    # Women among one-person contacts whose gender was recorded, to three decimals.
+    women_share: float | None
+
+
+class ShiftTotals(TypedDict):
+    shifts: int
+    hours: float
+
+
+class ReportShifts(TypedDict):
+    """The year's shifts and hours in the field, per shift kind and in all."""
+
+    by_kind: dict[str, ShiftTotals]
+    shifts: int
+    hours: float
+
+
+class ReportMethod(TypedDict):
+    distinct_people: str
+    distinct_people_error: int
+    women_share: str
+    suppression: str
+
+
+class ReportBody(TypedDict):
+    """``/reports/activity``'s answer (``schemas.stats.ActivityReportSchema``)."""
+
+    year: int
+    organisation: str | None
+    period: DaySpan
+    k: int
+    protection: Protection
+    counts: ReportCounts
+    shifts: ReportShifts
+    suppressed: list[str]
+    method: ReportMethod
+
+
 @dataclass(frozen=True)
 class ActivityReport:
-    body: dict[str, Any]
+    body: ReportBody
     kit_labels: dict[str, str]
 
 
@@ -89,9 +133,11 @@ def activity_report(
             params={"year": year, "organisation": scope.organisation, "format": output},
             records=len(published),
         )
-    counts = summary_counts(published, data.kit_codes)
-    counts["women_share"] = _women_share(published)
-    body = {
+    counts: ReportCounts = {
+        **summary_counts(published, data.kit_codes),
+        "women_share": _women_share(published),
+    }
+    body: ReportBody = {
         "year": year,
         "organisation": scope.organisation,
         "period": {"from": scope.start, "to": scope.end},
@@ -129,7 +175,7 @@ def _women_share(published: dict[str, int | None]) -> float | None:
     return round(women / (recorded - unknown), 3)
 
 
-def _shifts(session: Session, scope: Scope, year: int) -> dict[str, Any]:
+def _shifts(session: Session, scope: Scope, year: int) -> ReportShifts:
     conditions = [
         Shift.started_at >= datetime.combine(date(year, 1, 1), time(0), PARIS),
         Shift.started_at < datetime.combine(date(year + 1, 1, 1), time(0), PARIS),
@@ -142,7 +188,7 @@ def _shifts(session: Session, scope: Scope, year: int) -> dict[str, Any]:
     ):
         by_kind[kind]["shifts"] += 1
         by_kind[kind]["hours"] += (ended_at - started_at).total_seconds() / 3600
-    kinds = {
+    kinds: dict[str, ShiftTotals] = {
         kind: {"shifts": int(by_kind[kind]["shifts"]), "hours": round(by_kind[kind]["hours"], 1)}
         for kind in SHIFT_KINDS
     }
@@ -167,7 +213,7 @@ def _labels(name: str) -> dict[str, str]:
 def render_csv(report: ActivityReport) -> str:
     """The report as a French spreadsheet: UTF-8 with a BOM, ``;``-separated."""
     counts = report.body["counts"]
-    rows: list[tuple[str, str, str, str, Any]] = [
+    rows: list[tuple[str, str, str, str, int | float | None]] = [
         ("counts.encounters", "File active", "Contacts", "encounters", counts["encounters"]),
         ("counts.people", "File active", "Personnes rencontrées", "people", counts["people"]),
         (

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import delete, func, select, text, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from config import Settings
@@ -33,6 +33,7 @@ from outreach.models import (
     RollupPerson,
     utcnow,
 )
+from outreach.models.dialect import allow_audit_purge
 from outreach.models.rollups import DAY_WORDS
 from outreach.services import audit, writes
 from outreach.services.context import CallContext
@@ -226,9 +227,7 @@ def _purge_audit(
             cut = session.execute(
                 select(AuditEvent.seq, AuditEvent.hash, AuditEvent.at).where(AuditEvent.seq == upto)
             ).one()
-            if session.get_bind().dialect.name == "postgresql":
-                # The append-only trigger lets deletes through in this transaction only.
-                session.execute(text("SET LOCAL outreach.audit_purge = 'on'"))
+            allow_audit_purge(session)
             session.add(
                 AuditCheckpoint(seq=cut.seq, hash=cut.hash, at=utcnow(), purged=upto - start)
             )

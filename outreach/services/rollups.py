@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, delete, func, select, text, tuple_, update
+from sqlalchemy import Table, bindparam, delete, func, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from outreach.models import (
@@ -32,6 +32,7 @@ from outreach.models import (
     RollupSector,
     RollupTotal,
 )
+from outreach.models.dialect import hold_off_writers
 from outreach.models.dml import Upsert, upsert_all
 from outreach.models.rollups import DAY_WORDS, DAYS_PER_WORD
 from outreach.services import writes
@@ -539,8 +540,7 @@ def lock_out_writers(session: Session) -> None:
     they needed while they held rows it needed: a deadlock, one side aborted. Reads go
     on. On SQLite the caller's immediate transaction already excludes every writer.
     """
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text(f"LOCK TABLE {', '.join(_WRITERS_FIRST_TABLES)} IN SHARE MODE"))
+    hold_off_writers(session, _WRITERS_FIRST_TABLES)
 
 
 def rebuild(session: Session, progress: Callable[[int], None] = lambda _n: None) -> RebuildSummary:
