@@ -4,13 +4,13 @@ Each worker is a process with a few threads: a thread waiting on PostgreSQL leav
 the CPU to another, and the process keeps one engine and connection pool. No answer
 depends on which worker gives it: tokens are signed, rate-limit counters live in
 Redis when ``OUTREACH_RATELIMIT_STORAGE_URL`` names it, and what a worker keeps in
-memory (published maps, span and day rows) is checked against generation numbers in
-the database before it is used. So hosts and workers can be added freely. Slow
-clients: a thread reads its request itself, so a client trickling its body holds the
-thread for as long as it keeps trickling (``timeout`` does not end it: it watches the
-worker's main loop, not its threads). Hence nginx in front, with
-deploy/nginx/outreach-proxy.conf, which hands gunicorn whole requests only
-(tests/test_proxy.py). See docs/scaling.md.
+memory (its read model: published maps, span and day rows, within its budgets) is
+checked against generation tokens in the database before it is used. So hosts and
+workers can be added freely. Slow clients: a thread reads its request itself, so a
+client trickling its body holds the thread for as long as it keeps trickling
+(``timeout`` does not end it: it watches the worker's main loop, not its threads).
+Hence nginx in front, with deploy/nginx/outreach-proxy.conf, which hands gunicorn
+whole requests only (tests/test_proxy.py). See docs/scaling.md.
 """
 
 import gc

@@ -327,7 +327,7 @@ def stored_rows(
                             ("rollup_cells", deltas.cells),
                             ("rollup_totals", deltas.totals()),
                             ("rollup_cell_spans", cell_spans),
-                            # Each changed span's generation, as Deltas.apply raises it.
+                            # Each changed span's generation changed, as writes.record marks it.
                             (
                                 "rollup_span_generations",
                                 {key[:3]: [1] for key in cell_spans},

@@ -12,7 +12,7 @@ whole Flask stack in process (token check, audit event, suppression, JSON), time
 over ``--repeat`` calls after warm-up, and the raw-table GROUP BY runs over the same
 period through psycopg. Each map and each filtered request is timed again right
 after a sync of the last two days by one association (its spans' and the counters'
-generations raised before each call, untimed, as ``Deltas.apply`` raises them), and
+generations replaced before each call, untimed, as ``writes.record`` replaces them), and
 as a new worker's first, its spans read and its default maps published ahead as
 gunicorn has each new worker do (the read-ahead timed apart; the 90-day map is not one
 of those published ahead); each hexagon map also after every span changed (as after
@@ -47,7 +47,7 @@ sys.path.insert(0, str(ROOT))
 
 from config import Settings  # noqa: E402
 from outreach import create_app, read_ahead  # noqa: E402
-from outreach.api.access import FILTERED_SPANS_KEY, PUBLISHED_MAPS_KEY  # noqa: E402
+from outreach.api.reads import READ_MODEL_KEY  # noqa: E402
 from outreach.clock import PARIS, paris_today  # noqa: E402
 from outreach.extensions import db  # noqa: E402
 from outreach.migrate import upgrade  # noqa: E402
@@ -63,7 +63,6 @@ from outreach.services.geo import (  # noqa: E402
     geography,
     sector_geometries,
 )
-from outreach.services.published import PublishedMaps  # noqa: E402
 from outreach.services.rollups import (  # noqa: E402
     CELL_SPAN_KEY,
     CELL_SPAN_KEYS,
@@ -73,7 +72,7 @@ from outreach.services.rollups import (  # noqa: E402
     day_bit,
     spans_of,
 )
-from outreach.services.span_blocks import FilteredSpans  # noqa: E402
+from outreach.services.writes import new_token  # noqa: E402
 from schemas.vocabulary import AGE_BANDS, GENDERS, SHIFT_KINDS, sector_features  # noqa: E402
 
 DAYS = 365
@@ -465,25 +464,27 @@ def measure(
 
         def raise_generation() -> None:
             writer.execute(
-                "INSERT INTO rollup_generation (id, generation) VALUES (1, 1) ON CONFLICT (id)"
-                " DO UPDATE SET generation = rollup_generation.generation + 1"
+                "INSERT INTO rollup_generation (id, generation) VALUES (1, %s) ON CONFLICT (id)"
+                " DO UPDATE SET generation = excluded.generation",
+                (new_token(),),
             )
 
         def sync_of_the_last_two_days() -> None:
             # What one association's sync of encounters of the last two days does to the
-            # generations (rollups.Deltas.apply): each day's, week's and month's span of
-            # that organisation, then the counters' own.
+            # generations (writes.record): each day's, week's and month's span of that
+            # organisation, then the counters' own, replaced by a new token.
+            token = new_token()
             for span, start in synced_spans:
                 writer.execute(
-                    "UPDATE rollup_span_generations SET generation = generation + 1 "
+                    "UPDATE rollup_span_generations SET generation = %s "
                     "WHERE span = %s AND start = %s AND organisation_id = %s",
-                    (span, start, organisation[0] if organisation else None),
+                    (token, span, start, organisation[0] if organisation else None),
                 )
             raise_generation()
 
         def every_span_changed() -> None:
             # As after `flask rollups rebuild`: nothing kept holds.
-            writer.execute("UPDATE rollup_span_generations SET generation = generation + 1")
+            writer.execute("UPDATE rollup_span_generations SET generation = %s", (new_token(),))
             raise_generation()
 
         read_ahead_ms: list[float] = []
@@ -495,11 +496,7 @@ def measure(
             cell_geometry.cache_clear()
             cell_parent.cache_clear()
             sector_geometries.cache_clear()
-            settings = app.config["OUTREACH_SETTINGS"]
-            app.extensions[PUBLISHED_MAPS_KEY] = PublishedMaps(
-                settings.map_cache_features, settings.map_cache_span_rows
-            )
-            app.extensions[FILTERED_SPANS_KEY] = FilteredSpans(settings.stats_cache_day_rows)
+            app.extensions[READ_MODEL_KEY].invalidate()
             started = time.perf_counter()
             read_ahead(app)
             read_ahead_ms.append((time.perf_counter() - started) * 1000)

@@ -14,13 +14,9 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from config import Settings, load_settings, logs
 from outreach import dashboard, fieldapp
 from outreach.api import BLUEPRINTS, contract, docs
-from outreach.api.access import (
-    FILTERED_SPANS_KEY,
-    PUBLISHED_MAPS_KEY,
-    SECURITY_KEY,
-    audit_failed_request,
-)
+from outreach.api.access import SECURITY_KEY, audit_failed_request
 from outreach.api.errors import register_error_handlers
+from outreach.api.reads import READ_MODEL_KEY
 from outreach.cli import COMMANDS
 from outreach.clock import paris_today
 from outreach.extensions import Api, db, jwt, limiter
@@ -28,8 +24,7 @@ from outreach.http import DecodedBodies, OrjsonProvider, register_http_hooks
 from outreach.services.auth import Security
 from outreach.services.login_guard import LoginGuard
 from outreach.services.passwords import Passwords
-from outreach.services.published import PublishedMaps
-from outreach.services.span_blocks import FilteredSpans
+from outreach.services.readmodel import ReadModel
 from outreach.services.stats.warmup import publish_ahead, warm_spans
 
 
@@ -75,10 +70,7 @@ def register_extensions(app: Flask) -> None:
         access_ttl=app.config["JWT_ACCESS_TOKEN_EXPIRES"],
         refresh_ttl=app.config["JWT_REFRESH_TOKEN_EXPIRES"],
     )
-    app.extensions[PUBLISHED_MAPS_KEY] = PublishedMaps(
-        settings.map_cache_features, settings.map_cache_span_rows
-    )
-    app.extensions[FILTERED_SPANS_KEY] = FilteredSpans(settings.stats_cache_day_rows)
+    app.extensions[READ_MODEL_KEY] = ReadModel.from_settings(settings)
 
 
 def register_blueprints(app: Flask) -> None:
@@ -116,18 +108,18 @@ READ_AHEAD_RETRY_WAITS = (1.0, 2.0, 4.0, 8.0, 15.0, 30.0, *(60.0,) * 9)
 
 def read_ahead(app: Flask, retry_waits: Sequence[float] = READ_AHEAD_RETRY_WAITS) -> None:
     """Read the whole area's map spans and filtered stats' day rows of the default
-    periods ahead (``stats.warmup.warm_spans``), so that this worker's first map or filtered
-    summary does not read a year of rows, then publish those periods' coordinators' maps
-    (``stats.warmup.publish_ahead``), so that its first map is not written whole.
+    periods ahead into the app's read model (``stats.warmup.warm_spans``), so that this
+    worker's first map or filtered summary does not read a year of rows, then publish
+    those periods' coordinators' maps (``stats.warmup.publish_ahead``), so that its
+    first map is not written whole.
 
     gunicorn runs it in a thread of each new worker (``gunicorn.conf.py``); requests are
     served meanwhile. It only fills caches: a failure is logged and costs that speed.
     While the database does not answer it tries again after each of ``retry_waits``, so a
     worker started during an outage reads ahead once the database is back.
     """
-    maps: PublishedMaps = app.extensions[PUBLISHED_MAPS_KEY]
-    days: FilteredSpans = app.extensions[FILTERED_SPANS_KEY]
-    if maps.spans.max_rows == 0 and days.counters.max_rows == 0:
+    model: ReadModel = app.extensions[READ_MODEL_KEY]
+    if not model.keeps_map_spans and not model.keeps_day_rows:
         return
     log = logging.getLogger("outreach.read_ahead")
     pause = threading.Event()
@@ -136,10 +128,8 @@ def read_ahead(app: Flask, retry_waits: Sequence[float] = READ_AHEAD_RETRY_WAITS
         today = paris_today()
         try:
             with app.app_context():
-                map_spans, day_spans = warm_spans(db.session, maps.spans, days, today)
-                published = publish_ahead(
-                    db.session, app.config["OUTREACH_SETTINGS"], maps, days, today
-                )
+                map_spans, day_spans = warm_spans(db.session, model, today)
+                published = publish_ahead(db.session, app.config["OUTREACH_SETTINGS"], model, today)
         except (OperationalError, ProgrammingError) as exc:
             # Unreachable, or reachable before its tables (migrations not yet run).
             cause = type(exc.orig or exc).__name__

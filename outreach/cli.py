@@ -20,7 +20,16 @@ from outreach.api.errors import COLLISIONS
 from outreach.extensions import db
 from outreach.models import OrgKind, Role
 from outreach.models.engine import make_engine
-from outreach.services import accounts, audit, audit_log, demo, directory, retention, rollups
+from outreach.services import (
+    accounts,
+    audit,
+    audit_log,
+    demo,
+    directory,
+    retention,
+    rollups,
+    writes,
+)
 from outreach.services.context import OPERATOR
 from outreach.services.errors import ServiceError
 from outreach.services.passwords import password_problems
@@ -343,10 +352,11 @@ def _rebuild_rollups() -> None:
             differing = sum(
                 len(set(before[name].items()) ^ set(after[name].items())) for name in before
             )
-            audit.record(
+            writes.record(
                 session,
                 OPERATOR,
                 "rollups.rebuild",
+                summary.change,
                 params={"differing": differing},
                 records=summary.encounters,
             )

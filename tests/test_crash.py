@@ -177,6 +177,7 @@ def _python_stack(pid: int) -> subprocess.CompletedProcess[str]:
 
 def _past_its_inserts(stack: str) -> bool:
     """The sync use case has stored its rows (``_store`` returned) and is summing their
-    counters (``Deltas``), writing them, or appending its audit event: before its commit."""
+    counters (``Deltas``), writing them, marking them or appending its audit event
+    (``writes``): before its commit."""
     in_sync = "sync (" in stack and "outreach/services/sync.py" in stack
-    return in_sync and ("Deltas." in stack or "outreach/services/audit.py" in stack)
+    return in_sync and ("Deltas." in stack or "outreach/services/writes.py" in stack)

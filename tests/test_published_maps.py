@@ -1,9 +1,9 @@
 """Published maps are served again until the counters change, and never across callers.
 
-A map request served from a worker's published maps reads no counter row, answers
-the same body and is audited like any other; a sync, an amendment, a deletion, a
-rebuild or a purge raises the counters' generation in its own transaction, and the
-next request reads the counters again.
+A map request served from a worker's read model reads no counter row, answers the
+same body and is audited like any other; a sync, an amendment, a deletion, a rebuild
+or a purge replaces the counters' generation in its own transaction, and so does a
+restore of the database: the next request reads the counters again.
 """
 
 from __future__ import annotations
@@ -22,25 +22,24 @@ from flask.testing import FlaskClient
 from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
-from sqlalchemy import select, update
+from sqlalchemy import delete, insert, select, update
 
 from config import Settings
 from outreach import create_app, read_ahead
-from outreach.api.access import FILTERED_SPANS_KEY, PUBLISHED_MAPS_KEY
+from outreach.api.reads import READ_MODEL_KEY
 from outreach.clock import paris_today
 from outreach.extensions import db
-from outreach.models import AuditEvent, Encounter, Role
+from outreach.models import AuditEvent, Base, Encounter, Role
 from outreach.services import periods, rollups
-from outreach.services.published import (
+from outreach.services.readmodel import ReadModel
+from outreach.services.readmodel.maps import (
     PublishedMap,
-    PublishedMaps,
     Rendered,
     area_properties,
     published_map,
     render_areas,
 )
 from outreach.services.rollups import MAP_METRICS
-from outreach.services.span_blocks import SpanBlocks
 from outreach.services.stats.counters import AMOUNTS, cell_amounts
 from outreach.services.stats.scope import Scope
 from outreach.services.stats.warmup import warm_periods
@@ -130,7 +129,7 @@ def test_a_map_is_served_again_until_a_sync_changes_the_counters(
     assert abs(shown[h3.latlng_to_cell(*new_place, 9)]["encounters"] - 12) <= MAX_DEVIATION
 
 
-def test_a_resend_leaves_the_generation_and_every_change_raises_it(
+def test_a_resend_leaves_the_generation_and_every_change_replaces_it(
     app: Flask, client: FlaskClient, people: dict[str, dict[str, str]]
 ) -> None:
     def generation() -> int:
@@ -140,21 +139,95 @@ def test_a_resend_leaves_the_generation_and_every_change_raises_it(
     worker = people["worker"]
     admin = people["admin_a"]
     items = [encounter(CENTRES["eole"]) for _ in range(2)]
-    assert generation() == 0
+    seen = [generation()]
+    assert seen == [0]
+
+    def replaced() -> bool:
+        """Whether the generation is one never seen before (then remembered)."""
+        current = generation()
+        new = current not in seen
+        seen.append(current)
+        return new
+
     sync(client, worker, encounters=items)
-    assert generation() == 1
+    assert replaced()
     sync(client, worker, encounters=items)  # duplicates: nothing changed
-    assert generation() == 1
+    assert generation() == seen[-1]
     target = items[0]["id"]
     amended = client.patch(f"/api/v1/encounters/{target}", json={"people": 3}, headers=admin)
     assert amended.status_code == 200, amended.get_json()
-    assert generation() == 2
+    assert replaced()
+    unchanged = client.patch(f"/api/v1/encounters/{target}", json={"people": 3}, headers=admin)
+    assert unchanged.status_code == 200, unchanged.get_json()
+    assert generation() == seen[-1]
     deleted = client.delete(f"/api/v1/encounters/{target}", json={"reason": "other"}, headers=admin)
     assert deleted.status_code == 204
-    assert generation() == 3
+    assert replaced()
     runner = app.test_cli_runner()
     assert runner.invoke(args=["rollups", "rebuild"]).exit_code == 0
-    assert generation() > 3
+    assert replaced()
+    assert runner.invoke(args=["retention", "purge"]).exit_code == 0
+    assert replaced()
+
+
+# What a dump of the database holds of the counters and of what names their state.
+RESTORED_TABLES = (
+    "rollup_sectors",
+    "rollup_cells",
+    "rollup_totals",
+    "rollup_cell_spans",
+    "rollup_people",
+    "rollup_person_years",
+    "rollup_span_generations",
+    "rollup_generation",
+)
+
+
+def dumped(app: Flask) -> dict[str, list[dict[str, object]]]:
+    """The rows of ``RESTORED_TABLES``, as a dump keeps them."""
+    with app.app_context(), db.session.begin():
+        return {
+            name: [
+                dict(row)
+                for row in db.session.execute(select(Base.metadata.tables[name])).mappings()
+            ]
+            for name in RESTORED_TABLES
+        }
+
+
+def restore(app: Flask, dump: dict[str, list[dict[str, object]]]) -> None:
+    """Put ``dump`` back in place of the rows of its tables, as a restore would."""
+    with app.app_context(), db.session.begin():
+        for name, rows in dump.items():
+            table = Base.metadata.tables[name]
+            db.session.execute(delete(table))
+            if rows:
+                db.session.execute(insert(table), rows)
+
+
+def test_a_worker_answers_a_restored_database_and_not_what_it_kept(
+    app: Flask, client: FlaskClient, settings: Settings, people: dict[str, dict[str, str]]
+) -> None:
+    day = last_published_day()
+    seed_mixed_day(client, people["worker"], day)
+    coordinator = people["coordinator"]
+    urls = (
+        f"/api/v1/stats/map?{its_year()}",
+        f"/api/v1/stats/summary?{its_year()}&sector=stalingrad",
+    )
+    dump = dumped(app)
+    # Twelve encounters outside every sector, kept by this worker in its maps and rows.
+    outside = (48.8320, 2.3560)
+    sync_twelve(client, people, day, outside)
+    kept = [get(client, coordinator, url) for url in urls]
+    assert h3.latlng_to_cell(*outside, 9) in {f["id"] for f in kept[0]["features"]}
+    # The database restored to before them, then one sync of twelve in Stalingrad.
+    restore(app, dump)
+    sync_twelve(client, people, day, STALINGRAD)
+    answers = [get(client, coordinator, url) for url in urls]
+    assert h3.latlng_to_cell(*outside, 9) not in {f["id"] for f in answers[0]["features"]}
+    with worker_keeping_nothing(settings) as fresh:
+        assert answers == [get(fresh.test_client(), coordinator, url) for url in urls]
 
 
 def test_each_organisation_gets_its_own_map(
@@ -188,24 +261,24 @@ class Builder:
 def test_the_budget_keeps_the_most_recent_maps_and_never_one_too_big(app: Flask) -> None:
     with app.app_context(), db.session.begin():
         session = db.session
-        maps = PublishedMaps(max_features=10, max_span_rows=0)
+        model = ReadModel(map_features=10, map_span_rows=0, day_rows=0)
         small, medium, other, huge = Builder(4), Builder(6), Builder(3), Builder(11)
-        maps.publish(session, "small", small)
-        maps.publish(session, "medium", medium)
-        assert len(maps) == 2
-        maps.publish(session, "small", small)  # used last: medium is now the oldest
-        maps.publish(session, "other", other)  # 13 features: medium leaves
-        assert len(maps) == 2
-        maps.publish(session, "small", small)
-        maps.publish(session, "medium", medium)
+        model.published_map(session, "small", small)
+        model.published_map(session, "medium", medium)
+        assert model.usage().published_maps == 2
+        model.published_map(session, "small", small)  # used last: medium is now the oldest
+        model.published_map(session, "other", other)  # 13 features: medium leaves
+        assert model.usage().published_maps == 2
+        model.published_map(session, "small", small)
+        model.published_map(session, "medium", medium)
         assert small.builds == 1
         assert medium.builds == 2
-        maps.publish(session, "huge", huge)
-        maps.publish(session, "huge", huge)
+        model.published_map(session, "huge", huge)
+        model.published_map(session, "huge", huge)
         assert huge.builds == 2
-        nothing = PublishedMaps(max_features=0, max_span_rows=0)
-        nothing.publish(session, "small", small)
-        assert len(nothing) == 0
+        nothing = ReadModel(map_features=0, map_span_rows=0, day_rows=0)
+        nothing.published_map(session, "small", small)
+        assert nothing.usage().published_maps == 0
 
 
 def seed_two_associations(
@@ -257,17 +330,17 @@ def test_a_map_after_a_sync_reads_again_only_the_spans_the_sync_changed(
     seed_two_associations(client, people, make_account, (70, 45, 20, 1), 30)
     url = f"/api/v1/stats/map?{its_year()}"
     coordinator = people["coordinator"]
-    spans = app.extensions[PUBLISHED_MAPS_KEY].spans
+    model = app.extensions[READ_MODEL_KEY]
     get(client, coordinator, url)
     # Each span of the period with rows, once: at least the months of the seeds of two
     # organisations (a year's grid period is whole months).
-    cold = spans.spans_read
+    cold = model.usage().map_spans_read
     assert cold >= 4
     new_place = (48.8320, 2.3560)
     sync_twelve(client, people, last_published_day(), new_place)
     after = get(client, coordinator, url)
     # Only the synced organisation's spans holding that day: its day, week or month.
-    assert 1 <= spans.spans_read - cold <= 3
+    assert 1 <= model.usage().map_spans_read - cold <= 3
     assert h3.latlng_to_cell(*new_place, 9) in {f["id"] for f in after["features"]}
     with worker_keeping_nothing(settings) as fresh:
         assert get(fresh.test_client(), coordinator, url) == after
@@ -286,17 +359,22 @@ def test_a_filtered_summary_and_series_after_a_sync_read_again_only_the_day_it_c
     url = f"/api/v1/stats/summary?{period}"
     series = f"/api/v1/stats/timeseries?bucket=week&{period}"
     coordinator = people["coordinator"]
-    days = app.extensions[FILTERED_SPANS_KEY]
+    model = app.extensions[READ_MODEL_KEY]
+
+    def days_read() -> tuple[int, int]:
+        usage = model.usage()
+        return usage.sector_days_read, usage.people_days_read
+
     before = get(client, coordinator, url)
     weeks_before = get(client, coordinator, series)
     # Each organisation's days with rows, once.
-    cold = (days.counters.spans_read, days.people.spans_read)
+    cold = days_read()
     assert min(cold) >= 4
     sync_twelve(client, people, day, STALINGRAD)
     after = get(client, coordinator, url)
     weeks_after = get(client, coordinator, series)
     # Only the synced organisation's yesterday, of each table.
-    assert (days.counters.spans_read, days.people.spans_read) == (cold[0] + 1, cold[1] + 1)
+    assert days_read() == (cold[0] + 1, cold[1] + 1)
     # Two perturbed figures: their difference is 12 within both deviations.
     change = after["counts"]["encounters"] - before["counts"]["encounters"]
     assert abs(change - 12) <= 2 * MAX_DEVIATION
@@ -340,9 +418,9 @@ def test_a_worker_reads_ahead_the_spans_of_its_first_maps(
     people: dict[str, dict[str, str]],
 ) -> None:
     today = seed_two_associations(client, people, make_account, (365, 200, 45, 20, 1), 3)
-    spans = app.extensions[PUBLISHED_MAPS_KEY].spans
+    model = app.extensions[READ_MODEL_KEY]
     read_ahead(app)
-    warmed = spans.spans_read
+    warmed = model.usage().map_spans_read
     # Spans of the warm periods (months, weeks, days) holding rows: at least a month of
     # each year's seeds.
     assert warmed >= 4
@@ -352,23 +430,24 @@ def test_a_worker_reads_ahead_the_spans_of_its_first_maps(
     # An organisation's map of the same days is made of its own spans among them.
     for period in warm:
         get(client, org_admin, f"/api/v1/stats/map?from={period.start}&to={period.end}")
-    assert spans.spans_read == warmed
+    assert model.usage().map_spans_read == warmed
     assert any(m["features"] for m in maps.values())
     # So are the day rows of the warm periods' filtered summaries (a series widens its
     # period to whole buckets, whose edge days may lie outside).
-    days = app.extensions[FILTERED_SPANS_KEY]
-    read_days = (days.counters.spans_read, days.people.spans_read)
+    usage = model.usage()
+    read_days = (usage.sector_days_read, usage.people_days_read)
     assert min(read_days) >= 2
     for period in warm:
         url = f"/api/v1/stats/summary?period={period.name}&sector=eole"
         maps[url] = get(client, coordinator, url)
-    assert (spans.spans_read, days.counters.spans_read, days.people.spans_read) == (
+    usage = model.usage()
+    assert (usage.map_spans_read, usage.sector_days_read, usage.people_days_read) == (
         warmed,
         *read_days,
     )
     with worker_keeping_nothing(settings) as fresh:
         read_ahead(fresh)
-        assert fresh.extensions[PUBLISHED_MAPS_KEY].spans.spans_read == 0
+        assert fresh.extensions[READ_MODEL_KEY].usage().map_spans_read == 0
         for url, body in maps.items():
             assert get(fresh.test_client(), coordinator, url) == body
 
@@ -384,20 +463,20 @@ def test_a_worker_publishes_ahead_the_coordinators_maps_of_its_periods(
     read_ahead(app)
     coordinator, org_admin = people["coordinator"], people["admin_a"]
     ahead = [*warm_urls(today), "/api/v1/stats/map?resolution=8", "/api/v1/stats/map"]
-    maps = app.extensions[PUBLISHED_MAPS_KEY]
+    model = app.extensions[READ_MODEL_KEY]
     # Each warm period at resolutions 9 and 8 and by sector.
     published = 3 * len(warm_periods(today))
-    assert len(maps) == published
+    assert model.usage().published_maps == published
     bodies = {url: get(client, coordinator, url) for url in ahead}
     # Each served as published ahead (the default period is the first warm one), none
     # published again; and audited as any other.
-    assert len(maps) == published
+    assert model.usage().published_maps == published
     assert len(audited(app, "stats.map")) == len(ahead) - published // 3
     assert len(audited(app, "stats.sectors")) == published // 3
     # Not an organisation's own map, nor another period's: those are written on request.
     get(client, org_admin, "/api/v1/stats/map")
     get(client, coordinator, f"/api/v1/stats/map?period={today.year - 2}")
-    assert len(maps) == published + 2
+    assert model.usage().published_maps == published + 2
     with worker_keeping_nothing(settings) as fresh:
         for url, body in bodies.items():
             assert get(fresh.test_client(), coordinator, url) == body, url
@@ -438,7 +517,7 @@ def test_a_rebuild_reads_every_span_again_even_one_it_emptied(
         organisation_id=None,
         shift_kind=None,
     )
-    kept = app.extensions[PUBLISHED_MAPS_KEY].spans
+    kept = app.extensions[READ_MODEL_KEY]
     stalingrad = h3.latlng_to_cell(*CENTRES["stalingrad"], 9)
 
     def encounters() -> dict[str, int]:
@@ -480,16 +559,16 @@ def test_the_span_budget_keeps_recent_spans_and_none_when_zero(
         shift_kind=None,
     )
     with app.app_context(), db.session.begin():
-        everything = SpanBlocks(max_rows=1_000)
+        everything = ReadModel(map_features=0, map_span_rows=1_000, day_rows=0)
         whole = cell_amounts(db.session, scope, everything)
-        assert len(everything) >= 2
+        assert everything.usage().map_spans_kept >= 2
         # Each seeded day is two hexagons: a budget of two rows keeps the last span read.
-        one = SpanBlocks(max_rows=2)
+        one = ReadModel(map_features=0, map_span_rows=2, day_rows=0)
         assert cell_amounts(db.session, scope, one).areas == whole.areas
-        assert len(one) == 1
-        nothing = SpanBlocks(max_rows=0)
+        assert one.usage().map_spans_kept == 1
+        nothing = ReadModel(map_features=0, map_span_rows=0, day_rows=0)
         assert cell_amounts(db.session, scope, nothing).amounts.tolist() == whole.amounts.tolist()
-        assert len(nothing) == 0
+        assert nothing.usage().map_spans_kept == 0
 
 
 AREAS = [f"area-{index}" for index in range(8)]

@@ -29,7 +29,8 @@ from sqlalchemy.exc import OperationalError
 from outreach.api.errors import handle_database_unavailable
 from outreach.extensions import db
 from outreach.models import AUDIT_LOCK_KEY, Role
-from outreach.services import rollups
+from outreach.services import rollups, writes
+from outreach.services.context import OPERATOR
 from tests.conftest import bearer, login
 from tests.payloads import encounter
 
@@ -166,7 +167,9 @@ def _interleave(
         with app.app_context():
             session = db.session
             with session.begin():
-                return rollups.rebuild(session, progress=progress)
+                summary = rollups.rebuild(session, progress=progress)
+                writes.record(session, OPERATOR, "rollups.rebuild", summary.change)
+                return summary
 
     rebuilding: Future[rollups.RebuildSummary] = pool.submit(paused_rebuild)
     assert reading.wait(30)

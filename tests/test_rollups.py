@@ -17,10 +17,11 @@ from sqlalchemy import func, select
 from outreach.extensions import db
 from outreach.models import Role, RollupCell, RollupPerson, RollupSector, RollupTotal
 from outreach.models.rollups import DAY_WORDS
-from outreach.services import rollups
+from outreach.services import rollups, writes
+from outreach.services.context import OPERATOR
 from outreach.services.crypto import person_key
 from outreach.services.disclosure import KEY_MASK
-from outreach.services.span_blocks import FilteredSpans, SpanBlocks
+from outreach.services.readmodel import ReadModel
 from outreach.services.stats.counters import (
     AreaSums,
     Sum,
@@ -114,7 +115,7 @@ def test_incremental_equals_rebuilt(
         session = db.session
         with session.begin():
             incremental = rollups.snapshot(session)
-            rollups.rebuild(session)
+            writes.record(session, OPERATOR, "rollups.rebuild", rollups.rebuild(session).change)
             rebuilt = rollups.snapshot(session)
     assert incremental == rebuilt
     # No empty counter is kept: every stored row still counts at least one encounter
@@ -141,6 +142,36 @@ def test_rollups_rebuild_command(
     assert "Rebuilt from 5 encounters" in result.output
     assert "0 differed" in result.output
     assert str(uuid.UUID(int=0)) not in result.output
+
+
+def test_counters_written_without_their_change_marked_never_commit(app: Flask) -> None:
+    empty_database(app)
+    deltas = rollups.Deltas()
+    deltas.add(
+        {
+            "record_key": 7,
+            "local_day": date(2025, 1, 6),
+            "organisation_id": uuid.UUID(int=1),
+            "sector": "eole",
+            "shift_kind": "maraude",
+            "cell": "891fb466257ffff",
+            "people": 1,
+            "age_band": None,
+            "gender": "f",
+            "first_contact": True,
+            "ref_hash": "a" * 64,
+            "kits": {},
+            "services": [],
+            "referrals": [],
+        }
+    )
+    with app.app_context():
+        session = db.session
+        with pytest.raises(writes.UnfinishedWrite), session.begin():
+            deltas.apply(session)
+        with session.begin():
+            assert rollups.snapshot(session)["sectors"] == {}
+            assert rollups.generation(session) == 0
 
 
 ORGANISATIONS = [uuid.UUID(int=1), uuid.UUID(int=2)]
@@ -213,7 +244,7 @@ def test_organisation_rollups_answer_like_the_fine_ones(
 ) -> None:
     empty_database(app)
     # Span rows a worker keeps from the first maps, then asked again after the change.
-    kept = SpanBlocks(max_rows=10_000)
+    kept = ReadModel(map_features=0, map_span_rows=10_000, day_rows=0)
     with app.app_context():
         session = db.session
         _write(session, rows)
@@ -234,7 +265,7 @@ def test_organisation_rollups_answer_like_the_fine_ones(
                     area_amounts(session, RollupCell, scope.where(RollupCell), RollupCell.cell)
                 )
                 assert _by_area(cell_amounts(session, scope, kept)) == fine_cells
-                fresh = SpanBlocks(max_rows=0)
+                fresh = ReadModel(map_features=0, map_span_rows=0, day_rows=0)
                 assert _by_area(cell_amounts(session, scope, fresh)) == fine_cells
                 by_day = counter_sums(
                     session, RollupSector, scope.where(RollupSector), by=(RollupSector.day,)
@@ -274,7 +305,7 @@ def test_filtered_stats_from_kept_days_answer_like_the_fine_rows(
     keeps equal those of the fine rows, after deletions and amendments that change only
     services or only the person ref (neither touches a hexagon measure)."""
     empty_database(app)
-    kept = FilteredSpans(max_rows=10_000)
+    kept = ReadModel(map_features=0, map_span_rows=0, day_rows=10_000)
     with app.app_context():
         session = db.session
         _write(session, rows)
@@ -290,13 +321,17 @@ def test_filtered_stats_from_kept_days_answer_like_the_fine_rows(
                     amended.add({**row, "services": [] if row["services"] else ["soins"]})
                 elif index % 3 == 2 and row["ref_hash"]:
                     amended.add({**row, "ref_hash": "d" * 64})
-            amended.apply(session)
-            rollups.raise_generation(session)
+            writes.record(session, OPERATOR, "rollups.test", amended.apply(session))
         with session.begin():
             for scope in asked:
                 fine = _fine_answers(session, scope)
                 assert _kept_answers(session, scope, kept) == fine
-                assert _kept_answers(session, scope, FilteredSpans(max_rows=0)) == fine
+                assert (
+                    _kept_answers(
+                        session, scope, ReadModel(map_features=0, map_span_rows=0, day_rows=0)
+                    )
+                    == fine
+                )
 
 
 def _write(session: Any, rows: list[dict[str, Any]], sign: int = 1) -> None:
@@ -305,14 +340,13 @@ def _write(session: Any, rows: list[dict[str, Any]], sign: int = 1) -> None:
         deltas = rollups.Deltas()
         for row in rows:
             deltas.add(row, sign)
-        deltas.apply(session)
-        rollups.raise_generation(session)
+        writes.record(session, OPERATOR, "rollups.test", deltas.apply(session))
 
 
 SERIES_BUCKETS = ("day", "week", "month")
 
 
-def _kept_answers(session: Any, scope: Scope, kept: FilteredSpans) -> tuple[Any, ...]:
+def _kept_answers(session: Any, scope: Scope, kept: ReadModel) -> tuple[Any, ...]:
     counters = kept_counters(session, scope, kept)
     return (
         counters.by_metric(),

@@ -21,7 +21,7 @@ from flask.testing import FlaskClient
 from shapely.geometry import shape
 from sqlalchemy import select
 
-from outreach.api.access import FILTERED_SPANS_KEY, PUBLISHED_MAPS_KEY
+from outreach.api.reads import READ_MODEL_KEY
 from outreach.clock import PARIS, paris_today
 from outreach.extensions import db
 from outreach.models import AuditEvent, Role
@@ -537,16 +537,16 @@ def test_stats_read_only_rollups(
     )
     with statements_of(app) as statements:
         bodies = {url: get(client, people["coordinator"], url) for url in routes}
-    kept_days = app.extensions[FILTERED_SPANS_KEY]
-    assert kept_days.counters.spans_read > 0
-    assert kept_days.people.spans_read > 0
+    usage = app.extensions[READ_MODEL_KEY].usage()
+    assert usage.sector_days_read > 0
+    assert usage.people_days_read > 0
     assert any("rollup_totals" in s for s in statements)
     assert any("rollup_person_years" in s for s in statements)
     # Maps of every sector read the span rows (on PostgreSQL through the driver, which
     # the engine's events do not see) after their generations; a sector's map, the fine
     # ones.
     assert any("rollup_span_generations" in s for s in statements)
-    assert app.extensions[PUBLISHED_MAPS_KEY].spans.spans_read > 0
+    assert usage.map_spans_read > 0
     assert any("rollup_cells" in s for s in statements)
     assert ENCOUNTERS_TABLE.search("SELECT x FROM encounters WHERE y")  # the probe works
     readers = [s for s in statements if ENCOUNTERS_TABLE.search(s)]

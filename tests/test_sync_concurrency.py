@@ -11,7 +11,8 @@ from sqlalchemy import func, select
 
 from outreach.extensions import db
 from outreach.models import Encounter, Role, RollupSector, Shift
-from outreach.services import audit, rollups
+from outreach.services import audit, rollups, writes
+from outreach.services.context import OPERATOR
 from tests.conftest import Account, bearer, login
 from tests.payloads import encounter, group, shift
 
@@ -101,5 +102,5 @@ def test_eight_writers_hundred_batches_exact_counts(
         with session.begin():
             assert audit.verify(session).ok
             incremental = rollups.snapshot(session)
-            rollups.rebuild(session)
+            writes.record(session, OPERATOR, "rollups.rebuild", rollups.rebuild(session).change)
             assert rollups.snapshot(session) == incremental

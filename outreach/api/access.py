@@ -24,8 +24,6 @@ from outreach.services.access import authorise, load_principal
 from outreach.services.auth import Security, check_claims
 from outreach.services.context import CallContext, Principal
 from outreach.services.errors import Unauthorized
-from outreach.services.published import PublishedMaps
-from outreach.services.span_blocks import FilteredSpans
 
 F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger(__name__)
@@ -34,8 +32,6 @@ PUBLIC = "public"
 ALL_ROLES = frozenset(Role)
 ACCESS_ATTRIBUTE = "__access__"
 SECURITY_KEY = "outreach.security"
-PUBLISHED_MAPS_KEY = "outreach.published_maps"
-FILTERED_SPANS_KEY = "outreach.filtered_spans"
 
 _BEARER_DOC: dict[str, Any] = {
     "security": [{"bearerAuth": []}],
@@ -45,18 +41,6 @@ _BEARER_DOC: dict[str, Any] = {
 def security() -> Security:
     """The app's authentication collaborators."""
     value: Security = current_app.extensions[SECURITY_KEY]
-    return value
-
-
-def published_maps() -> PublishedMaps:
-    """The maps this worker published and may serve again."""
-    value: PublishedMaps = current_app.extensions[PUBLISHED_MAPS_KEY]
-    return value
-
-
-def filtered_spans() -> FilteredSpans:
-    """The fine day rows this worker keeps for stats with a sector or shift-kind filter."""
-    value: FilteredSpans = current_app.extensions[FILTERED_SPANS_KEY]
     return value
 
 

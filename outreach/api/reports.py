@@ -6,8 +6,9 @@ from typing import Any
 
 from flask import Response
 
-from outreach.api.access import call_context, filtered_spans, requires, settings
+from outreach.api.access import call_context, requires, settings
 from outreach.api.blueprint import Blueprint
+from outreach.api.reads import read_model
 from outreach.extensions import db
 from outreach.models import Role
 from outreach.services import reports
@@ -49,7 +50,7 @@ def activity(args: dict[str, Any]) -> reports.ReportBody | Response:
         db.session,
         call_context(),
         settings(),
-        filtered_spans(),
+        read_model(),
         args["year"],
         args.get("organisation"),
         args["format"],

@@ -7,14 +7,9 @@ from typing import Any
 import orjson
 from flask import Response
 
-from outreach.api.access import (
-    call_context,
-    filtered_spans,
-    published_maps,
-    requires,
-    settings,
-)
+from outreach.api.access import call_context, requires, settings
 from outreach.api.blueprint import Blueprint
+from outreach.api.reads import read_model
 from outreach.extensions import db
 from outreach.models import Role
 from outreach.services import coverage, hotspots
@@ -82,7 +77,7 @@ def offered_periods() -> scope.OfferedPeriods:
 @blp.response(200, SummarySchema)
 def summary(args: dict[str, Any]) -> summaries.Summary:
     """Totals for a period of the grid (default: the last whole week) and filters."""
-    return summaries.summary(db.session, call_context(), settings(), filtered_spans(), _query(args))
+    return summaries.summary(db.session, call_context(), settings(), read_model(), _query(args))
 
 
 @blp.route("/timeseries", methods=["GET"])
@@ -92,7 +87,7 @@ def summary(args: dict[str, Any]) -> summaries.Summary:
 def timeseries(args: dict[str, Any]) -> series.Series:
     """The summary's headline counts per day, week (from Monday) or calendar month."""
     return series.timeseries(
-        db.session, call_context(), settings(), filtered_spans(), _query(args), args.get("bucket")
+        db.session, call_context(), settings(), read_model(), _query(args), args.get("bucket")
     )
 
 
@@ -108,7 +103,7 @@ def hexagon_map(args: dict[str, Any]) -> Response:
             db.session,
             call_context(),
             settings(),
-            published_maps(),
+            read_model(),
             _query(args),
             args["resolution"],
         )
@@ -127,8 +122,7 @@ def sector_map(args: dict[str, Any]) -> Response:
             db.session,
             call_context(),
             settings(),
-            published_maps(),
-            filtered_spans(),
+            read_model(),
             _query(args),
         )
     )
@@ -156,7 +150,7 @@ def hotspot_cells(args: dict[str, Any]) -> Response:
             db.session,
             call_context(),
             settings(),
-            published_maps(),
+            read_model(),
             _query(args),
             args["resolution"],
         )

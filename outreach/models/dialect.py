@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal, cast, get_args
 
-from sqlalchemy import func, select, text
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 Engine = Literal["postgresql", "sqlite"]
@@ -25,13 +25,6 @@ def engine_of(session: Session) -> Engine:
     if name in _ENGINES:
         return cast(Engine, name)
     raise NotImplementedError(f"Outreach runs on PostgreSQL or SQLite, not {name}")
-
-
-def hold_lock(session: Session, key: int) -> None:
-    """Hold the transaction-scoped advisory lock ``key`` until the transaction ends,
-    waiting for whoever holds it."""
-    if engine_of(session) == "postgresql":
-        session.execute(select(func.pg_advisory_xact_lock(key)))
 
 
 def hold_off_writers(session: Session, tables: Sequence[str]) -> None:

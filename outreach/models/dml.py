@@ -1,5 +1,5 @@
-"""Concurrency-safe inserts for both engines: ON CONFLICT DO NOTHING, additive and
-bitwise-or upserts.
+"""Concurrency-safe inserts for both engines: ON CONFLICT DO NOTHING, additive,
+bitwise-or and replacing upserts.
 
 On PostgreSQL a batch travels as one JSON document that ``json_to_recordset``
 turns back into typed rows: the statement is the same whatever the batch size, so
@@ -41,7 +41,8 @@ def insert_new(
 @dataclass(frozen=True)
 class Upsert:
     """Rows to merge into ``table`` by ``key_columns``: their ``value_columns`` are added
-    to the stored ones (``combine="add"``) or or-ed into them bit by bit (``"or"``).
+    to the stored ones (``combine="add"``), or-ed into them bit by bit (``"or"``) or
+    written over them (``"set"``).
     Added columns named in ``wrapped`` are signed 32-bit sums modulo 2^32 (cell keys):
     the rows give them already wrapped (``crypto.wrap32``)."""
 
@@ -117,6 +118,8 @@ def _upsert_statement(
             else table.c[name] + statement.excluded[name]
             if combine == "add"
             else table.c[name].bitwise_or(statement.excluded[name])
+            if combine == "or"
+            else statement.excluded[name]
         )
         for name in value_columns
     }

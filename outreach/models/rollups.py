@@ -124,11 +124,11 @@ class RollupCellSpan(Base):
 
 
 class RollupSpanGeneration(Base):
-    """A number every change of one organisation's hexagon measures over one ``span``
-    from ``start`` raises, in the transaction that changes them: what a worker read of
-    those ``RollupCellSpan`` rows stays true while it is the same
-    (``services/span_blocks.py``). Rows are never deleted, so a number is never given
-    twice to one span."""
+    """A token every change of one organisation's counters over one ``span`` from
+    ``start`` replaces, in the transaction that changes them (``services/writes.py``):
+    what a worker read of that span's rows stays true while it is the same
+    (``services/readmodel``). Tokens are drawn at random, so a value names one state of
+    the span, even across a restore of the database."""
 
     __tablename__ = "rollup_span_generations"
 
@@ -139,8 +139,9 @@ class RollupSpanGeneration(Base):
 
 
 class RollupGeneration(Base):
-    """One row whose number every change of the counters raises, in the transaction that
-    changes them: what was published from the counters stays true while it is the same."""
+    """One row whose token every change of the counters replaces, in the transaction
+    that changes them (``services/writes.py``): what was published from the counters
+    stays true while it is the same."""
 
     __tablename__ = "rollup_generation"
 

@@ -32,7 +32,6 @@ from sqlalchemy.orm import Session
 
 from outreach.models import AUDIT_LOCK_KEY, AuditCheckpoint, AuditEvent, AuditTimeOrder, utcnow
 from outreach.services.context import CallContext
-from outreach.services.rollups import raise_generation
 
 GENESIS_HASH = "0" * 64
 # Parameters dropped whatever route sends them: secrets, coordinates, raw refs.
@@ -152,11 +151,11 @@ def chain_hash(prev_hash: str, payload: bytes) -> str:
 _APPEND = insert(cast(Table, AuditEvent.__table__))
 
 
-# On PostgreSQL, one call under the chain lock (migration 0010): the counters'
-# generation if asked, the head, the hash and the insert. The lock is held to the
-# commit and every audited request queues on it, so it is held for one round trip.
+# On PostgreSQL, one call under the chain lock (migration 0015): the head, the hash and
+# the insert. The lock is held to the commit and every audited request queues on it, so
+# it is held for one round trip.
 _APPEND_ON_POSTGRESQL = text(
-    "SELECT outreach_audit_append(:key, :raise_generation, :before_at, :before_prev_hash,"
+    "SELECT outreach_audit_append(:key, :before_at, :before_prev_hash,"
     " :before_seq, :after_seq, :at, :actor_user_id, :actor_org_id, :actor_role, :action,"
     " :target, CAST(:params AS json), :records, :outcome, :request_id, :client_hash)"
 )
@@ -197,14 +196,13 @@ def record(
     target: str | None = None,
     params: Mapping[str, Any] | None = None,
     records: int = 0,
-    counters_changed: bool = False,
 ) -> None:
     """Append one event inside the caller's open transaction.
 
     Call it last in a use case: the chain lock is held until the transaction ends, so
     taking it late keeps concurrent writers from queueing behind unrelated work. A use
-    case that changed the rollup counters says so with ``counters_changed``: their
-    generation is raised here, under the chain lock (``rollups.raise_generation``).
+    case that changed the rollup counters ends with ``writes.record`` instead, which
+    marks the change, then calls this.
     """
     principal = ctx.principal
     fields: dict[str, Any] = {
@@ -228,7 +226,6 @@ def record(
                 **fields,
                 "params": orjson.dumps(fields["params"]).decode(),
                 "key": AUDIT_LOCK_KEY,
-                "raise_generation": counters_changed,
                 "before_at": before_at,
                 "before_prev_hash": before_prev_hash,
                 "before_seq": before_seq,
@@ -237,8 +234,6 @@ def record(
         )
         return
     # SQLite has one writer at a time: this transaction is the lock.
-    if counters_changed:
-        raise_generation(session)
     head, head_at = _head_and_time(session)
     if head_at is not None and head_at > fields["at"]:
         # The clock read before this transaction began may be behind the event a

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from config import Settings
 from outreach.models import NO_SHIFT, Encounter, EncounterVersion, Role, Shift, utcnow
-from outreach.services import audit
+from outreach.services import audit, writes
 from outreach.services.access import scope_to_organisation
 from outreach.services.context import CallContext, Principal
 from outreach.services.errors import Invalid, NotFound
@@ -178,7 +178,7 @@ def amend_encounter(
         if row is None:
             raise Invalid("Check the form.", errors)
         changed = row["content_hash"] != encounter.content_hash
-        counters_changed = False
+        change = writes.NOTHING
         if changed:
             deltas = Deltas()
             deltas.add(stored_row(encounter), sign=-1)
@@ -189,15 +189,15 @@ def amend_encounter(
             encounter.updated_at = utcnow()
             deltas.add(stored_row(encounter))
             session.flush()
-            counters_changed = deltas.apply(session)
-        audit.record(
+            change = deltas.apply(session)
+        writes.record(
             session,
             ctx,
             "encounters.amend",
+            change,
             target=str(encounter.id),
             params={"fields": sorted(changes), "changed": changed},
             records=1,
-            counters_changed=counters_changed,
         )
     return encounter
 
@@ -228,13 +228,13 @@ def delete_encounter(
         encounter.deleted_at = utcnow()
         encounter.deleted_reason = reason
         session.flush()
-        counters_changed = deltas.apply(session)
-        audit.record(
+        change = deltas.apply(session)
+        writes.record(
             session,
             ctx,
             "encounters.delete",
+            change,
             target=str(encounter.id),
             params={"reason": reason},
             records=1,
-            counters_changed=counters_changed,
         )

@@ -26,7 +26,8 @@ from config import Settings
 from outreach.services import audit, periods
 from outreach.services.context import CallContext
 from outreach.services.geo import cell_geometry, sector_of_cell
-from outreach.services.published import PublishedMap, PublishedMaps, area_features, published_map
+from outreach.services.readmodel import ReadModel
+from outreach.services.readmodel.maps import PublishedMap, area_features, published_map
 from outreach.services.rollups import MAP_METRICS
 from outreach.services.stats.counters import cell_amounts
 from outreach.services.stats.maps import FeatureCollection, at_resolution, map_key
@@ -90,7 +91,7 @@ def hotspots(
     session: Session,
     ctx: CallContext,
     settings: Settings,
-    maps: PublishedMaps,
+    model: ReadModel,
     query: StatsQuery,
     resolution: int,
 ) -> Hotspots:
@@ -125,9 +126,7 @@ def hotspots(
             # published counts, so none can be inverted into a true one.
             counts: dict[str, list[int | None]] = defaultdict(lambda: [0, 0])
             for slot, period in enumerate((recent_period, baseline_period)):
-                sums = at_resolution(
-                    settings, cell_amounts(session, period, maps.spans), resolution
-                )
+                sums = at_resolution(settings, cell_amounts(session, period, model), resolution)
                 values, masked = area_figures(gate, sums)
                 encounters = MAP_METRICS.index("encounters")
                 for cell, value, hidden in zip(
@@ -167,7 +166,7 @@ def hotspots(
             )
             return published_map(features, 2 * len(flagged))
 
-        kept = maps.publish(session, map_key("hotspots", gate, scope, filters), build)
+        kept = model.published_map(session, map_key("hotspots", gate, scope, filters), build)
         audit.record(session, ctx, "stats.hotspots", params=filters, records=kept.records)
     return {
         "type": "FeatureCollection",

@@ -26,7 +26,7 @@ from outreach.models import Kit, Shift
 from outreach.services import audit
 from outreach.services.context import CallContext
 from outreach.services.disclosure import Protection
-from outreach.services.span_blocks import FilteredSpans
+from outreach.services.readmodel import ReadModel
 from outreach.services.stats.publication import published_figures
 from outreach.services.stats.scope import (
     DaySpan,
@@ -110,7 +110,7 @@ def activity_report(
     session: Session,
     ctx: CallContext,
     settings: Settings,
-    days: FilteredSpans,
+    model: ReadModel,
     year: int,
     organisation: str | None,
     output: str,
@@ -121,7 +121,7 @@ def activity_report(
     query = StatsQuery(period=str(year), organisation=organisation)
     with session.begin():
         scope = resolve_scope(session, ctx.principal, query)
-        data = totals(session, scope, days)
+        data = totals(session, scope, model)
         gate = publication_gate(settings, ctx.principal)
         published, suppressed = published_figures(gate, summary_sums(data))
         shifts = _shifts(session, scope, year)

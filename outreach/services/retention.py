@@ -31,14 +31,13 @@ from outreach.models import (
     EncounterVersion,
     PersonYear,
     RollupPerson,
-    RollupSpanGeneration,
     utcnow,
 )
 from outreach.models.dialect import allow_audit_purge
 from outreach.models.rollups import DAY_WORDS
-from outreach.services import audit
+from outreach.services import audit, writes
 from outreach.services.context import CallContext
-from outreach.services.rollups import raise_generation, year_masks
+from outreach.services.rollups import year_masks
 
 PURGE_BATCH = 5_000
 Progress = Callable[[str, int], None]
@@ -130,35 +129,32 @@ def purge(
         )
     counted = due(session, limits)
     start, last = counted.checkpoint_seq, counted.last_seq
-    if dry_run:
-        result = PurgeResult(
-            limits.encounters_before,
-            limits.audit_before,
-            counted.encounters,
-            counted.person_days,
-            counted.audit_events,
-            start,
-            dry_run=True,
-        )
-    else:
+    encounters, checkpoint = counted.encounters, start
+    if not dry_run:
         encounters = _purge_encounters(session, limits.encounters_before, batch, progress)
-        person_days = _purge_person_days(session, limits.encounters_before)
-        progress("person-days", person_days)
         checkpoint = _purge_audit(session, ctx, settings, limits, last, batch, progress)
+    # The person-days last, with the purge's event: the change of every span they were
+    # counted in is marked there (``writes``).
+    with session.begin():
+        if dry_run:
+            person_days, change = counted.person_days, writes.NOTHING
+        else:
+            person_days, change = _purge_person_days(session, limits.encounters_before)
+            progress("person-days", person_days)
         result = PurgeResult(
             limits.encounters_before,
             limits.audit_before,
             encounters,
             person_days,
-            checkpoint - start,
-            checkpoint,
-            dry_run=False,
+            counted.audit_events if dry_run else checkpoint - start,
+            start if dry_run else checkpoint,
+            dry_run=dry_run,
         )
-    with session.begin():
-        audit.record(
+        writes.record(
             session,
             ctx,
             "retention.purge",
+            change,
             params={
                 **asdict(result),
                 "retention_days": settings.retention_days,
@@ -189,33 +185,26 @@ def _purge_encounters(session: Session, before: date, batch: int, progress: Prog
         progress("encounters", len(ids))
 
 
-def _purge_person_days(session: Session, before: date) -> int:
-    """Delete the person-days before ``before``, and their bits in the person-year bitmaps."""
-    with session.begin():
-        result = session.execute(delete(RollupPerson).where(RollupPerson.day < before))
-        session.execute(delete(PersonYear).where(PersonYear.year < before.year))
-        keep = year_masks(before, date(before.year, 12, 31))[before.year]
-        session.execute(
-            update(PersonYear)
-            .where(PersonYear.year == before.year)
-            .values(
-                {
-                    word: getattr(PersonYear, word).bitwise_and(mask)
-                    for word, mask in zip(DAY_WORDS, keep, strict=True)
-                }
-            )
+def _purge_person_days(session: Session, before: date) -> tuple[int, writes.CountersChange]:
+    """Delete the person-days before ``before``, and their bits in the person-year
+    bitmaps, in the caller's transaction: how many, and the change (every span before)."""
+    result = session.execute(delete(RollupPerson).where(RollupPerson.day < before))
+    session.execute(delete(PersonYear).where(PersonYear.year < before.year))
+    keep = year_masks(before, date(before.year, 12, 31))[before.year]
+    session.execute(
+        update(PersonYear)
+        .where(PersonYear.year == before.year)
+        .values(
+            {
+                word: getattr(PersonYear, word).bitwise_and(mask)
+                for word, mask in zip(DAY_WORDS, keep, strict=True)
+            }
         )
-        session.execute(
-            delete(PersonYear).where(*(getattr(PersonYear, word) == 0 for word in DAY_WORDS))
-        )
-        # What workers keep of those days' person-days (``span_blocks``) no longer holds.
-        session.execute(
-            update(RollupSpanGeneration)
-            .where(RollupSpanGeneration.start < before)
-            .values(generation=RollupSpanGeneration.generation + 1)
-        )
-        raise_generation(session)
-    return int(getattr(result, "rowcount", 0) or 0)
+    )
+    session.execute(
+        delete(PersonYear).where(*(getattr(PersonYear, word) == 0 for word in DAY_WORDS))
+    )
+    return int(getattr(result, "rowcount", 0) or 0), writes.changed(session, before=before)
 
 
 def _purge_audit(

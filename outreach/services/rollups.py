@@ -23,7 +23,6 @@ from sqlalchemy import Table, bindparam, delete, func, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from outreach.models import (
-    AUDIT_LOCK_KEY,
     Encounter,
     PersonYear,
     RollupCell,
@@ -31,13 +30,14 @@ from outreach.models import (
     RollupGeneration,
     RollupPerson,
     RollupSector,
-    RollupSpanGeneration,
     RollupTotal,
 )
-from outreach.models.dialect import hold_lock, hold_off_writers
+from outreach.models.dialect import hold_off_writers
 from outreach.models.dml import Upsert, upsert_all
 from outreach.models.rollups import DAY_WORDS, DAYS_PER_WORD
+from outreach.services import writes
 from outreach.services.crypto import person_key, wrap32
+from outreach.services.writes import GENERATION_ROW, ChangedSpan, CountersChange
 
 SECTOR_KEY = ("day", "organisation_id", "sector", "shift_kind")
 COUNTER_KEY = (*SECTOR_KEY, "metric")
@@ -223,13 +223,15 @@ class Deltas:
                         amounts[key_slot] += key
         return spans
 
-    def apply(self, session: Session) -> bool:
+    def apply(self, session: Session) -> CountersChange:
         """Write every change; the upserts travel together (one round trip on PostgreSQL).
 
-        Whether a counter changed: the caller then raises their generation, with its
-        audit event (``audit.record(..., counters_changed=True)``) or else by
-        ``raise_generation``, last in its transaction.
-        """
+        What changed: the caller hands it to ``writes.record``, last in its transaction,
+        which cannot commit before."""
+        return writes.changed(session, self._write(session))
+
+    def _write(self, session: Session) -> set[ChangedSpan]:
+        """``apply`` without the change pending: the spans whose counters changed."""
         cell_spans = self.cell_spans()
         by_cell = {(*grain, cell): counters for (grain, cell), counters in self.by_cell.items()}
         counters = [
@@ -242,24 +244,17 @@ class Deltas:
             _CounterChange.of(RollupPerson, PERSON_KEY, ("encounters",), _single(self.people)),
         ]
         gained, lost = _person_day_changes(self.people)
-        # The span generations after every counter row, in key order: a transaction
-        # waiting on one holds no counter row that the holder still needs.
-        upsert_all(
-            session,
-            [change.upsert for change in counters]
-            + [_days_to_set(gained), self._spans_changed(cell_spans)],
-        )
+        upsert_all(session, [change.upsert for change in counters] + [_days_to_set(gained)])
         for change in counters:
             change.delete_emptied(session)
         gone = _no_longer_met(session, lost) if lost else set()
         if gone:
             _clear_days(session, gone)
-        return any(change.upsert.rows for change in counters)
+        return self._spans_changed(cell_spans)
 
-    def _spans_changed(self, cell_spans: Mapping[tuple[Any, ...], list[int]]) -> Upsert:
-        """Raise the generation of each organisation's day, week and month whose counters
-        change: what a worker keeps of their hexagon spans, sector counters and
-        person-days (``span_blocks``) no longer holds."""
+    def _spans_changed(self, cell_spans: Mapping[tuple[Any, ...], list[int]]) -> set[ChangedSpan]:
+        """Each organisation's day, week and month whose counters change: what a worker
+        keeps of their hexagon spans, sector counters and person-days no longer holds."""
         changed = {key[:3] for key, amounts in cell_spans.items() if any(amounts)}
         days = {
             grain[:2]
@@ -272,44 +267,14 @@ class Deltas:
             for day, organisation_id in days
             for span, start in spans_of(day)
         )
-        rows = [
-            {**dict(zip(SPAN_KEY, key, strict=True)), "generation": 1} for key in sorted(changed)
-        ]
-        return Upsert(
-            cast(Table, RollupSpanGeneration.__table__),
-            SPAN_KEY,
-            ("generation",),
-            rows,
-            "add",
-        )
-
-
-_GENERATION_ROW = 1
-_NEXT_GENERATION = Upsert(
-    cast(Table, RollupGeneration.__table__),
-    ("id",),
-    ("generation",),
-    [{"id": _GENERATION_ROW, "generation": 1}],
-    "add",
-)
-
-
-def raise_generation(session: Session) -> None:
-    """Mark the counters changed by this transaction; call it after the changes.
-
-    Last, when every counter row the transaction changes is locked: one that waits
-    here holds no row the holder still needs, so they cannot deadlock. On PostgreSQL
-    the audit chain lock comes first, as when ``audit.record`` raises the generation:
-    every transaction takes the two in the same order.
-    """
-    hold_lock(session, AUDIT_LOCK_KEY)
-    upsert_all(session, [_NEXT_GENERATION])
+        return cast(set[ChangedSpan], changed)
 
 
 def generation(session: Session) -> int:
-    """The counters' generation: it rises with every committed change of them."""
+    """The counters' generation: a token every committed change of them replaces
+    (``writes``); 0 before the first."""
     number = session.scalar(
-        select(RollupGeneration.generation).where(RollupGeneration.id == _GENERATION_ROW)
+        select(RollupGeneration.generation).where(RollupGeneration.id == GENERATION_ROW)
     )
     return int(number or 0)
 
@@ -555,10 +520,13 @@ def stored_row(encounter: Encounter) -> dict[str, Any]:
 class RebuildSummary:
     encounters: int
     counters: int
+    # For ``writes.record``.
+    change: CountersChange
 
 
 # What every writer of the counters writes first, in this order: a sync's shifts, then
-# any writer's encounters, and only then counter rows, span generations, the chain lock.
+# any writer's encounters, and only then counter rows, span generations, the counters'
+# generation, the chain lock (``writes``).
 _WRITERS_FIRST_TABLES = ("shifts", "encounters")
 
 
@@ -577,7 +545,8 @@ def lock_out_writers(session: Session) -> None:
 
 def rebuild(session: Session, progress: Callable[[int], None] = lambda _n: None) -> RebuildSummary:
     """Recompute every aggregate from the live raw encounters, inside the caller's
-    transaction, with writers held off (``lock_out_writers``) until it commits."""
+    transaction, with writers held off (``lock_out_writers``) until it commits; its
+    change (every span) goes to ``writes.record``."""
     lock_out_writers(session)
     for model in (
         RollupSector,
@@ -588,10 +557,6 @@ def rebuild(session: Session, progress: Callable[[int], None] = lambda _n: None)
         PersonYear,
     ):
         session.execute(delete(model))
-    # Every span whose rows were just emptied changes, refilled or not.
-    session.execute(
-        update(RollupSpanGeneration).values(generation=RollupSpanGeneration.generation + 1)
-    )
     seen = 0
     deltas = Deltas()
     for batch in _live_encounters(session):
@@ -599,11 +564,11 @@ def rebuild(session: Session, progress: Callable[[int], None] = lambda _n: None)
             deltas.add(stored_row(encounter))
         seen += len(batch)
         progress(len(batch))
-    deltas.apply(session)
-    # Even with no encounter left, the counters were emptied.
-    raise_generation(session)
+    spans = deltas._write(session)
     counters = (deltas.sectors, deltas.cells, deltas.totals(), deltas.cell_spans())
-    return RebuildSummary(encounters=seen, counters=sum(map(len, counters)))
+    # Every span changes, refilled or emptied, even with no encounter left.
+    change = writes.changed(session, spans, before=date.max)
+    return RebuildSummary(encounters=seen, counters=sum(map(len, counters)), change=change)
 
 
 def live_encounters(session: Session) -> int:

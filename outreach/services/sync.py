@@ -25,7 +25,7 @@ from config import Settings
 from outreach.clock import PARIS
 from outreach.models import NO_SHIFT, Encounter, Kit, Shift, Structure, utcnow
 from outreach.models.dml import insert_new
-from outreach.services import audit
+from outreach.services import audit, writes
 from outreach.services.context import CallContext
 from outreach.services.crypto import keyed_hash, record_key
 from outreach.services.errors import Invalid
@@ -327,15 +327,15 @@ def sync(
             deltas = Deltas()
             for row in created:
                 deltas.add(row)
-            counters_changed = deltas.apply(session)
+            change = deltas.apply(session)
             outcome = SyncOutcome(_ordered(results))
-            audit.record(
+            writes.record(
                 session,
                 ctx,
                 "sync",
+                change,
                 params={"atomic": atomic, **outcome.counts},
                 records=outcome.counts["created"],
-                counters_changed=counters_changed,
             )
     if outcome is None:
         errors: dict[str, Any] = {}

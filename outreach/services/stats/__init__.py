@@ -5,7 +5,7 @@ request without a sector or shift-kind filter reads the per-organisation tables
 (``RollupTotal``, ``PersonYear``, ``RollupCellSpan`` for maps), whose cost does not
 grow with the encounters. A filtered summary, time series or sector map sums the day
 rows of the finer tables (``RollupSector``, ``RollupPerson``), which each worker keeps
-by organisation and day while they hold (``span_blocks.FilteredSpans``), so it reads
+by organisation and day while they hold (``readmodel``), so it reads
 only the days that changed since. A filtered hexagon map reads the hexagon day rows.
 
 Every figure leaves through ``disclosure.Gate``; every request is audited

@@ -2,7 +2,7 @@
 
 A request without a sector or shift-kind filter reads the per-organisation tables
 (``RollupTotal``, ``PersonYear``, and for hexagon maps ``RollupCellSpan`` through the
-span rows this worker keeps, ``span_blocks.SpanBlocks``), whose cost does not grow
+span rows this worker's read model keeps, ``readmodel``), whose cost does not grow
 with the encounters; a filtered hexagon map reads the hexagon day rows. Every sum
 carries the encounters behind it (its basis) and its cell key modulo 2^32, which the
 disclosure gate needs.
@@ -21,8 +21,8 @@ from sqlalchemy.orm import Session
 from outreach.models import Kit, PersonYear, RollupCell, RollupSector, RollupTotal
 from outreach.models.rollups import DAY_WORDS
 from outreach.services.disclosure import KEY_MASK
+from outreach.services.readmodel import ReadModel
 from outreach.services.rollups import CELL_SPAN_VALUES, MAP_COLUMNS, MAP_METRICS, year_masks
-from outreach.services.span_blocks import SpanBlocks
 from outreach.services.stats.scope import Scope, period_spans
 
 
@@ -125,12 +125,12 @@ def area_amounts(
     )
 
 
-def cell_amounts(session: Session, scope: Scope, spans: SpanBlocks) -> AreaSums:
+def cell_amounts(session: Session, scope: Scope, model: ReadModel) -> AreaSums:
     """The map's measures per hexagon with encounters in the scope; without a sector or
     shift-kind filter, from the span rows this worker keeps while they hold."""
     if not scope.whole_organisations:
         return area_amounts(session, RollupCell, scope.where(RollupCell), RollupCell.cell)
-    sums = spans.cell_sums(session, period_spans(scope.start, scope.end), scope.organisation_id)
+    sums = model.cell_sums(session, period_spans(scope.start, scope.end), scope.organisation_id)
     return AreaSums(sums.cells, reduced_keys(sums.measures[:, _SPAN_AMOUNTS]))
 
 

@@ -2,8 +2,8 @@
 
 A summary, time series or sector map with a sector or shift-kind filter sums the day
 rows of the finer tables (``RollupSector``, ``RollupPerson``), which each worker keeps
-by organisation and day while they hold (``span_blocks.FilteredSpans``), so it reads
-only the days that changed since. The scope's filters pick areas out of the kept rows;
+by organisation and day while they hold (``readmodel``), so it reads only the days
+that changed since. The scope's filters pick areas out of the kept rows;
 every sum equals the one the tables give (``tests/test_rollups.py`` pins each to its
 SQL reference).
 """
@@ -19,20 +19,15 @@ import numpy.typing as npt
 from sqlalchemy.orm import Session
 
 from outreach.services.disclosure import KEY_MASK
+from outreach.services.readmodel import ReadModel
+from outreach.services.readmodel.numbering import KeyedAreas, Sums
+from outreach.services.readmodel.spans import DaySums, Generations
 from outreach.services.rollups import MAP_METRICS
-from outreach.services.span_blocks import (
-    DaySpans,
-    FilteredSpans,
-    Generations,
-    KeyedAreas,
-    SpanKey,
-    SpanRows,
-    Sums,
-)
 from outreach.services.stats.counters import AMOUNTS, AreaSums, Sum, reduced_keys
 from outreach.services.stats.scope import Scope, bucket_start
 
-# The key columns of the fine day tables' areas (``span_blocks.SECTOR_DAYS``, ``PEOPLE_DAYS``).
+# The key columns of the fine day tables' areas (``readmodel.spans.SECTOR_DAYS``,
+# ``PEOPLE_DAYS``).
 COUNTER_SECTOR, COUNTER_KIND, COUNTER_METRIC = range(3)
 PERSON_REF, PERSON_SECTOR, PERSON_KIND = range(3)
 
@@ -49,31 +44,29 @@ def _filtered(
 
 
 def distinct_people(
-    session: Session, scope: Scope, days: FilteredSpans, current: Generations | None = None
+    session: Session, scope: Scope, model: ReadModel, current: Generations | None = None
 ) -> Sum:
     """Distinct person refs met in the scope, and the encounters that carried one,
     from the person-days this worker keeps (any filter)."""
-    total, _spans, keyed = days.people.day_sums(
-        session, scope.start, scope.end, scope.organisation_id, current
-    )
+    days = model.people_days(session, scope.start, scope.end, scope.organisation_id, current)
+    total, keyed = days.total, days.keyed
     met = _filtered(keyed, len(total), PERSON_SECTOR, PERSON_KIND, scope) & (total[:, 0] > 0)
     refs = keyed.codes[PERSON_REF][: len(total)][met]
     # Ref codes are small integers: counting them beats sorting them.
     present = np.flatnonzero(np.bincount(refs, minlength=1))
-    key = int(days.people.first_keys()[present].sum()) & KEY_MASK
+    key = int(days.first_keys()[present].sum()) & KEY_MASK
     return Sum(len(present), int(total[met, 0].sum()), key)
 
 
 class KeptCounters(NamedTuple):
-    """The sector counters this worker keeps, summed over a scope's period by area; the
-    rows of each day; what each area number stands for; and which areas the scope's
-    sector and shift-kind filters keep."""
+    """The sector counters this worker keeps, summed over a scope's period by area, with
+    the rows of each day (``days``); what each area number stands for; and which areas
+    the scope's sector and shift-kind filters keep."""
 
     total: Sums
-    spans: dict[SpanKey, SpanRows]
     keyed: KeyedAreas
     chosen: npt.NDArray[np.bool_]
-    kept: DaySpans
+    days: DaySums
 
     def by_metric(self) -> dict[str, Sum]:
         """The chosen areas' counters summed per metric, for the metrics they hold."""
@@ -116,8 +109,8 @@ class KeptCounters(NamedTuple):
         # The few areas asked for (a sector's shift kinds times the metrics), picked
         # from each day's rows: a year is a thousand days or more.
         wanted = np.flatnonzero(slots >= 0).astype(np.int32)
-        found = self.kept.picked(wanted, self.spans)
-        days = [day for _span, day, _organisation in self.spans]
+        found = self.days.picked(wanted)
+        days = [day for _span, day, _organisation in self.days.spans]
         starts = {day: bucket_start(day, bucket) for day in set(days)}
         buckets = sorted(set(starts.values()))
         place = {start: index for index, start in enumerate(buckets)}
@@ -149,12 +142,10 @@ class KeptCounters(NamedTuple):
 
 
 def kept_counters(
-    session: Session, scope: Scope, days: FilteredSpans, current: Generations | None = None
+    session: Session, scope: Scope, model: ReadModel, current: Generations | None = None
 ) -> KeptCounters:
     """The scope's sector counters from the day rows this worker keeps (``current``:
     the days' generations, when already read)."""
-    total, spans, keyed = days.counters.day_sums(
-        session, scope.start, scope.end, scope.organisation_id, current
-    )
-    chosen = _filtered(keyed, len(total), COUNTER_SECTOR, COUNTER_KIND, scope)
-    return KeptCounters(total, spans, keyed, chosen, days.counters)
+    days = model.sector_days(session, scope.start, scope.end, scope.organisation_id, current)
+    chosen = _filtered(days.keyed, len(days.total), COUNTER_SECTOR, COUNTER_KIND, scope)
+    return KeptCounters(days.total, days.keyed, chosen, days)

@@ -1,7 +1,7 @@
 """``/stats/map`` and ``/stats/sectors``: hexagon and sector maps, published.
 
 A map is published under a key naming its kind, whether exact, whose counts and its
-filters (``map_key``), and served as kept (``published.PublishedMaps``) until the
+filters (``map_key``), and served as kept by the read model (``readmodel``) until the
 counters change; then it is written again from the last version kept. Its features
 leave already serialised. Audited like the summary.
 """
@@ -20,15 +20,14 @@ from outreach.services import audit
 from outreach.services.context import CallContext
 from outreach.services.disclosure import Gate, Protection
 from outreach.services.geo import cell_geometry, sector_geometries
-from outreach.services.published import (
+from outreach.services.readmodel import ReadModel
+from outreach.services.readmodel.maps import (
     PublishedMap,
-    PublishedMaps,
     area_features,
     published_map,
     render_areas,
 )
 from outreach.services.rollups import MAP_METRICS
-from outreach.services.span_blocks import FilteredSpans
 from outreach.services.stats.counters import AreaSums, cell_amounts, reduced_keys
 from outreach.services.stats.filtered import kept_counters
 from outreach.services.stats.publication import area_figures, map_properties
@@ -86,7 +85,7 @@ def hexagon_map(
     session: Session,
     ctx: CallContext,
     settings: Settings,
-    maps: PublishedMaps,
+    model: ReadModel,
     query: StatsQuery,
     resolution: int,
 ) -> HexagonMap:
@@ -96,7 +95,7 @@ def hexagon_map(
         scope = resolve_scope(session, principal, query)
         filters: MapFilters = {**scope.params(), "resolution": resolution}
         gate = publication_gate(settings, principal)
-        kept = publish_hexagon_map(session, settings, maps, gate, scope, resolution)
+        kept = publish_hexagon_map(session, settings, model, gate, scope, resolution)
         audit.record(session, ctx, "stats.map", params=filters, records=kept.records)
     return {
         "type": "FeatureCollection",
@@ -110,7 +109,7 @@ def hexagon_map(
 def publish_hexagon_map(
     session: Session,
     settings: Settings,
-    maps: PublishedMaps,
+    model: ReadModel,
     gate: Gate,
     scope: Scope,
     resolution: int,
@@ -119,7 +118,7 @@ def publish_hexagon_map(
     changed since, else written again from the last version kept (``published``)."""
 
     def build(previous: PublishedMap | None) -> PublishedMap:
-        sums = at_resolution(settings, cell_amounts(session, scope, maps.spans), resolution)
+        sums = at_resolution(settings, cell_amounts(session, scope, model), resolution)
         values, masked = area_figures(gate, sums)
         rendered = render_areas(
             "cell",
@@ -136,7 +135,7 @@ def publish_hexagon_map(
         )
 
     filters = {**scope.params(), "resolution": resolution}
-    return maps.publish(session, map_key("map", gate, scope, filters), build)
+    return model.published_map(session, map_key("map", gate, scope, filters), build)
 
 
 def map_key(kind: str, gate: Gate, scope: Scope, filters: Mapping[str, Any]) -> tuple[Any, ...]:
@@ -149,15 +148,14 @@ def sector_map(
     session: Session,
     ctx: CallContext,
     settings: Settings,
-    maps: PublishedMaps,
-    days: FilteredSpans,
+    model: ReadModel,
     query: StatsQuery,
 ) -> SectorMap:
     principal = caller(ctx)
     with session.begin():
         scope = resolve_scope(session, principal, query)
         gate = publication_gate(settings, principal)
-        kept = publish_sector_map(session, maps, days, gate, scope)
+        kept = publish_sector_map(session, model, gate, scope)
         audit.record(session, ctx, "stats.sectors", params=scope.params(), records=kept.records)
     return {
         "type": "FeatureCollection",
@@ -170,12 +168,12 @@ def sector_map(
 
 
 def publish_sector_map(
-    session: Session, maps: PublishedMaps, days: FilteredSpans, gate: Gate, scope: Scope
+    session: Session, model: ReadModel, gate: Gate, scope: Scope
 ) -> PublishedMap:
     """The scope's sector map, as kept if the counters have not changed since."""
 
     def build(_previous: PublishedMap | None) -> PublishedMap:
-        sums = kept_counters(session, scope, days).by_sector().over(SECTORS)
+        sums = kept_counters(session, scope, model).by_sector().over(SECTORS)
         properties = dict(zip(SECTORS, map_properties(gate, sums), strict=True))
         geometries = sector_geometries()
         # Encounters outside every named sector have no outline to draw; they count
@@ -191,4 +189,4 @@ def publish_sector_map(
             {"outside_sectors": orjson.Fragment(b"{" + properties[OUTSIDE_SECTORS] + b"}")},
         )
 
-    return maps.publish(session, map_key("sectors", gate, scope, scope.params()), build)
+    return model.published_map(session, map_key("sectors", gate, scope, scope.params()), build)

@@ -11,7 +11,7 @@ import numpy as np
 import numpy.typing as npt
 
 from outreach.services.disclosure import Gate
-from outreach.services.published import area_properties
+from outreach.services.readmodel.maps import area_properties
 from outreach.services.rollups import MAP_METRICS
 from outreach.services.stats.counters import AMOUNTS, AreaSums, Sum
 

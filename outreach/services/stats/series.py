@@ -20,7 +20,7 @@ from outreach.models import RollupTotal
 from outreach.services import audit, periods
 from outreach.services.context import CallContext
 from outreach.services.disclosure import KEY_MASK, Protection
-from outreach.services.span_blocks import FilteredSpans
+from outreach.services.readmodel import ReadModel
 from outreach.services.stats.counters import Sum, counter_sums
 from outreach.services.stats.filtered import kept_counters
 from outreach.services.stats.publication import published_figures
@@ -76,7 +76,7 @@ def timeseries(
     session: Session,
     ctx: CallContext,
     settings: Settings,
-    days: FilteredSpans,
+    model: ReadModel,
     query: StatsQuery,
     bucket: str | None,
 ) -> Series:
@@ -105,7 +105,7 @@ def timeseries(
                 metrics=SERIES_MEASURES.values(),
             )
         else:
-            sums = kept_counters(session, scope, days).by_bucket(
+            sums = kept_counters(session, scope, model).by_bucket(
                 list(SERIES_MEASURES.values()), bucket
             )
         starts = sorted({bucket_start(day, bucket) for day in scope.days()})

@@ -19,7 +19,7 @@ from outreach.models import RollupTotal
 from outreach.services import audit
 from outreach.services.context import CallContext
 from outreach.services.disclosure import Protection
-from outreach.services.span_blocks import FilteredSpans
+from outreach.services.readmodel import ReadModel
 from outreach.services.stats.counters import Sum, counter_sums, distinct_people_met, kit_codes
 from outreach.services.stats.filtered import distinct_people, kept_counters
 from outreach.services.stats.publication import published_figures
@@ -87,7 +87,7 @@ class Totals:
         return self.sums.get(metric, Sum(0, 0, 0))
 
 
-def totals(session: Session, scope: Scope, days: FilteredSpans) -> Totals:
+def totals(session: Session, scope: Scope, model: ReadModel) -> Totals:
     if scope.whole_organisations:
         rows = counter_sums(session, RollupTotal, scope.spans_where(RollupTotal))
         sums = {key[0]: value for key, value in rows.items()}
@@ -96,11 +96,9 @@ def totals(session: Session, scope: Scope, days: FilteredSpans) -> Totals:
         people = Sum(met, identified.value, key)
     else:
         # One read of the days' generations for both tables.
-        current = days.generations.current(
-            session, [("day", scope.start, scope.end)], scope.organisation_id
-        )
-        sums = kept_counters(session, scope, days, current).by_metric()
-        people = distinct_people(session, scope, days, current)
+        current = model.day_generations(session, scope.start, scope.end, scope.organisation_id)
+        sums = kept_counters(session, scope, model, current).by_metric()
+        people = distinct_people(session, scope, model, current)
     seen_kits = [m.removeprefix("kit:") for m in sums if m.startswith("kit:")]
     return Totals(sums, people, kit_codes(session, seen_kits))
 
@@ -169,12 +167,12 @@ def suppressed_paths(suppressed: list[str]) -> list[str]:
 
 
 def summary(
-    session: Session, ctx: CallContext, settings: Settings, days: FilteredSpans, query: StatsQuery
+    session: Session, ctx: CallContext, settings: Settings, model: ReadModel, query: StatsQuery
 ) -> Summary:
     principal = caller(ctx)
     with session.begin():
         scope = resolve_scope(session, principal, query)
-        data = totals(session, scope, days)
+        data = totals(session, scope, model)
         gate = publication_gate(settings, principal)
         values, suppressed = published_figures(gate, summary_sums(data))
         audit.record(session, ctx, "stats.summary", params=scope.params(), records=len(values))

@@ -15,8 +15,7 @@ from sqlalchemy.orm import Session
 
 from config import Settings
 from outreach.services import disclosure, periods
-from outreach.services.published import PublishedMaps
-from outreach.services.span_blocks import FilteredSpans, SpanBlocks
+from outreach.services.readmodel import ReadModel
 from outreach.services.stats.maps import publish_hexagon_map, publish_sector_map
 from outreach.services.stats.scope import Scope, period_spans
 
@@ -49,47 +48,47 @@ def warm_periods(today: date) -> list[periods.Period]:
     return warm
 
 
-def warm_spans(
-    session: Session, spans: SpanBlocks, days: FilteredSpans, today: date
-) -> tuple[int, int]:
+def warm_spans(session: Session, model: ReadModel, today: date) -> tuple[int, int]:
     """Read ahead the whole area's map span rows and filtered stats' day rows of the
     ``warm_periods``, so that a worker's first map or filtered summary of one of them
     reads only what changed since; the number of map spans and of day spans read.
     Nothing is answered or logged from them, so nothing is audited."""
-    kept_days = [kept for kept in (days.counters, days.people) if kept.max_rows > 0]
-    maps_before = spans.spans_read
-    days_before = sum(kept.spans_read for kept in kept_days)
+    before = model.usage()
     with session.begin():
         for period in warm_periods(today):
-            if spans.max_rows > 0:
-                spans.cell_sums(session, period_spans(period.start, period.end), None)
-            for kept in kept_days:
-                kept.day_sums(session, period.start, period.end, None)
+            if model.keeps_map_spans:
+                model.cell_sums(session, period_spans(period.start, period.end), None)
+            if model.keeps_day_rows:
+                current = model.day_generations(session, period.start, period.end, None)
+                model.sector_days(session, period.start, period.end, None, current)
+                model.people_days(session, period.start, period.end, None, current)
+    after = model.usage()
     return (
-        spans.spans_read - maps_before,
-        sum(kept.spans_read for kept in kept_days) - days_before,
+        after.map_spans_read - before.map_spans_read,
+        after.sector_days_read
+        + after.people_days_read
+        - before.sector_days_read
+        - before.people_days_read,
     )
 
 
-def publish_ahead(
-    session: Session, settings: Settings, maps: PublishedMaps, days: FilteredSpans, today: date
-) -> int:
+def publish_ahead(session: Session, settings: Settings, model: ReadModel, today: date) -> int:
     """Publish ahead the coordinators' whole-area maps of the ``warm_periods``, hexagons
     at each of ``WARM_MAP_RESOLUTIONS`` and sectors, from the rows ``warm_spans`` read:
     a worker's first such map is then written again only where a sync changed it, and
     the hexagons' outlines are serialised before anyone waits for them. The number of
     maps published. As in ``warm_spans``, nothing is answered, so nothing is audited;
     the maps are those a coordinator's request would publish, under the same keys."""
-    if maps.max_features == 0:
+    if not model.keeps_maps:
         return 0
     # Without kept rows a map would read its whole period from the database: only what
     # was read ahead is published ahead.
     resolutions = [
         resolution
         for resolution in WARM_MAP_RESOLUTIONS
-        if resolution <= settings.h3_resolution and maps.spans.max_rows > 0
+        if resolution <= settings.h3_resolution and model.keeps_map_spans
     ]
-    sectors = days.counters.max_rows > 0
+    sectors = model.keeps_day_rows
     warm = warm_periods(today)
     gate = disclosure.gate(settings, exact=False)
     with session.begin():
@@ -97,7 +96,7 @@ def publish_ahead(
         for period in reversed(warm):
             scope = Scope(period.start, period.end, None, None, None, None, period.name)
             for resolution in resolutions:
-                publish_hexagon_map(session, settings, maps, gate, scope, resolution)
+                publish_hexagon_map(session, settings, model, gate, scope, resolution)
             if sectors:
-                publish_sector_map(session, maps, days, gate, scope)
+                publish_sector_map(session, model, gate, scope)
     return len(warm) * (len(resolutions) + sectors)

@@ -1,11 +1,12 @@
-"""Maps published earlier, served again while the counters behind them are unchanged.
+"""Maps published earlier, served again while the counters behind them are unchanged;
+and how a map's GeoJSON features are written.
 
 A whole-area map is thousands of hexagons whose counts are read, summed and passed
-through the publication gate: hundreds of milliseconds at national volume, for an answer
-that is the same until the next sync. Each worker keeps the maps it published, with
-the counters' generation they were computed at (``rollups.generation``); a request
-whose generation is still current is answered from here. Every change of the
-counters raises the generation in its own transaction, so a map is never served
+through the publication gate, for an answer that is the same until the next write of
+the counters. Each worker keeps the maps it published under the counters' generation
+they were computed at (``rollups.generation``); a request whose generation is still
+the stored one is answered from here. Every write of the counters replaces the
+generation in its own transaction (``services/writes.py``), so a map is never served
 after a change it does not show has committed.
 
 What is kept is what was published, masks applied, serialised once as the bytes it
@@ -18,7 +19,6 @@ of 0 keeps nothing.
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -27,10 +27,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import orjson
+from cachetools import LRUCache
 from sqlalchemy.orm import Session
 
 from outreach.services.rollups import generation
-from outreach.services.span_blocks import SpanBlocks
 
 
 @dataclass(frozen=True)
@@ -155,33 +155,27 @@ def area_properties(
     """Each area's published ``measures`` (``null`` where masked), whether it is hidden
     (its ``leader`` is) and which counts are, as the members of a JSON object.
 
-    Written from one template per pattern of masks: a whole-area map has thousands of
-    areas and only a few patterns, and a template costs less than an object each. A
-    pattern is numbered by its masks as bits, so finding its template hashes an int."""
-    templates: dict[int, str] = {}
+    The counts are written by orjson, an object per area; the flags, the same for
+    every area of one pattern of masks, once per pattern. A pattern is numbered by its
+    masks as bits, so finding its flags hashes an int."""
+    names = list(measures)
     patterns = (masked @ (1 << np.arange(len(measures)))).tolist()
+    shown = values.astype(object)
+    shown[masked] = None
+    flags: dict[int, bytes] = {}
     written = []
-    for row, pattern in zip(values.tolist(), patterns, strict=True):
-        template = templates.get(pattern)
-        if template is None:
-            hidden = tuple(bool(pattern >> slot & 1) for slot in range(len(measures)))
-            template = templates[pattern] = _members_template(measures, leader, hidden)
-        written.append((template % tuple(row)).encode())
+    for row, pattern in zip(shown.tolist(), patterns, strict=True):
+        members = flags.get(pattern)
+        if members is None:
+            members = flags[pattern] = _flags(measures, leader, pattern)
+        written.append(orjson.dumps(dict(zip(names, row, strict=True)))[1:-1] + members)
     return written
 
 
-def _members_template(measures: Sequence[str], leader: str, hidden: tuple[bool, ...]) -> str:
-    # Every value is an argument of the %-format: a masked one is written as nothing
-    # ("%.0s") before the literal null, so one tuple per row fits any pattern.
-    published = ",".join(
-        orjson.dumps(measure).decode().replace("%", "%%") + (":%.0snull" if masked else ":%d")
-        for measure, masked in zip(measures, hidden, strict=True)
-    )
-    suppressed = [measure for measure, masked in zip(measures, hidden, strict=True) if masked]
-    flags = orjson.dumps(
-        {"suppressed": hidden[measures.index(leader)], "suppressed_counts": suppressed}
-    ).decode()
-    return published + "," + flags[1:-1].replace("%", "%%")
+def _flags(measures: Sequence[str], leader: str, pattern: int) -> bytes:
+    """``,"suppressed":...,"suppressed_counts":[...]`` of one pattern of masks."""
+    hidden = [measure for slot, measure in enumerate(measures) if pattern >> slot & 1]
+    return b"," + orjson.dumps({"suppressed": leader in hidden, "suppressed_counts": hidden})[1:-1]
 
 
 @dataclass(frozen=True)
@@ -190,15 +184,16 @@ class _Kept:
     published: PublishedMap
 
 
-class PublishedMaps:
-    """Published maps by request, within a budget of features, and the span rows a map
-    is computed from (``span_blocks``); safe across threads."""
+def _feature_count(kept: _Kept) -> int:
+    return kept.published.size
 
-    def __init__(self, max_features: int, max_span_rows: int) -> None:
+
+class PublishedMapCache:
+    """Published maps by request, within a budget of features; safe across threads."""
+
+    def __init__(self, max_features: int) -> None:
         self.max_features = max_features
-        self.spans = SpanBlocks(max_span_rows)
-        self._kept: OrderedDict[Hashable, _Kept] = OrderedDict()
-        self._features = 0
+        self._kept: LRUCache[Hashable, _Kept] = LRUCache(max_features, getsizeof=_feature_count)
         self._lock = threading.Lock()
 
     def publish(
@@ -213,33 +208,19 @@ class PublishedMaps:
         # Read before the counters: a change committed in between is in what ``build``
         # reads, and only makes the kept map newer than its generation says.
         current = generation(session)
-        kept = self._get(key)
+        with self._lock:
+            kept = self._kept.get(key)
         if kept is not None and kept.generation == current:
             return kept.published
         published = build(kept.published if kept is not None else None)
-        self._put(key, _Kept(current, published))
+        if published.size <= self.max_features:
+            with self._lock:
+                self._kept[key] = _Kept(current, published)
         return published
 
     def __len__(self) -> int:
         return len(self._kept)
 
-    def _get(self, key: Hashable) -> _Kept | None:
+    def invalidate(self) -> None:
         with self._lock:
-            kept = self._kept.get(key)
-            if kept is not None:
-                self._kept.move_to_end(key)
-            return kept
-
-    def _put(self, key: Hashable, kept: _Kept) -> None:
-        size = kept.published.size
-        if size > self.max_features:
-            return
-        with self._lock:
-            previous = self._kept.pop(key, None)
-            if previous is not None:
-                self._features -= previous.published.size
-            self._kept[key] = kept
-            self._features += size
-            while self._features > self.max_features:
-                _key, evicted = self._kept.popitem(last=False)
-                self._features -= evicted.published.size
+            self._kept.clear()
