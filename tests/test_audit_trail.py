@@ -20,7 +20,7 @@ from sqlalchemy import select
 from outreach.api.access import PUBLIC, access_of
 from outreach.extensions import db
 from outreach.models import AuditEvent, Role
-from tests.conftest import PASSWORD, Account, bearer, login
+from tests.helpers import PASSWORD, Account, bearer, login
 from tests.payloads import encounter
 
 # Reference data read by every phone at start-up: nothing about people or use.

@@ -21,7 +21,7 @@ from outreach import create_app
 from outreach.extensions import db
 from outreach.models import Encounter, Role
 from outreach.services.geo import geography, sector_of_cell
-from tests.conftest import (
+from tests.helpers import (
     Account,
     bearer,
     create_account,

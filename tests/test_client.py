@@ -32,7 +32,7 @@ from openapi_spec_validator import validate
 from outreach.clock import PARIS, paris_today
 from outreach.models import Role
 from outreach.services import periods
-from tests.conftest import PASSWORD, Account
+from tests.helpers import PASSWORD, Account
 from tests.payloads import STALINGRAD
 
 OPENAPI = "/api/openapi.json"

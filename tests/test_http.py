@@ -12,7 +12,7 @@ from flask.testing import FlaskClient
 
 from outreach import create_app
 from outreach.models import Role
-from tests.conftest import make_settings
+from tests.helpers import make_settings
 
 LOGIN = "/api/v1/auth/login"
 

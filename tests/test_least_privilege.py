@@ -21,7 +21,7 @@ from sqlalchemy.exc import DBAPIError
 from outreach import create_app
 from outreach.extensions import db
 from outreach.models import AuditCheckpoint, AuditEvent, Role
-from tests.conftest import _postgres_admin_url, create_account, login, make_settings
+from tests.helpers import create_account, login, make_settings, postgres_admin
 
 ERASURES = (
     "DELETE FROM audit_events",
@@ -38,14 +38,8 @@ ERASURES = (
 @pytest.fixture
 def two_roles() -> Iterator[tuple[str, str]]:
     """An owner role, a service role, and a database the owner owns: (owner URL, service URL)."""
-    base = make_url(_postgres_admin_url())
-    superuser = create_engine(base, isolation_level="AUTOCOMMIT")
-    try:
-        with superuser.connect() as connection:
-            connection.execute(text("SELECT 1"))
-    except Exception as exc:  # pragma: no cover - depends on the machine
-        superuser.dispose()
-        pytest.skip(f"PostgreSQL unreachable: {exc}")
+    superuser = postgres_admin()
+    base = superuser.url
     tag = uuid.uuid4().hex[:8]
     owner, service, name = (
         f"outreach_owner_{tag}",

@@ -24,7 +24,7 @@ from outreach.services.geo import sector_of_cell
 from outreach.services.rollups import stored_row
 from outreach.services.sync import content_hash, encounter_content
 from schemas.vocabulary import sector_features
-from tests.conftest import Account, bearer, login
+from tests.helpers import Account, bearer, login
 from tests.payloads import encounter
 
 

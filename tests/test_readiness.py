@@ -13,12 +13,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import text
 
 from outreach import create_app, migrate
 from outreach.extensions import db
-from tests.conftest import _postgres_admin_url, make_settings
+from tests.helpers import make_settings, postgres_admin
 
 
 @pytest.fixture
@@ -27,13 +26,12 @@ def empty_database(engine_name: str, tmp_path: Path) -> Iterator[str]:
     if engine_name == "sqlite":
         yield f"sqlite:///{tmp_path / 'empty.db'}"
         return
-    base = make_url(_postgres_admin_url())
+    admin = postgres_admin()
     name = f"outreach_empty_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
         connection.execute(text(f'CREATE DATABASE "{name}"'))
     try:
-        yield base.set(database=name).render_as_string(hide_password=False)
+        yield admin.url.set(database=name).render_as_string(hide_password=False)
     finally:
         with admin.connect() as connection:
             connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

@@ -30,7 +30,7 @@ from outreach.api.errors import handle_database_unavailable
 from outreach.extensions import db
 from outreach.models import AUDIT_LOCK_KEY, Role
 from outreach.services import rollups
-from tests.conftest import bearer, login
+from tests.helpers import bearer, login
 from tests.payloads import encounter
 
 # Locks some backend waits for, other than the test's own advisory lock.

@@ -22,7 +22,7 @@ from outreach.services.crypto import person_key
 from outreach.services.disclosure import KEY_MASK
 from outreach.services.span_blocks import FilteredSpans, SpanBlocks
 from outreach.services.stats import Scope
-from tests.conftest import Account, bearer, empty_database, login
+from tests.helpers import Account, bearer, empty_database, login
 from tests.payloads import encounter
 
 POSITIONS = [(48.8841, 2.3690), (48.8878, 2.3625), (48.8588, 2.3472), (48.8967, 2.3735)]

@@ -23,7 +23,7 @@ from config import Settings
 from config.logs import formatter
 from outreach.extensions import db
 from outreach.models import AuditEvent, Role
-from tests.conftest import PASSWORD, Account, bearer, login
+from tests.helpers import PASSWORD, Account, bearer, login
 from tests.payloads import STALINGRAD, encounter
 
 RAW_REF = "phone-derived-ref-7f3a9c21"

@@ -10,8 +10,8 @@ import csv
 import io
 import json
 import re
-from collections.abc import Callable, Iterator
-from datetime import date, datetime, time, timedelta
+from collections.abc import Iterator
+from datetime import date, timedelta
 from typing import Any
 
 import h3
@@ -22,15 +22,13 @@ from shapely.geometry import shape
 from sqlalchemy import select
 
 from outreach.api.access import FILTERED_SPANS_KEY, PUBLISHED_MAPS_KEY
-from outreach.clock import PARIS, paris_today
+from outreach.clock import paris_today
 from outreach.extensions import db
-from outreach.models import AuditEvent, Role
+from outreach.models import AuditEvent
 from outreach.services import periods
-from outreach.services.geo import sector_centres
-from tests.conftest import Account, bearer, login, statements_of
-from tests.payloads import MAX_DEVIATION, encounter, shift
+from tests.helpers import get, seed_mixed_day, statements_of, sync
+from tests.payloads import CENTRES, MAX_DEVIATION, at, encounter, shift
 
-CENTRES = sector_centres()
 STATS_ROUTES = (
     "/api/v1/stats/summary",
     "/api/v1/stats/timeseries?bucket=week",
@@ -46,53 +44,6 @@ STATS_ROUTES = (
 def last_week() -> periods.Period:
     """The protected views' default period."""
     return periods.last_whole_week(paris_today())
-
-
-def at(day: date, hour: int = 14, minute: int = 0) -> str:
-    return datetime.combine(day, time(hour, minute), PARIS).isoformat()
-
-
-def sync(client: FlaskClient, headers: dict[str, str], **body: Any) -> dict[str, Any]:
-    response = client.post("/api/v1/sync", json=body, headers=headers)
-    assert response.status_code == 200, response.get_json()
-    result: dict[str, Any] = response.get_json()
-    assert result["counts"]["invalid"] == 0, result
-    return result
-
-
-def get(client: FlaskClient, headers: dict[str, str], url: str, status: int = 200) -> Any:
-    response = client.get(url, headers=headers)
-    assert response.status_code == status, response.get_data(as_text=True)
-    return response.get_json()
-
-
-@pytest.fixture
-def people(client: FlaskClient, make_account: Callable[..., Account]) -> dict[str, dict[str, str]]:
-    """Headers of a worker and org_admin of two associations, a coordinator and an auditor."""
-    made = {
-        "worker": make_account(Role.WORKER, "assoc-a"),
-        "admin_a": make_account(Role.ORG_ADMIN, "assoc-a"),
-        "admin_b": make_account(Role.ORG_ADMIN, "assoc-b"),
-        "coordinator": make_account(Role.COORDINATOR),
-        "auditor": make_account(Role.AUDITOR),
-    }
-    return {name: bearer(login(client, a.username)["access_token"]) for name, a in made.items()}
-
-
-def seed_mixed_day(client: FlaskClient, headers: dict[str, str], day: date) -> None:
-    """12 women in Stalingrad with kits and a referral; 3 men in Éole given naloxone only."""
-    stalingrad = [encounter(CENTRES["stalingrad"], occurred_at=at(day)) for _ in range(12)]
-    eole = [
-        encounter(
-            CENTRES["eole"],
-            occurred_at=at(day, 15),
-            person={"age_band": "25-34", "gender": "m", "first_contact": False},
-            kits={"naloxone": 1},
-            referrals=[],
-        )
-        for _ in range(3)
-    ]
-    sync(client, headers, encounters=stalingrad + eole)
 
 
 def assert_protected(published: Any, exact: Any, path: str = "") -> None:

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from outreach.extensions import db
 from outreach.models import Encounter, Role, RollupSector, Shift
 from outreach.services import audit, rollups
-from tests.conftest import Account, bearer, login
+from tests.helpers import Account, bearer, login
 from tests.payloads import encounter, group, shift
 
 

@@ -20,7 +20,7 @@ from flask.testing import FlaskClient
 
 from config import Settings
 from outreach.models import Role
-from tests.conftest import Account, bearer, login
+from tests.helpers import Account, bearer, login
 
 ADMIN_ROUTE = "/api/v1/orgs"  # admin only
 ME = "/api/v1/auth/me"
