@@ -195,6 +195,7 @@ def test_a_map_masks_small_hexagons_and_perturbs_the_rest(
     }
     assert published["eole"] is None
     assert published["rosa_parks"] == 0
+    # Perturbed by design: within the table's deviation is the one right answer.
     assert abs(published["porte_chapelle"] - 20) <= MAX_DEVIATION
 
 
@@ -226,7 +227,7 @@ def test_a_coarser_map_sums_the_hexagons_inside_each_cell(
             parent[0] += encounters
             parent[1] += people_met
         assert {cell: tuple(sums) for cell, sums in expected.items()} == counts[coarse]
-    assert len(counts[9]) > len(counts[8]) > 1
+    assert set(counts[9]) == {h3.latlng_to_cell(*place, 9) for place in places}
 
 
 def _polygons(collection: dict[str, Any]) -> Iterator[tuple[Any, dict[str, Any]]]:
@@ -245,12 +246,17 @@ def test_geojson_follows_rfc_7946(client: FlaskClient, people: dict[str, dict[st
     )
     week = periods.week_period(day).name
     collections = [
-        get(client, people["coordinator"], f"/api/v1/stats/map?resolution={r}&period={week}")
+        (
+            get(client, people["coordinator"], f"/api/v1/stats/map?resolution={r}&period={week}"),
+            "cell",
+        )
         for r in (7, 8, 9)
     ]
-    collections.append(get(client, people["coordinator"], f"/api/v1/stats/sectors?period={week}"))
+    collections.append(
+        (get(client, people["coordinator"], f"/api/v1/stats/sectors?period={week}"), "sector")
+    )
     checked = 0
-    for collection in collections:
+    for collection, area in collections:
         for geometry, feature in _polygons(collection):
             assert geometry.is_valid, feature["id"]
             for polygon in getattr(geometry, "geoms", [geometry]):
@@ -260,7 +266,7 @@ def test_geojson_follows_rfc_7946(client: FlaskClient, people: dict[str, dict[st
                 # Longitude first: Paris is at about 2.35 E, 48.86 N.
                 assert all(2 < x < 3 and 48 < y < 49 for x, y in ring)
             properties = feature["properties"]
-            assert ("cell" in properties) or ("sector" in properties)
+            assert area in properties
             assert {"encounters", "people", "kits", "referrals", "suppressed"} <= set(properties)
             checked += 1
     assert checked > len(CENTRES)
@@ -298,8 +304,9 @@ def test_timeseries_buckets_add_up(client: FlaskClient, people: dict[str, dict[s
     assert shown[(monday + timedelta(days=1)).isoformat()] == 0
     monthly = get(client, people["admin_a"], url + "&bucket=month")
     # A month bucket starts on the 1st, or on 'from' when the period starts mid-month.
-    assert monthly["series"][0]["start"] == monday.isoformat()
-    assert all(p["start"].endswith("-01") for p in monthly["series"][1:])
+    next_month = (monday.replace(day=28) + timedelta(days=4)).replace(day=1)
+    month_starts = [monday] + ([next_month] if next_month <= monday + timedelta(days=13) else [])
+    assert [p["start"] for p in monthly["series"]] == [d.isoformat() for d in month_starts]
 
 
 def test_coverage_by_sector_day_and_slot(
@@ -377,6 +384,9 @@ def test_hotspots_flag_a_moving_scene_and_not_a_steady_one(
     flagged = [f["properties"] for f in body["features"]]
     assert len(flagged) == 1
     hotspot = flagged[0]
+    # A published count is perturbed, by design: within the table's deviation is its one
+    # right answer, and so are the p-value and score derived from it (below 0.01 and
+    # above 2 for every count within the deviation of 21 over 2.75 expected).
     assert abs(hotspot["recent"] - 21) <= MAX_DEVIATION
     assert hotspot["baseline"] == 0
     # An empty baseline counts as k = 11 encounters over 28 days: 2.75 expected a week.
@@ -386,15 +396,14 @@ def test_hotspots_flag_a_moving_scene_and_not_a_steady_one(
     steady_map = get(
         client, people["admin_a"], f"/api/v1/stats/map?to={end}&from={end - timedelta(days=34)}"
     )
-    assert any(f["properties"]["encounters"] == 70 for f in steady_map["features"])
-    # Coarser hexagons hold the same scene.
+    assert sorted(f["properties"]["encounters"] for f in steady_map["features"]) == [21, 70]
+    # Coarser hexagons hold the same scene: the one hexagon of the moving scene.
     coarse = get(
         client, people["coordinator"], f"/api/v1/stats/hotspots?period={week.name}&resolution=8"
     )
-    assert [abs(f["properties"]["recent"] - 21) <= MAX_DEVIATION for f in coarse["features"]] in (
-        [True],
-        [],
-    )
+    coarse_flagged = [f["properties"] for f in coarse["features"]]
+    assert [p["cell"] for p in coarse_flagged] == [h3.latlng_to_cell(*CENTRES["rosa_parks"], 8)]
+    assert abs(coarse_flagged[0]["recent"] - 21) <= MAX_DEVIATION
 
 
 def test_activity_report_as_json_and_french_csv(
@@ -438,6 +447,7 @@ def test_activity_report_as_json_and_french_csv(
     assert by_key["shifts.by_kind.souterraine.hours"][3] == "4,0"
     assert by_key["shifts.by_kind.souterraine.shifts"][3] == "1"
     by_code = {(row[0], row[2]): row for row in rows[1:]}
+    # Perturbed by design: within the table's deviation is the one right answer.
     assert abs(int(by_code[("File active", "encounters")][3]) - 15) <= MAX_DEVIATION
     assert by_code[("Matériel distribué", "naloxone")][3:5] == ["", "oui"]
     assert by_code[("Matériel distribué", "kit_base")][1] == "Kit base (inhalation de crack)"

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import h3
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
@@ -55,12 +56,15 @@ def test_created_then_duplicate_then_conflict(
     ]
     resent = client.post(SYNC, json=body, headers=headers)
     assert statuses(resent) == ["duplicate", "duplicate", "duplicate"]
-    # The same place snapped again (a few metres off) is the same content.
-    moved_a_little = {**first, "location": {"lat": STALINGRAD[0] + 0.00001, "lon": STALINGRAD[1]}}
-    assert statuses(client.post(SYNC, json={"encounters": [moved_a_little]}, headers=headers)) in (
-        ["duplicate"],
-        ["conflict"],
+    # The same place snapped again (a metre off, in the same hexagon) is the same content.
+    a_metre_north = (STALINGRAD[0] + 0.00001, STALINGRAD[1])
+    resolution = app.config["OUTREACH_SETTINGS"].h3_resolution
+    assert h3.latlng_to_cell(*a_metre_north, resolution) == h3.latlng_to_cell(
+        *STALINGRAD, resolution
     )
+    moved_a_little = {**first, "location": {"lat": a_metre_north[0], "lon": a_metre_north[1]}}
+    resent_moved = client.post(SYNC, json={"encounters": [moved_a_little]}, headers=headers)
+    assert statuses(resent_moved) == ["duplicate"]
     changed = {**first, "kits": {"kit_base": 5}}
     conflict = client.post(SYNC, json={"encounters": [changed]}, headers=headers)
     assert statuses(conflict) == ["conflict"]
