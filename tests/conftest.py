@@ -126,6 +126,18 @@ def auth_headers(
 
 
 @pytest.fixture
+def worker(make_account: Callable[..., Account]) -> Account:
+    """A worker of the association ``maraude-nord``."""
+    return make_account(Role.WORKER, "maraude-nord")
+
+
+@pytest.fixture
+def headers(client: FlaskClient, worker: Account) -> dict[str, str]:
+    """Headers with an access token of ``worker``."""
+    return headers_for(client, worker)
+
+
+@pytest.fixture
 def people(client: FlaskClient, make_account: Callable[..., Account]) -> dict[str, dict[str, str]]:
     """Headers of a worker and org_admin of two associations, a coordinator and an auditor."""
     made = {

@@ -21,7 +21,7 @@ from tests.helpers import make_settings, postgres_admin
 
 
 @pytest.fixture
-def empty_database(engine_name: str, tmp_path: Path) -> Iterator[str]:
+def unmigrated_database(engine_name: str, tmp_path: Path) -> Iterator[str]:
     """A reachable database with no table at all."""
     if engine_name == "sqlite":
         yield f"sqlite:///{tmp_path / 'empty.db'}"
@@ -39,9 +39,9 @@ def empty_database(engine_name: str, tmp_path: Path) -> Iterator[str]:
 
 
 def test_ready_only_at_the_migrations_head(
-    empty_database: str, engine_name: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    unmigrated_database: str, engine_name: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    app = create_app(make_settings(empty_database, tmp_path / "instance"))
+    app = create_app(make_settings(unmigrated_database, tmp_path / "instance"))
     client = app.test_client()
     try:
         caplog.set_level(logging.ERROR)
@@ -61,9 +61,9 @@ def test_ready_only_at_the_migrations_head(
         missing_table = {"sqlite": "no such table", "postgresql": "does not exist"}[engine_name]
         assert missing_table in caplog.text, caplog.text
         # Part way up: still not ready.
-        migrate.upgrade(empty_database, "0010")
+        migrate.upgrade(unmigrated_database, "0010")
         assert client.get("/api/v1/readyz").status_code == 503
-        migrate.upgrade(empty_database)
+        migrate.upgrade(unmigrated_database)
         ready = client.get("/api/v1/readyz")
         assert ready.status_code == 200
         assert ready.get_json() == {"status": "ready", "database": "ok"}

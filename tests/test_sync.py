@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import h3
-import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import event, select
@@ -19,16 +18,6 @@ from tests.helpers import Account, bearer, count_rows, login
 from tests.payloads import CHATELET, STALINGRAD, encounter, group, shift
 
 SYNC = "/api/v1/sync"
-
-
-@pytest.fixture
-def worker(make_account: Callable[..., Account]) -> Account:
-    return make_account(Role.WORKER, "maraude-nord")
-
-
-@pytest.fixture
-def headers(client: FlaskClient, worker: Account) -> dict[str, str]:
-    return bearer(login(client, worker.username)["access_token"])
 
 
 def statuses(response: Any) -> list[str]:
