@@ -1,12 +1,14 @@
 """gunicorn settings for Outreach: ``gunicorn -c gunicorn.conf.py app:app``.
 
 Each worker is a process with a few threads: a thread waiting on PostgreSQL leaves
-the CPU to another, and the process keeps one engine and connection pool. Workers
-are stateless (tokens are signed, rate-limit counters live in Redis when
-``OUTREACH_RATELIMIT_STORAGE_URL`` names it), so hosts and workers can be added
-freely. Slow clients: a thread reads its request itself, so a client trickling its
-body holds the thread for as long as it keeps trickling (``timeout`` does not end it:
-it watches the worker's main loop, not its threads). Hence nginx in front, with
+the CPU to another, and the process keeps one engine and connection pool. No answer
+depends on which worker gives it: tokens are signed, rate-limit counters live in
+Redis when ``OUTREACH_RATELIMIT_STORAGE_URL`` names it, and what a worker keeps in
+memory (published maps, span and day rows) is checked against generation numbers in
+the database before it is used. So hosts and workers can be added freely. Slow
+clients: a thread reads its request itself, so a client trickling its body holds the
+thread for as long as it keeps trickling (``timeout`` does not end it: it watches the
+worker's main loop, not its threads). Hence nginx in front, with
 deploy/nginx/outreach-proxy.conf, which hands gunicorn whole requests only
 (tests/test_proxy.py). See docs/scaling.md.
 """
@@ -42,15 +44,13 @@ def post_worker_init(worker: object) -> None:
 
     A batch allocates tens of thousands of short-lived objects, and every full
     collection the cyclic collector runs then walks the whole heap: the app's
-    modules, schemas, statements and geography, some 170,000 objects that live as
-    long as the worker. Frozen, they are never walked again; a batch of 500 items
-    costs about a fifth less CPU (bench/RESULTS.md). Garbage made at start-up is
-    collected first, so none is frozen with them.
+    modules, schemas, statements and geography, objects that live as long as the
+    worker. Frozen, they are never walked again (the CPU saved: bench/RESULTS.md).
+    Garbage made at start-up is collected first, so none is frozen with them.
 
     Then the worker reads the map's span rows and the filtered stats' day rows ahead in
-    a thread (``outreach.read_ahead``): its first map or filtered summary of a year at
-    national volume would otherwise read them all, for seconds, while requests are
-    already served.
+    a thread (``outreach.read_ahead``), while requests are already served: otherwise
+    its first map or filtered summary of a long period would read them all.
     """
     gc.collect()
     gc.freeze()

@@ -1,7 +1,7 @@
 """How fast the audit chain verifies: ``flask audit verify`` over N events on PostgreSQL.
 
     .venv/bin/python bench/audit_verify.py                     # 100,000 events, seconds
-    .venv/bin/python bench/audit_verify.py --events 1000000    # the issue's size
+    .venv/bin/python bench/audit_verify.py --events 1000000    # the target's size
 
 A fresh database built by the migrations receives N chained events, hashed by the
 service's own ``canonical_payload`` and ``chain_hash`` and copied in with COPY (events

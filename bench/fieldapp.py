@@ -3,7 +3,7 @@
     .venv/bin/python bench/fieldapp.py                # SQLite, as `make run` serves
     .venv/bin/python bench/fieldapp.py --postgresql   # a fresh database on 127.0.0.1:5432
 
-Measures (issue 27, point 9; a benchmark, not a test):
+Measures (a benchmark, not a test):
 
 - the app shell's bytes, as served and gzip-compressed (level 6, nginx's default when
   compression is on), vendored h3-js included;

@@ -12,7 +12,7 @@ batch size: encounters per second and batch latency p50/p99. Then 32 phones each
 send encounters one at a time (the shift synced first): p50/p99 of a sync, as fast as
 the answers come (closed loop: the saturation), then at fixed offered rates (open
 loop, ``--single-rates``: the latency a phone sees at that load), and the highest of
-those rates at which the p99 stayed under issue 7's 50 ms.
+those rates at which the p99 stayed under the 50 ms target.
 
 The limit, the moment each service run ends (the service idle): the very rows the
 service stores (built by the service's own code before the run, untimed) and their
@@ -415,7 +415,9 @@ def copy_accounts(source: str, target: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--full", action="store_true", help="The issue's full matrix.")
+    parser.add_argument(
+        "--full", action="store_true", help="The full matrix: 8/16/32 clients x 100/250/500 items."
+    )
     parser.add_argument("--clients", help="Comma-separated client counts (default 8,32).")
     parser.add_argument("--batches", help="Comma-separated batch sizes in items (default 500).")
     parser.add_argument("--days", type=int, help="Days of work each phone syncs (default 10).")
@@ -530,7 +532,7 @@ def prepare_limit(
     owners: dict[str, tuple[uuid.UUID, uuid.UUID]],
 ) -> tuple[str, dict[str, list[list[tuple[str, bytes]]]]]:
     """A fresh database and the statements the limit will send: built before the service
-    runs (10 to 25 s at issue size), so that the limit runs the moment it is done."""
+    runs (the longest step at full size), so that the limit runs the moment it is done."""
     work = stored_rows(plans, owners)
     limit_database = phones.fresh_database(LIMIT_DATABASE)
     copy_accounts(database, limit_database)

@@ -1,7 +1,7 @@
 """Peak memory of ``flask seed-demo --days N`` on a fresh PostgreSQL database.
 
     .venv/bin/python bench/memory.py               # 60 days, seconds
-    .venv/bin/python bench/memory.py --days 365    # the issue's size
+    .venv/bin/python bench/memory.py --days 365    # the target's size
 
 The command runs as an operator would run it, in its own process; its peak resident
 set (``ru_maxrss`` of the finished child) and its duration are recorded in

@@ -122,8 +122,8 @@ def read_ahead(app: Flask, retry_waits: Sequence[float] = READ_AHEAD_RETRY_WAITS
 
     gunicorn runs it in a thread of each new worker (``gunicorn.conf.py``); requests are
     served meanwhile. It only fills caches: a failure is logged and costs that speed.
-    While the database does not answer it tries again after each of ``retry_waits``: a
-    worker that started during an outage used to serve without it for good.
+    While the database does not answer it tries again after each of ``retry_waits``, so a
+    worker started during an outage reads ahead once the database is back.
     """
     maps: PublishedMaps = app.extensions[PUBLISHED_MAPS_KEY]
     days: FilteredSpans = app.extensions[FILTERED_SPANS_KEY]

@@ -93,7 +93,7 @@ def client_key() -> str:
 
 db = Database()
 jwt = JWTManager()
-# No rate headers on every answer: the library's Retry-After rode on each login and
-# refresh answer and overrode a 503's own (48 s instead of 5 during an outage). A 429
+# No rate headers on every answer: the library would put its window's Retry-After on
+# each login and refresh answer, over a 503's own (tests/test_database_gone.py). A 429
 # carries its Retry-After from ``api.errors.handle_rate_limited``.
 limiter = Limiter(key_func=client_key, default_limits=[], headers_enabled=False)

@@ -118,8 +118,9 @@ def read_unread_body(response: Response) -> Response:
     A refusal (401, 403, 413, 429, ...) answers before reading the body. gunicorn reads
     at most 64 KiB of such a leftover and otherwise closes the connection while the
     client is still sending it: the reset can then destroy the answer before the client
-    reads it (nginx once answered 503 for a 3 MiB login the service refused with 413; a
-    large sync refused with 401 is as exposed). So the rest is read here, bounded by a
+    reads it (nginx in front then answers 503 instead of the refusal, and a phone whose
+    sync was refused with 401 never learns to refresh its token). So the rest is read
+    here, bounded by a
     multiple of the body cap; beyond it, or for a body of unknown length, gunicorn's own
     rule applies.
     """
@@ -144,7 +145,8 @@ def read_unread_body(response: Response) -> Response:
 # JSON and GeoJSON shrink six to eight times; what is smaller than a packet is left as is.
 COMPRESSED_TYPES = frozenset({"application/json", "application/geo+json"})
 COMPRESS_MIN_BYTES = 1400
-# The fastest level: about 5 ms for a 300 KB page, which then leaves as about 45 KB.
+# The fastest level: most of the size saved for the least CPU (bench/RESULTS.md); behind
+# the shipped nginx, which compresses itself, the service is never asked to.
 COMPRESS_LEVEL = 1
 
 

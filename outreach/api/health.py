@@ -36,7 +36,7 @@ def healthz() -> dict[str, Any]:
 def readyz() -> Any:
     """Readiness: the database answers, and its schema is at the migrations' head.
 
-    An empty or older database answered ready, and every request after was a 503.
+    An empty or older database is not ready: every request it would be sent is a 503.
     """
     try:
         with db.engine.connect() as connection:

@@ -456,19 +456,24 @@ WARM_MAP_RESOLUTIONS = (9, 8)
 
 def warm_periods(today: date) -> list[periods.Period]:
     """The grid periods a worker reads ahead when it starts, as far as published, the
-    protected default (the last whole week) first: this month, this year (or last year
-    while no month of this one has ended) and the last whole year, which coordinators
-    and reports ask for. Other periods share most of their spans."""
+    protected default (the last whole week) first: the current week, month, quarter
+    and year, the last whole month and the last whole year, which coordinators, the
+    dashboard's picker and reports ask for. Other periods share most of their spans."""
+    last_month = periods.month_period(today.replace(day=1) - timedelta(days=1))
+    quarter = f"{today.year}-Q{(today.month - 1) // 3 + 1}"
     candidates = [
         periods.last_whole_week(today),
+        periods.week_period(today),
         periods.month_period(today),
+        last_month,
+        periods.parse(quarter),
         periods.parse(str(today.year)),
         periods.parse(str(today.year - 1)),
     ]
-    warm = []
+    warm: list[periods.Period] = []
     for period in candidates:
         end = periods.published_end(period, today)
-        if end is not None:
+        if end is not None and period.name not in {kept.name for kept in warm}:
             warm.append(replace(period, end=end))
     return warm
 
