@@ -45,10 +45,9 @@ from outreach.extensions import db  # noqa: E402
 from outreach.migrate import upgrade  # noqa: E402
 from outreach.services import demo, directory  # noqa: E402
 from outreach.services.context import OPERATOR  # noqa: E402
-from tests.conftest import empty_database, make_settings  # noqa: E402
+from tests.helpers import DEMO_PASSWORD, empty_database, make_settings  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
-PASSWORD = "demo password for tests"
 TAP_TO_OUTBOX = """() => new Promise((done) => {
   const count = document.getElementById('pending-count');
   const started = performance.now();
@@ -88,7 +87,7 @@ def percentiles(values: list[float]) -> dict[str, float]:
 def log_in(page: Page, url: str) -> None:
     page.goto(f"{url}/app/")
     page.get_by_label("Identifiant", exact=True).fill("demo-worker")
-    page.get_by_label("Mot de passe", exact=True).fill(PASSWORD)
+    page.get_by_label("Mot de passe", exact=True).fill(DEMO_PASSWORD)
     page.get_by_role("button", name="Se connecter", exact=True).click()
     page.locator("#screen-shift").wait_for()
     page.get_by_role("button", name="Rencontre", exact=True).click()
@@ -125,7 +124,7 @@ def main() -> None:
     empty_database(app)
     with app.app_context():
         passwords = app.extensions["outreach.security"].passwords
-        demo.seed_demo_accounts(db.session, passwords, PASSWORD)
+        demo.seed_demo_accounts(db.session, passwords, DEMO_PASSWORD)
         directory.seed_structures(db.session, OPERATOR)
     server = make_server("127.0.0.1", 0, app, threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()

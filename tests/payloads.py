@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
+
+from outreach.clock import PARIS
+from outreach.services.geo import sector_centres
 
 # Inside the Stalingrad sector, and a point in Paris outside every sector.
 STALINGRAD = (48.884137, 2.369042)
 CHATELET = (48.858712, 2.347161)
+# A point inside each sector of the plan, by code.
+CENTRES = sector_centres()
+
+
+def at(day: date, hour: int = 14, minute: int = 0) -> str:
+    """That time of ``day`` in Paris, as a phone sends it."""
+    return datetime.combine(day, time(hour, minute), PARIS).isoformat()
 
 
 def recent(hours: float = 2) -> str:

@@ -1,4 +1,5 @@
-"""The service under real gunicorn, for the tests that need a process to kill or stream to."""
+"""Servers a test starts: the service under real gunicorn, for the tests that need a
+process to kill or stream to, and a PostgreSQL cluster a test may stop."""
 
 from __future__ import annotations
 
@@ -10,14 +11,17 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from tests.conftest import free_port
+from tests.helpers import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
+# The PostgreSQL server programs (initdb, pg_ctl) of Debian's packages, if installed.
+POSTGRES_BIN = next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin"))), None)
 
 
 @contextmanager
@@ -140,3 +144,32 @@ def in_terminal(
         drawn += chunk
     os.close(primary)
     return process.wait(timeout=timeout), drawn.decode("utf-8", "replace")
+
+
+@dataclass
+class Cluster:
+    """A throwaway PostgreSQL server this test may stop and start."""
+
+    home: Path
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres?connect_timeout=2"
+
+    def run(self, program: str, *args: str, check: bool = True) -> None:
+        assert POSTGRES_BIN is not None
+        command = [str(POSTGRES_BIN / program), *args]
+        if os.geteuid() == 0:  # initdb and postgres refuse to run as root
+            command = ["runuser", "-u", "postgres", "--", *command]
+        subprocess.run(command, check=check, capture_output=True, timeout=60)
+
+    def start(self) -> None:
+        options = f"-p {self.port} -k {self.home} -c listen_addresses=127.0.0.1 -c fsync=off"
+        log = str(self.home / "log")
+        self.run("pg_ctl", "-D", str(self.home / "data"), "-o", options, "-l", log, "-w", "start")
+
+    def stop(self, check: bool = True) -> None:
+        self.run(
+            "pg_ctl", "-D", str(self.home / "data"), "-m", "immediate", "-w", "stop", check=check
+        )

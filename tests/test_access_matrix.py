@@ -1,7 +1,8 @@
 """Every route declares who may call it, and the declaration holds for every role.
 
-The table below is the policy. A route missing from it, or declaring other roles
-than it says, fails; so does a route that lets in a role it should refuse.
+The table ``POLICY`` in ``tests/helpers.py`` is the policy. A route missing from it, or
+declaring other roles than it says, fails; so does a route that lets in a role it should
+refuse.
 """
 
 from __future__ import annotations
@@ -15,62 +16,7 @@ from flask.testing import FlaskClient
 
 from outreach.api.access import PUBLIC, access_of
 from outreach.models import Role
-from tests.conftest import Account, bearer, login
-
-W, OA, C, AU, AD = Role.WORKER, Role.ORG_ADMIN, Role.COORDINATOR, Role.AUDITOR, Role.ADMIN
-EVERYONE = frozenset(Role)
-
-POLICY: dict[tuple[str, str], frozenset[Role] | str] = {
-    ("POST", "/api/v1/auth/login"): PUBLIC,
-    ("POST", "/api/v1/auth/refresh"): PUBLIC,
-    ("POST", "/api/v1/auth/logout"): EVERYONE,
-    ("GET", "/api/v1/auth/me"): EVERYONE,
-    ("POST", "/api/v1/auth/password"): EVERYONE,
-    ("GET", "/api/v1/orgs"): frozenset({AD}),
-    ("POST", "/api/v1/orgs"): frozenset({AD}),
-    ("GET", "/api/v1/orgs/<uuid:organisation_id>"): frozenset({AD}),
-    ("PATCH", "/api/v1/orgs/<uuid:organisation_id>"): frozenset({AD}),
-    ("GET", "/api/v1/users"): frozenset({AD, OA}),
-    ("POST", "/api/v1/users"): frozenset({AD, OA}),
-    ("GET", "/api/v1/users/<uuid:user_id>"): frozenset({AD, OA}),
-    ("PATCH", "/api/v1/users/<uuid:user_id>"): frozenset({AD, OA}),
-    ("GET", "/api/v1/vocabularies"): EVERYONE,
-    ("POST", "/api/v1/kits"): frozenset({AD}),
-    ("PATCH", "/api/v1/kits/<string:code>"): frozenset({AD}),
-    ("GET", "/api/v1/structures"): EVERYONE,
-    ("POST", "/api/v1/structures"): frozenset({C, AD}),
-    ("GET", "/api/v1/structures/<uuid:structure_id>"): EVERYONE,
-    ("PATCH", "/api/v1/structures/<uuid:structure_id>"): frozenset({C, AD}),
-    ("POST", "/api/v1/sync"): frozenset({W, OA}),
-    ("GET", "/api/v1/encounters"): frozenset({W, OA}),
-    ("GET", "/api/v1/encounters/<uuid:encounter_id>"): frozenset({W, OA}),
-    ("PATCH", "/api/v1/encounters/<uuid:encounter_id>"): frozenset({OA}),
-    ("DELETE", "/api/v1/encounters/<uuid:encounter_id>"): frozenset({OA}),
-    ("GET", "/api/v1/stats/periods"): frozenset({C, AU, OA}),
-    ("GET", "/api/v1/stats/summary"): frozenset({C, AU, OA}),
-    ("GET", "/api/v1/stats/timeseries"): frozenset({C, AU, OA}),
-    ("GET", "/api/v1/stats/map"): frozenset({C, AU, OA}),
-    ("GET", "/api/v1/stats/sectors"): frozenset({C, AU, OA}),
-    ("GET", "/api/v1/stats/coverage"): frozenset({C, AU}),
-    ("GET", "/api/v1/stats/hotspots"): frozenset({C}),
-    ("GET", "/api/v1/reports/activity"): frozenset({C, AU, OA}),
-    ("GET", "/api/v1/audit/events"): frozenset({AU}),
-    ("GET", "/api/v1/audit/verify"): frozenset({AU}),
-    ("GET", "/api/v1/audit/data-use"): frozenset({AU}),
-    ("GET", "/api/v1/governance/register"): frozenset({AU, AD}),
-    ("GET", "/api/v1/healthz"): PUBLIC,
-    ("GET", "/api/v1/readyz"): PUBLIC,
-    ("GET", "/api/openapi.json"): PUBLIC,
-    ("GET", "/api/docs"): PUBLIC,
-    ("GET", "/static/<path:filename>"): PUBLIC,
-    ("GET", "/dashboard"): PUBLIC,
-    ("GET", "/dashboard/static/<path:filename>"): PUBLIC,
-    # The field app's shell: it logs in through the API like any client.
-    ("GET", "/app/"): PUBLIC,
-    ("GET", "/app/sw.js"): PUBLIC,
-    ("GET", "/app/manifest.webmanifest"): PUBLIC,
-    ("GET", "/app/static/<path:filename>"): PUBLIC,
-}
+from tests.helpers import POLICY, Account, bearer, login
 
 
 def _routes(app: Flask) -> Iterator[tuple[str, str, frozenset[Role] | str | None]]:

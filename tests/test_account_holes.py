@@ -19,7 +19,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from outreach.models import Role
-from tests.conftest import PASSWORD, Account, bearer, login
+from tests.helpers import PASSWORD, Account, bearer, login
 
 NEW_PASSWORD = "a brand new passphrase"
 

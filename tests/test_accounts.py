@@ -7,13 +7,9 @@ from collections.abc import Callable
 from flask.testing import FlaskClient
 
 from outreach.models import Role
-from tests.conftest import Account, bearer, login
+from tests.helpers import Account, bearer, headers_for, login
 
 USERS = "/api/v1/users"
-
-
-def _headers(client: FlaskClient, account: Account) -> dict[str, str]:
-    return bearer(login(client, account.username)["access_token"])
 
 
 def test_admin_creates_organisations_and_users(
@@ -108,7 +104,7 @@ def test_org_admin_manages_its_own_association_only(
     org_admin = make_account(Role.ORG_ADMIN, "maraude-nord")
     own_worker = make_account(Role.WORKER, "maraude-nord")
     foreign_worker = make_account(Role.WORKER, "rdr-est")
-    headers = _headers(client, org_admin)
+    headers = headers_for(client, org_admin)
 
     created = client.post(
         USERS,
@@ -149,7 +145,7 @@ def test_org_admin_cannot_choose_organisation_or_grant_other_roles(
     org_admin = make_account(Role.ORG_ADMIN, "maraude-nord")
     other_org = make_account(Role.WORKER, "rdr-est").organisation_id
     worker = make_account(Role.WORKER, "maraude-nord")
-    headers = _headers(client, org_admin)
+    headers = headers_for(client, org_admin)
     named_org = client.post(
         USERS,
         json={
@@ -177,7 +173,9 @@ def test_role_change_revokes_and_applies(
     worker = make_account(Role.WORKER, "maraude-nord")
     worker_tokens = login(client, worker.username)
     response = client.patch(
-        f"{USERS}/{worker.user_id}", json={"role": "org_admin"}, headers=_headers(client, org_admin)
+        f"{USERS}/{worker.user_id}",
+        json={"role": "org_admin"},
+        headers=headers_for(client, org_admin),
     )
     assert response.status_code == 200
     assert response.get_json()["role"] == "org_admin"

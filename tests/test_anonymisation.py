@@ -12,7 +12,7 @@ from sqlalchemy import inspect, select, text
 from outreach.extensions import db
 from outreach.models import Encounter, Role
 from outreach.services.crypto import keyed_hash
-from tests.conftest import Account, bearer, login
+from tests.helpers import Account, bearer, login
 from tests.payloads import encounter
 
 

@@ -13,26 +13,12 @@ from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 from hypothesis import given
 from hypothesis import strategies as st
-from sqlalchemy import delete, select, text, update
+from sqlalchemy import delete, update
 
 from outreach.extensions import db
 from outreach.models import AuditEvent, Role
 from outreach.services import audit
-from tests.conftest import PASSWORD, Account, bearer, login
-
-
-def _events(app: Flask) -> list[AuditEvent]:
-    with app.app_context():
-        session = db.session
-        with session.begin():
-            return list(session.scalars(select(AuditEvent).order_by(AuditEvent.seq)))
-
-
-def _verify(app: Flask, expected: audit.ChainHead | None = None) -> audit.VerifyResult:
-    with app.app_context():
-        session = db.session
-        with session.begin():
-            return audit.verify(session, expected)
+from tests.helpers import PASSWORD, Account, audit_events, bearer, login, tamper, verify_chain
 
 
 def _scenario(client: FlaskClient, make_account: Callable[..., Account]) -> dict[str, Any]:
@@ -62,7 +48,7 @@ def test_logins_refusals_and_changes_are_recorded(
 ) -> None:
     scenario = _scenario(client, make_account)
     worker: Account = scenario["worker"]
-    events = _events(app)
+    events = audit_events(app)
     actions = [(e.action, e.outcome) for e in events]
     for expected in [
         ("users.create", "success"),
@@ -90,7 +76,7 @@ def test_forbidden_calls_are_recorded(
     app: Flask, client: FlaskClient, auth_headers: Callable[..., dict[str, str]]
 ) -> None:
     assert client.get("/api/v1/orgs", headers=auth_headers(Role.AUDITOR)).status_code == 403
-    denied = [e for e in _events(app) if e.action == "access.denied"]
+    denied = [e for e in audit_events(app) if e.action == "access.denied"]
     assert len(denied) == 1
     assert denied[0].actor_role == "auditor"
     assert denied[0].target == "orgs.list_organisations"
@@ -101,7 +87,10 @@ def test_no_secret_token_or_address_in_any_event(
 ) -> None:
     scenario = _scenario(client, make_account)
     dumped = orjson.dumps(
-        [{c.name: getattr(e, c.key) for c in AuditEvent.__table__.columns} for e in _events(app)],
+        [
+            {c.name: getattr(e, c.key) for c in AuditEvent.__table__.columns}
+            for e in audit_events(app)
+        ],
         default=str,
     ).decode()
     forbidden = [PASSWORD, "a fresh password", "wrong password!", "nope nope nope", "127.0.0.1"]
@@ -117,8 +106,8 @@ def test_chain_verifies_and_head_is_reported(
     app: Flask, client: FlaskClient, make_account: Callable[..., Account]
 ) -> None:
     _scenario(client, make_account)
-    events = _events(app)
-    result = _verify(app)
+    events = audit_events(app)
+    result = verify_chain(app)
     assert result.ok
     assert result.checked == len(events)
     assert result.first_broken_seq is None
@@ -127,23 +116,12 @@ def test_chain_verifies_and_head_is_reported(
     assert all(b.prev_hash == a.hash for a, b in itertools.pairwise(events))
 
 
-def _tamper(app: Flask, statement: Any) -> None:
-    """Change the log behind the service's back, as a database superuser could."""
-    with app.app_context():
-        session = db.session
-        with session.begin():
-            if session.get_bind().dialect.name == "postgresql":
-                # The append-only triggers refuse this; a superuser switches them off.
-                session.execute(text("SET LOCAL session_replication_role = replica"))
-            session.execute(statement)
-
-
 def test_edited_event_is_found(
     app: Flask, client: FlaskClient, make_account: Callable[..., Account]
 ) -> None:
     _scenario(client, make_account)
-    _tamper(app, update(AuditEvent).where(AuditEvent.seq == 3).values(action="auth.tampered"))
-    result = _verify(app)
+    tamper(app, update(AuditEvent).where(AuditEvent.seq == 3).values(action="auth.tampered"))
+    result = verify_chain(app)
     assert not result.ok
     assert result.first_broken_seq == 3
     assert result.checked == 2
@@ -153,8 +131,8 @@ def test_deleted_event_is_found(
     app: Flask, client: FlaskClient, make_account: Callable[..., Account]
 ) -> None:
     _scenario(client, make_account)
-    _tamper(app, delete(AuditEvent).where(AuditEvent.seq == 4))
-    result = _verify(app)
+    tamper(app, delete(AuditEvent).where(AuditEvent.seq == 4))
+    result = verify_chain(app)
     assert (result.ok, result.first_broken_seq) == (False, 5)
 
 
@@ -166,10 +144,10 @@ def test_truncated_tail_is_found_against_a_head_handed_out(
         session = db.session
         with session.begin():
             head = audit.read_head(session)
-    assert _verify(app, head).ok
-    _tamper(app, delete(AuditEvent).where(AuditEvent.seq == head.seq))
-    assert _verify(app).ok  # without the head, a cut tail looks like a shorter log
-    result = _verify(app, head)
+    assert verify_chain(app, head).ok
+    tamper(app, delete(AuditEvent).where(AuditEvent.seq == head.seq))
+    assert verify_chain(app).ok  # without the head, a cut tail looks like a shorter log
+    result = verify_chain(app, head)
     assert (result.ok, result.first_broken_seq) == (False, head.seq)
 
 
@@ -180,12 +158,12 @@ def test_cli_verify_and_head(
     head = runner.invoke(args=["audit", "head"])
     assert head.exit_code == 0
     seq, _digest = head.output.strip().split(":")
-    assert int(seq) == len(_events(app))
+    assert int(seq) == len(audit_events(app))
     ok = runner.invoke(args=["audit", "verify", "--head", head.output.strip()])
     assert ok.exit_code == 0, ok.output
     assert f"ok: {seq} events verified" in ok.output
 
-    _tamper(app, update(AuditEvent).where(AuditEvent.seq == 2).values(records=99))
+    tamper(app, update(AuditEvent).where(AuditEvent.seq == 2).values(records=99))
     broken = runner.invoke(args=["audit", "verify"])
     assert broken.exit_code == 1
     assert "BROKEN at event 2" in broken.output
@@ -216,9 +194,9 @@ def test_chain_stays_valid_under_concurrent_writers(
     with ThreadPoolExecutor(max_workers=8) as pool:
         results = list(pool.map(work, accounts))
     assert all(statuses == [200, 200, 200, 401] for statuses in results), results
-    result = _verify(app)
+    result = verify_chain(app)
     assert result.ok, result
-    events = _events(app)
+    events = audit_events(app)
     assert sum(e.action == "auth.login" for e in events) == 8 * 3
     assert sum(e.action == "auth.me" for e in events) == 8 * 3
     assert [e.seq for e in events] == list(range(1, len(events) + 1))

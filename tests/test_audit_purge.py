@@ -22,7 +22,7 @@ from outreach.extensions import db
 from outreach.models import AuditCheckpoint, AuditEvent, AuditTimeOrder, Role, utcnow
 from outreach.services import audit, retention
 from outreach.services.context import OPERATOR
-from tests.conftest import Account, bearer, login
+from tests.helpers import Account, bearer, login, verify_chain
 
 
 def _activity(client: FlaskClient, make_account: Callable[..., Account]) -> dict[str, str]:
@@ -32,13 +32,6 @@ def _activity(client: FlaskClient, make_account: Callable[..., Account]) -> dict
         tokens = login(client, worker.username)
         client.get("/api/v1/auth/me", headers=bearer(tokens["access_token"]))
     return bearer(login(client, make_account(Role.AUDITOR).username)["access_token"])
-
-
-def _verify(app: Flask, head: audit.ChainHead | None = None) -> audit.VerifyResult:
-    with app.app_context():
-        session = db.session
-        with session.begin():
-            return audit.verify(session, head)
 
 
 def _event(app: Flask, seq: int) -> AuditEvent:
@@ -80,7 +73,7 @@ def test_a_checkpoint_no_purge_attests_does_not_verify(
     head = f"{kept['head_seq']}:{kept['head_hash']}"
     _cut_before(app, 8)
     # Before issue 26, all three answered ok: the checkpoint row alone was trusted.
-    result = _verify(app)
+    result = verify_chain(app)
     assert (result.ok, result.first_broken_seq) == (False, 8)
     assert "no purge in the chain attests" in (result.reason or "")
     for query in ("", f"?head={head}"):
@@ -100,7 +93,7 @@ def test_a_checkpoint_beside_events_it_would_have_purged_does_not_verify(
         session = db.session
         with session.begin():
             session.add(AuditCheckpoint(seq=cut.seq, hash=cut.hash, at=utcnow(), purged=5))
-    result = _verify(app)
+    result = verify_chain(app)
     assert (result.ok, result.first_broken_seq) == (False, 5)
 
 
@@ -153,7 +146,7 @@ def test_a_forged_purge_record_cutting_inside_the_retention_period_does_not_veri
                 },
             )
         forged_seq = db.session.scalar(select(func.max(AuditEvent.seq)))
-    result = _verify(app)
+    result = verify_chain(app)
     assert (result.ok, result.first_broken_seq) == (False, forged_seq)
     assert "365-day retention" in (result.reason or "")
 
@@ -173,13 +166,13 @@ def test_event_times_never_go_backwards(
     assert client.get("/api/v1/audit/verify", headers=auditor).get_json()["ok"] is True
     events = _events_after(app, 0)
     assert [e.at for e in events[-2:]] == [ahead, ahead]
-    assert _verify(app).ok
+    assert verify_chain(app).ok
     # An event dated before its predecessor is refused by the verifier.
     with app.app_context():
         session = db.session
         with session.begin():
             _append(session, at=utcnow() - timedelta(hours=1))
-    result = _verify(app)
+    result = verify_chain(app)
     assert result.ok is False
     assert result.reason == "its time is before the event before it"
 
@@ -255,12 +248,12 @@ def test_times_are_checked_only_after_the_upgrade_that_ordered_them(
             _append(session, at=utcnow() - timedelta(seconds=1))
             legacy = session.scalar(select(func.max(AuditEvent.seq)))
             session.add(AuditTimeOrder(id=1, ordered_after=legacy))
-    assert _verify(app).ok
+    assert verify_chain(app).ok
     with app.app_context():
         session = db.session
         with session.begin():
             _append(session, at=utcnow() - timedelta(hours=1))
-    assert _verify(app).reason == "its time is before the event before it"
+    assert verify_chain(app).reason == "its time is before the event before it"
 
 
 def test_a_purge_made_before_the_upgrade_is_attested_by_its_closing_event(
@@ -288,7 +281,7 @@ def test_a_purge_made_before_the_upgrade_is_attested_by_its_closing_event(
                 ),
             )
     # Without the upgrade's mark, such a record is not enough.
-    assert _verify(app).reason == (
+    assert verify_chain(app).reason == (
         "the chain starts after event 4, but no purge in the chain attests that checkpoint"
     )
     with app.app_context():
@@ -296,6 +289,6 @@ def test_a_purge_made_before_the_upgrade_is_attested_by_its_closing_event(
         with session.begin():
             head = session.scalar(select(func.max(AuditEvent.seq)))
             session.add(AuditTimeOrder(id=1, ordered_after=head))
-    verified = _verify(app)
+    verified = verify_chain(app)
     assert verified.ok, verified.reason
     assert [(p.through_seq, p.events) for p in verified.purges] == [(4, 4)]

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from outreach.extensions import db
 from outreach.models import RefreshFamily, Role
-from tests.conftest import PASSWORD, Account, bearer, login
+from tests.helpers import PASSWORD, Account, bearer, login
 
 LOGIN = "/api/v1/auth/login"
 REFRESH = "/api/v1/auth/refresh"

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from outreach.api.access import requires
 from outreach.extensions import db
 from outreach.models import AuditEvent, Role
-from tests.conftest import bearer, login
+from tests.helpers import bearer, login
 
 FAR_DAYS = ("9999-12-31", "0001-01-05", "1999-12-31", "2101-01-01")
 

@@ -16,7 +16,6 @@ the missing account's.
 
 from __future__ import annotations
 
-import os
 import secrets
 import threading
 from collections.abc import Callable, Iterator
@@ -38,7 +37,7 @@ from outreach.extensions import db
 from outreach.models import Role
 from outreach.services.errors import TooManyAttempts
 from outreach.services.login_guard import LoginGuard
-from tests.conftest import PASSWORD, Account, create_account, make_settings
+from tests.helpers import PASSWORD, Account, create_account, make_settings, unavailable
 from tests.servers import call, gunicorn
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -50,10 +49,7 @@ def redis_url() -> str:
     try:
         redis.Redis.from_url(REDIS_URL, socket_timeout=2).ping()
     except redis.RedisError as error:
-        message = f"Redis unreachable at {REDIS_URL}: {error}"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+        unavailable(f"Redis unreachable at {REDIS_URL}: {error}")
     return REDIS_URL
 
 

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import h3
-import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
@@ -21,7 +20,7 @@ from outreach import create_app
 from outreach.extensions import db
 from outreach.models import Encounter, Role
 from outreach.services.geo import geography, sector_of_cell
-from tests.conftest import (
+from tests.helpers import (
     Account,
     bearer,
     create_account,
@@ -33,12 +32,6 @@ from tests.payloads import CHATELET, STALINGRAD, encounter
 
 SYNC = "/api/v1/sync"
 LYON = (45.76, 4.83)
-
-
-@pytest.fixture
-def headers(client: FlaskClient, make_account: Callable[..., Account]) -> dict[str, str]:
-    worker = make_account(Role.WORKER, "maraude-nord")
-    return bearer(login(client, worker.username)["access_token"])
 
 
 def at_cell(cell: str, **overrides: Any) -> dict[str, Any]:

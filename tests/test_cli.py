@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import subprocess
@@ -12,23 +13,17 @@ from pathlib import Path
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
-from sqlalchemy import func, select
 
 from outreach.clock import PARIS, paris_today
-from outreach.extensions import db
-from outreach.models import AuditEvent, Encounter, Organisation, Structure, User
+from outreach.models import Encounter, Organisation, Structure, User
 from outreach.services import demo
 from outreach.services.demo import DEMO_ORGANISATIONS, DEMO_USERS
+from outreach.services.directory import STRUCTURES_FILE
 from outreach.services.geo import sector_centres
-from tests.conftest import login
+from tests.helpers import audit_events, count_rows, login
 from tests.servers import ROOT
 
-
-def _count(app: Flask, model: type) -> int:
-    with app.app_context():
-        session = db.session
-        with session.begin():
-            return int(session.scalar(select(func.count()).select_from(model)) or 0)
+SHIPPED_STRUCTURES = json.loads(STRUCTURES_FILE.read_text("utf-8"))["structures"]
 
 
 def test_create_org_and_user_with_password_from_stdin(
@@ -55,15 +50,8 @@ def test_create_org_and_user_with_password_from_stdin(
     assert user.exit_code == 0, user.output
     assert "a password from stdin" not in user.output
     assert login(client, "night-team", "a password from stdin")["role"] == "worker"
-    operator_events = [e for e in _all_events(app) if e.action in {"orgs.create", "users.create"}]
+    operator_events = [e for e in audit_events(app) if e.action in {"orgs.create", "users.create"}]
     assert [e.actor_role for e in operator_events] == ["operator", "operator"]
-
-
-def _all_events(app: Flask) -> list[AuditEvent]:
-    with app.app_context():
-        session = db.session
-        with session.begin():
-            return list(session.scalars(select(AuditEvent).order_by(AuditEvent.seq)))
 
 
 def test_create_user_prompts_and_validates(app: Flask, runner: FlaskCliRunner) -> None:
@@ -117,17 +105,17 @@ def test_seed_demo_creates_one_user_per_role_and_is_idempotent(
     assert f"users created: {len(DEMO_USERS)}" in first.output
     created = int(first.output.split("Encounters created: ")[1].split(".")[0])
     assert created > 20
-    assert _count(app, Encounter) == created
-    assert _count(app, Structure) >= 10
-    counts = (_count(app, Organisation), _count(app, User))
+    assert count_rows(app, Encounter) == created
+    assert count_rows(app, Structure) == len(SHIPPED_STRUCTURES)
+    counts = (count_rows(app, Organisation), count_rows(app, User))
     assert counts == (len(DEMO_ORGANISATIONS), len(DEMO_USERS))
     second = runner.invoke(args=["seed-demo", "--days", "3"])
     assert second.exit_code == 0
     assert "Organisations created: 0, users created: 0." in second.output
     assert "Structures added to the directory: 0." in second.output
     assert "Encounters created: 0." in second.output
-    assert (_count(app, Organisation), _count(app, User)) == counts
-    assert _count(app, Encounter) == created
+    assert (count_rows(app, Organisation), count_rows(app, User)) == counts
+    assert count_rows(app, Encounter) == created
     rebuilt = runner.invoke(args=["rollups", "rebuild"])
     assert "0 differed" in rebuilt.output
     password = app.config["OUTREACH_SETTINGS"].demo_password
@@ -160,12 +148,9 @@ def test_the_structure_directory_loads_in_production(app: Flask) -> None:
     runner = app.test_cli_runner()
     first = runner.invoke(args=["directory", "load"])
     assert first.exit_code == 0, first.output
-    with app.app_context():
-        shipped = db.session.scalar(select(func.count()).select_from(Structure)) or 0
-        accounts = db.session.scalar(select(func.count()).select_from(User))
-    assert shipped > 0
-    assert f"Structures added to the directory: {shipped}." in first.output
-    assert accounts == 0  # only the directory, no account
+    assert count_rows(app, Structure) == len(SHIPPED_STRUCTURES)
+    assert f"Structures added to the directory: {len(SHIPPED_STRUCTURES)}." in first.output
+    assert count_rows(app, User) == 0  # only the directory, no account
     again = runner.invoke(args=["directory", "load"])
     assert "Structures added to the directory: 0." in again.output
 

@@ -35,7 +35,7 @@ from outreach import create_app
 from outreach.extensions import db
 from outreach.models import Encounter, Role, RollupTotal
 from outreach.services import audit
-from tests.conftest import PASSWORD, create_account, empty_database, make_settings
+from tests.helpers import PASSWORD, create_account, empty_database, make_settings
 from tests.payloads import encounter
 from tests.servers import call, gunicorn, idle_wait, wait_until_ready
 

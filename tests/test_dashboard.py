@@ -28,13 +28,11 @@ from outreach.extensions import db
 from outreach.services import demo, directory, periods
 from outreach.services.context import OPERATOR
 from tests.accessibility import grave_violations
-from tests.conftest import bearer, empty_database, login, make_settings
-from tests.payloads import CHATELET, encounter
-from tests.test_stats import at
+from tests.helpers import DEMO_PASSWORD, bearer, empty_database, login, make_settings
+from tests.payloads import CHATELET, at, encounter
 
 CHROMIUM = "/usr/bin/chromium"
 OUTPUT = Path(__file__).resolve().parent.parent / "test-output" / "dashboard"
-PASSWORD = "demo password for tests"
 
 
 @pytest.fixture(scope="module")
@@ -62,11 +60,11 @@ def _seed(app: Flask) -> None:
     with app.app_context():
         session = db.session
         passwords = app.extensions["outreach.security"].passwords
-        demo.seed_demo_accounts(session, passwords, PASSWORD)
+        demo.seed_demo_accounts(session, passwords, DEMO_PASSWORD)
         directory.seed_structures(session, OPERATOR)
         demo.seed_demo_activity(session, settings, days=21)
     client = app.test_client()
-    headers = bearer(login(client, "demo-worker", PASSWORD)["access_token"])
+    headers = bearer(login(client, "demo-worker", DEMO_PASSWORD)["access_token"])
     week = periods.last_whole_week(paris_today())
     scene = [
         encounter(CHATELET, occurred_at=at(week.start + timedelta(days=d), 13 + i))
@@ -108,7 +106,7 @@ def page(browser: Browser, live_server: str) -> Iterator[Page]:
 def _log_in(page: Page, live_server: str, username: str) -> None:
     page.goto(f"{live_server}/dashboard")
     page.get_by_label("Identifiant", exact=True).fill(username)
-    page.get_by_label("Mot de passe", exact=True).fill(PASSWORD)
+    page.get_by_label("Mot de passe", exact=True).fill(DEMO_PASSWORD)
     page.get_by_role("button", name="Se connecter").click()
 
 
@@ -124,7 +122,7 @@ def _sectors_without_night_shift(live_server: str, day: date) -> set[str]:
         with urllib.request.urlopen(request) as response:  # noqa: S310 (the local test server)
             return json.load(response)
 
-    token = call("/auth/login", {"username": "demo-coordinator", "password": PASSWORD})
+    token = call("/auth/login", {"username": "demo-coordinator", "password": DEMO_PASSWORD})
     coverage = call(f"/stats/coverage?from={day}&to={day}", token=token["access_token"])
     return {row["sector"] for row in coverage["sectors"] if not row["days"][0]["slots"]["night"]}
 

@@ -10,76 +10,19 @@ the same application object serves again: no restart.
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import tempfile
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 
-import pytest
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from outreach import create_app, migrate
 from outreach.models import Role
-from tests.conftest import PASSWORD, bearer, create_account, free_port, login, make_settings
+from tests.helpers import PASSWORD, bearer, create_account, login, make_settings
 from tests.payloads import encounter
-
-BIN = next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin"))), None)
-
-
-@dataclass
-class Cluster:
-    """A throwaway PostgreSQL server this test may stop and start."""
-
-    home: Path
-    port: int
-
-    @property
-    def url(self) -> str:
-        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres?connect_timeout=2"
-
-    def run(self, program: str, *args: str, check: bool = True) -> None:
-        assert BIN is not None
-        command = [str(BIN / program), *args]
-        if os.geteuid() == 0:  # initdb and postgres refuse to run as root
-            command = ["runuser", "-u", "postgres", "--", *command]
-        subprocess.run(command, check=check, capture_output=True, timeout=60)
-
-    def start(self) -> None:
-        options = f"-p {self.port} -k {self.home} -c listen_addresses=127.0.0.1 -c fsync=off"
-        log = str(self.home / "log")
-        self.run("pg_ctl", "-D", str(self.home / "data"), "-o", options, "-l", log, "-w", "start")
-
-    def stop(self, check: bool = True) -> None:
-        self.run(
-            "pg_ctl", "-D", str(self.home / "data"), "-m", "immediate", "-w", "stop", check=check
-        )
-
-
-@pytest.fixture
-def cluster() -> Iterator[Cluster]:
-    if BIN is None or (os.geteuid() == 0 and shutil.which("runuser") is None):
-        message = "no PostgreSQL server binaries (initdb, pg_ctl) on this machine"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    # Outside pytest's own temporary tree, which the postgres user may not enter.
-    home = Path(tempfile.mkdtemp(prefix="outreach-pg-"))
-    if os.geteuid() == 0:
-        shutil.chown(home, "postgres")
-    server = Cluster(home, free_port())
-    try:
-        server.run("initdb", "-D", str(home / "data"), "-A", "trust", "-U", "postgres", "--no-sync")
-        server.start()
-        yield server
-    finally:
-        server.stop(check=False)
-        shutil.rmtree(home, ignore_errors=True)
+from tests.servers import Cluster
 
 
 def test_database_stopped_under_load_then_back(cluster: Cluster, tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ from flask.testing import FlaskClient
 from shapely.geometry import Point, shape
 
 from outreach.models import Role
-from schemas.vocabulary import sector_features
+from schemas.vocabulary import sector_features, vocabularies
 from tests.payloads import encounter
 
 VOCABULARIES = "/api/v1/vocabularies"
@@ -34,8 +34,17 @@ def test_vocabularies_with_etag_and_304(
     assert first.status_code == 200
     body = first.get_json()
     assert [k["code"] for k in body["kits"]][:3] == ["embout", "feuille_alu", "filtre"]
-    assert {s["code"] for s in body["services"]} >= {"ecoute", "depistage"}
-    assert "assore" in {d["code"] for d in body["referral_destinations"]}
+    assert [s["code"] for s in body["services"]] == [
+        "ecoute",
+        "information_rdr",
+        "soin_infirmier",
+        "acces_droits",
+        "hygiene",
+        "depistage",
+    ]
+    destinations = [d["code"] for d in body["referral_destinations"]]
+    assert destinations == [d["code"] for d in vocabularies()["referral_destinations"]]
+    assert "assore" in destinations
     assert {f["properties"]["code"] for f in body["sectors"]["features"]} == set(SITES)
     etag = first.headers["ETag"]
     # An HTTP cache keeps it and revalidates it by itself: private, no-cache, not no-store.

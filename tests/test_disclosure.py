@@ -35,14 +35,13 @@ from outreach.extensions import db
 from outreach.models import Encounter
 from outreach.services import demo, periods
 from schemas.vocabulary import OUTSIDE_SECTORS, SECTORS, SHIFT_KINDS
-from tests.conftest import bearer, login
+from tests.helpers import DEMO_PASSWORD, bearer, login
 
 K = 11
 # No family may recover more masked counts exactly than this share of its targets.
 MAX_EXACT_SHARE = 0.5
 # A family is judged on at least this many masked targets.
 MIN_TARGETS = 20
-PASSWORD = "demo password for tests"
 OUTPUT = Path(__file__).resolve().parent.parent / "test-output" / "disclosure"
 # The encounter column behind each filter.
 COLUMNS = {"sector": "sector", "organisation": "organisation_id", "shift_kind": "shift_kind"}
@@ -61,11 +60,11 @@ def world(app: Flask, client: FlaskClient) -> dict[str, Any]:
     with app.app_context():
         session = db.session
         passwords = app.extensions["outreach.security"].passwords
-        demo.seed_demo_accounts(session, passwords, PASSWORD)
+        demo.seed_demo_accounts(session, passwords, DEMO_PASSWORD)
         demo.seed_demo_activity(session, settings, days=49)
     return {
-        "coordinator": bearer(login(client, "demo-coordinator", PASSWORD)["access_token"]),
-        "auditor": bearer(login(client, "demo-auditor", PASSWORD)["access_token"]),
+        "coordinator": bearer(login(client, "demo-coordinator", DEMO_PASSWORD)["access_token"]),
+        "auditor": bearer(login(client, "demo-auditor", DEMO_PASSWORD)["access_token"]),
     }
 
 

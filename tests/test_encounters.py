@@ -12,15 +12,11 @@ from sqlalchemy import func, select
 
 from outreach.extensions import db
 from outreach.models import AuditEvent, Encounter, EncounterVersion, Role, RollupSector
-from tests.conftest import Account, bearer, login
+from tests.helpers import Account, headers_for
 from tests.payloads import encounter, group, shift
 
 SYNC = "/api/v1/sync"
 ENCOUNTERS = "/api/v1/encounters"
-
-
-def _headers(client: FlaskClient, account: Account) -> dict[str, str]:
-    return bearer(login(client, account.username)["access_token"])
 
 
 def _sum(app: Flask, metric: str) -> int:
@@ -42,9 +38,9 @@ def _setup(client: FlaskClient, make_account: Callable[..., Account]) -> dict[st
     mine = [encounter(shift_id=outing["id"]), group(people=3)]
     theirs = [encounter()]
     client.post(
-        SYNC, json={"shifts": [outing], "encounters": mine}, headers=_headers(client, worker)
+        SYNC, json={"shifts": [outing], "encounters": mine}, headers=headers_for(client, worker)
     )
-    client.post(SYNC, json={"encounters": theirs}, headers=_headers(client, colleague))
+    client.post(SYNC, json={"encounters": theirs}, headers=headers_for(client, colleague))
     return {
         "worker": worker,
         "colleague": colleague,
@@ -59,12 +55,12 @@ def _setup(client: FlaskClient, make_account: Callable[..., Account]) -> dict[st
 def test_who_reads_what(client: FlaskClient, make_account: Callable[..., Account]) -> None:
     s = _setup(client, make_account)
     ids = lambda response: {item["id"] for item in response.get_json()["items"]}  # noqa: E731
-    worker_list = client.get(ENCOUNTERS, headers=_headers(client, s["worker"]))
+    worker_list = client.get(ENCOUNTERS, headers=headers_for(client, s["worker"]))
     assert ids(worker_list) == {e["id"] for e in s["mine"]}
-    admin_list = client.get(ENCOUNTERS, headers=_headers(client, s["org_admin"]))
+    admin_list = client.get(ENCOUNTERS, headers=headers_for(client, s["org_admin"]))
     assert ids(admin_list) == {e["id"] for e in s["mine"] + s["theirs"]}
     assert admin_list.get_json()["total"] == 3
-    outsider = _headers(client, s["outsider"])
+    outsider = headers_for(client, s["outsider"])
     assert client.get(ENCOUNTERS, headers=outsider).get_json()["items"] == []
     for item in s["mine"]:
         assert client.get(f"{ENCOUNTERS}/{item['id']}", headers=outsider).status_code == 404
@@ -72,12 +68,12 @@ def test_who_reads_what(client: FlaskClient, make_account: Callable[..., Account
     colleague_item = s["theirs"][0]["id"]
     assert (
         client.get(
-            f"{ENCOUNTERS}/{colleague_item}", headers=_headers(client, s["worker"])
+            f"{ENCOUNTERS}/{colleague_item}", headers=headers_for(client, s["worker"])
         ).status_code
         == 404
     )
     one = client.get(
-        f"{ENCOUNTERS}/{s['mine'][0]['id']}", headers=_headers(client, s["worker"])
+        f"{ENCOUNTERS}/{s['mine'][0]['id']}", headers=headers_for(client, s["worker"])
     ).get_json()
     assert one["person"] == {
         "age_band": "25-34",
@@ -92,7 +88,7 @@ def test_who_reads_what(client: FlaskClient, make_account: Callable[..., Account
 
 def test_filters(client: FlaskClient, make_account: Callable[..., Account]) -> None:
     s = _setup(client, make_account)
-    headers = _headers(client, s["org_admin"])
+    headers = headers_for(client, s["org_admin"])
     by_shift = client.get(f"{ENCOUNTERS}?shift_id={s['shift']['id']}", headers=headers).get_json()
     assert [item["id"] for item in by_shift["items"]] == [s["mine"][0]["id"]]
     assert client.get(f"{ENCOUNTERS}?sector=stalingrad", headers=headers).get_json()["total"] == 3
@@ -114,7 +110,7 @@ def test_amend_keeps_the_previous_version_and_moves_rollups(
 ) -> None:
     s = _setup(client, make_account)
     target = s["mine"][1]["id"]  # a group of 3
-    headers = _headers(client, s["org_admin"])
+    headers = headers_for(client, s["org_admin"])
     assert _sum(app, "people") == 5
     response = client.patch(
         f"{ENCOUNTERS}/{target}", json={"people": 5, "kits": {"pipe": 4}}, headers=headers
@@ -133,7 +129,7 @@ def test_amend_keeps_the_previous_version_and_moves_rollups(
     assert [(v.version, v.change, v.content["people"]) for v in versions] == [(1, "amend", 3)]
     # The phone's resend of its original is now a conflict, never an overwrite.
     resend = client.post(
-        SYNC, json={"encounters": [s["mine"][1]]}, headers=_headers(client, s["worker"])
+        SYNC, json={"encounters": [s["mine"][1]]}, headers=headers_for(client, s["worker"])
     )
     assert resend.get_json()["results"][0]["status"] == "conflict"
     # Invalid amendments are refused and change nothing.
@@ -149,13 +145,13 @@ def test_amend_keeps_the_previous_version_and_moves_rollups(
     assert _sum(app, "people") == 7
     assert (
         client.patch(
-            f"{ENCOUNTERS}/{target}", json={"people": 1}, headers=_headers(client, s["worker"])
+            f"{ENCOUNTERS}/{target}", json={"people": 1}, headers=headers_for(client, s["worker"])
         ).status_code
         == 403
     )
     assert (
         client.patch(
-            f"{ENCOUNTERS}/{target}", json={"people": 1}, headers=_headers(client, s["outsider"])
+            f"{ENCOUNTERS}/{target}", json={"people": 1}, headers=headers_for(client, s["outsider"])
         ).status_code
         == 403
     )
@@ -165,7 +161,7 @@ def test_org_admin_of_another_association_gets_404(
     client: FlaskClient, make_account: Callable[..., Account]
 ) -> None:
     s = _setup(client, make_account)
-    stranger = _headers(client, make_account(Role.ORG_ADMIN, "rdr-est"))
+    stranger = headers_for(client, make_account(Role.ORG_ADMIN, "rdr-est"))
     target = s["mine"][0]["id"]
     assert (
         client.patch(f"{ENCOUNTERS}/{target}", json={"people": 2}, headers=stranger).status_code
@@ -184,7 +180,7 @@ def test_delete_is_soft_with_a_reason_and_leaves_the_aggregates(
     app: Flask, client: FlaskClient, make_account: Callable[..., Account]
 ) -> None:
     s = _setup(client, make_account)
-    headers = _headers(client, s["org_admin"])
+    headers = headers_for(client, s["org_admin"])
     target = s["mine"][0]["id"]
     assert client.delete(f"{ENCOUNTERS}/{target}", json={}, headers=headers).status_code == 422
     assert (
@@ -211,7 +207,7 @@ def test_delete_is_soft_with_a_reason_and_leaves_the_aggregates(
     )
     # A late resend of the deleted encounter does not bring it back.
     resend = client.post(
-        SYNC, json={"encounters": [s["mine"][0]]}, headers=_headers(client, s["worker"])
+        SYNC, json={"encounters": [s["mine"][0]]}, headers=headers_for(client, s["worker"])
     )
     assert resend.get_json()["results"][0]["status"] == "duplicate"
     assert _sum(app, "encounters") == 2
@@ -227,7 +223,7 @@ def test_reads_and_corrections_are_audited_with_record_counts(
     app: Flask, client: FlaskClient, make_account: Callable[..., Account]
 ) -> None:
     s = _setup(client, make_account)
-    headers = _headers(client, s["org_admin"])
+    headers = headers_for(client, s["org_admin"])
     client.get(ENCOUNTERS, headers=headers)
     client.get(f"{ENCOUNTERS}/{s['mine'][0]['id']}", headers=headers)
     client.patch(f"{ENCOUNTERS}/{s['mine'][0]['id']}", json={"setting": "gare"}, headers=headers)

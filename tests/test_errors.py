@@ -15,7 +15,7 @@ from config import Settings
 from outreach import create_app
 from outreach.extensions import db
 from outreach.models import AuditEvent, Organisation, Role
-from tests.conftest import empty_database, make_settings
+from tests.helpers import empty_database, make_settings
 
 LOGIN = "/api/v1/auth/login"
 

@@ -22,7 +22,7 @@ import h3
 import pytest
 from flask import Flask
 from playwright.sync_api import BrowserContext, Page, Playwright, Route, expect, sync_playwright
-from sqlalchemy import func, select
+from sqlalchemy import select
 from werkzeug.serving import make_server
 
 from outreach import create_app
@@ -32,12 +32,11 @@ from outreach.services import demo, directory
 from outreach.services.context import OPERATOR
 from outreach.services.geo import sector_of_cell
 from tests.accessibility import grave_violations
-from tests.conftest import empty_database, make_settings
+from tests.helpers import DEMO_PASSWORD, count_rows, empty_database, make_settings
 from tests.payloads import encounter
 
 CHROMIUM = "/usr/bin/chromium"
 OUTPUT = Path(__file__).resolve().parent.parent / "test-output" / "fieldapp"
-PASSWORD = "demo password for tests"
 PHONE = {"width": 390, "height": 844}
 # Inside the Stalingrad sector.
 POSITION = (48.884137, 2.369042)
@@ -49,11 +48,7 @@ class Server:
     app: Flask
 
     def count(self, model: type, *where: Any) -> int:
-        with self.app.app_context():
-            session = db.session
-            with session.begin():
-                statement = select(func.count()).select_from(model).where(*where)
-                return int(session.scalar(statement) or 0)
+        return count_rows(self.app, model, *where)
 
     def encounters(self) -> list[Encounter]:
         with self.app.app_context():
@@ -72,7 +67,7 @@ def server(database_url: str, tmp_path: Path) -> Iterator[Server]:
     with app.app_context():
         session = db.session
         passwords = app.extensions["outreach.security"].passwords
-        demo.seed_demo_accounts(session, passwords, PASSWORD)
+        demo.seed_demo_accounts(session, passwords, DEMO_PASSWORD)
         directory.seed_structures(session, OPERATOR)
     http = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=http.serve_forever, daemon=True)
@@ -188,7 +183,7 @@ def _log_in(phone: Phone, username: str = "demo-worker") -> None:
     page = phone.page
     assert page is not None
     page.get_by_label("Identifiant", exact=True).fill(username)
-    page.get_by_label("Mot de passe", exact=True).fill(PASSWORD)
+    page.get_by_label("Mot de passe", exact=True).fill(DEMO_PASSWORD)
     phone.tap("Se connecter")
     expect(page.locator("#screen-shift")).to_be_visible()
     # The service worker holds the shell before the network goes.
@@ -458,8 +453,8 @@ def test_the_app_is_served_with_a_strict_policy_a_manifest_and_a_worker(server: 
     assert page.headers["Permissions-Policy"].startswith("geolocation=(self)")
     manifest = client.get("/app/manifest.webmanifest")
     assert manifest.mimetype == "application/manifest+json"
-    icons = {icon["sizes"] for icon in json.loads(manifest.data)["icons"]}
-    assert {"192x192", "512x512"} <= icons
+    icons = [icon["sizes"] for icon in json.loads(manifest.data)["icons"]]
+    assert icons == ["192x192", "512x512", "any"]
     worker = client.get("/app/sw.js")
     assert worker.mimetype == "text/javascript"
     assert "connect-src 'self'" in worker.headers["Content-Security-Policy"]
@@ -490,7 +485,7 @@ def test_a_conflict_is_shown_and_can_be_discarded(phone: Phone, server: Server) 
     # Meanwhile the same id reached the server with other content (another client's bug).
     client = server.app.test_client()
     token = client.post(
-        "/api/v1/auth/login", json={"username": "demo-worker", "password": PASSWORD}
+        "/api/v1/auth/login", json={"username": "demo-worker", "password": DEMO_PASSWORD}
     ).get_json()["access_token"]
     other = encounter(id=queued, kits={"pipe": 3})
     stored = client.post(

@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode, checks
 
 from outreach.models import Role
-from tests.conftest import Account, bearer, login
+from tests.helpers import Account, bearer, login
 
 OPENAPI = "/api/openapi.json"
 # Examples per operation and mode; each is sent six times (five roles and no token).

@@ -18,7 +18,7 @@ import pytest
 from flask import Flask
 
 from outreach.models import Role
-from tests.conftest import PASSWORD, create_account
+from tests.helpers import PASSWORD, create_account
 from tests.servers import call, gunicorn
 
 LIMIT = 2 * 1024 * 1024

@@ -18,13 +18,10 @@ from typing import Any
 
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import func, select
 
-from outreach.extensions import db
-from outreach.models import AuditEvent, Base, Role
-from tests.conftest import Account, bearer, login
+from outreach.models import Role
+from tests.helpers import POLICY, Account, bearer, login, row_counts
 from tests.payloads import encounter, shift
-from tests.test_access_matrix import POLICY
 
 SERVER_OWNED = (
     "organisation",
@@ -41,16 +38,6 @@ SERVER_OWNED = (
     "id",
     "is_admin",
 )
-
-
-def _counts(app: Flask) -> dict[str, int]:
-    """Rows per table; the audit log grows with every refusal, by design."""
-    with app.app_context():
-        return {
-            table.name: db.session.scalar(select(func.count()).select_from(table)) or 0
-            for table in Base.metadata.sorted_tables
-            if table.name != AuditEvent.__tablename__
-        }
 
 
 def _body_operations(client: FlaskClient) -> list[tuple[str, str, set[str]]]:
@@ -89,7 +76,7 @@ def test_no_body_sets_a_server_owned_field(
     tokens = {
         role: bearer(login(client, make_account(role).username)["access_token"]) for role in roles
     }
-    before = _counts(app)
+    before = row_counts(app)
     tried = 0
     for method, path, declared in operations:
         role = _allowed_role(method, path)
@@ -104,14 +91,14 @@ def test_no_body_sets_a_server_owned_field(
             assert errors["json"].get(name) == ["Unknown field."], (method, path, name, errors)
             tried += 1
     assert tried > 100
-    assert _counts(app) == before
+    assert row_counts(app) == before
 
 
 def test_a_sync_item_naming_a_server_owned_field_is_refused(
     app: Flask, client: FlaskClient, auth_headers: Callable[..., dict[str, str]]
 ) -> None:
     headers = auth_headers(Role.WORKER)
-    before = _counts(app)
+    before = row_counts(app)
     for name in SERVER_OWNED:
         if name == "id":
             continue  # the phone's own identifier of the item
@@ -125,4 +112,4 @@ def test_a_sync_item_naming_a_server_owned_field_is_refused(
         for result in answer["results"]:
             assert result["status"] == "invalid", (name, result)
             assert result["errors"][name] == ["Unknown field."], (name, result)
-    assert _counts(app) == before
+    assert row_counts(app) == before

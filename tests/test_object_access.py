@@ -16,11 +16,9 @@ from typing import Any
 
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import func, select
 
-from outreach.extensions import db
-from outreach.models import AuditEvent, Base, Role
-from tests.conftest import Account, bearer, login
+from outreach.models import Role
+from tests.helpers import Account, bearer, login, row_counts
 from tests.payloads import encounter
 
 # Scoped routes: the role of the stranger who tries, the body sent, the object named.
@@ -60,15 +58,6 @@ def _id_routes(app: Flask) -> set[tuple[str, str]]:
     return routes
 
 
-def _snapshot(app: Flask) -> dict[str, int]:
-    with app.app_context():
-        return {
-            table.name: db.session.scalar(select(func.count()).select_from(table)) or 0
-            for table in Base.metadata.sorted_tables
-            if table.name != AuditEvent.__tablename__
-        }
-
-
 def test_every_id_route_is_closed_to_other_associations(
     app: Flask, client: FlaskClient, make_account: Callable[..., Account]
 ) -> None:
@@ -84,7 +73,7 @@ def test_every_id_route_is_closed_to_other_associations(
         role: bearer(login(client, make_account(role, "asso-b").username)["access_token"])
         for role in (Role.WORKER, Role.ORG_ADMIN)
     }
-    before_rows = _snapshot(app)
+    before_rows = row_counts(app)
     before_encounter = client.get(f"/api/v1/encounters/{item['id']}", headers=owner_headers)
 
     for (method, rule), (role, body, kind) in SCOPED.items():
@@ -96,7 +85,7 @@ def test_every_id_route_is_closed_to_other_associations(
         # Indistinguishable from an id that does not exist: no existence oracle.
         assert answer.get_json() == unknown.get_json(), (method, rule)
 
-    assert _snapshot(app) == before_rows
+    assert row_counts(app) == before_rows
     after = client.get(f"/api/v1/encounters/{item['id']}", headers=owner_headers)
     assert after.get_json() == before_encounter.get_json()
     assert login(client, owner.username)["role"] == "worker"  # still active

@@ -18,8 +18,7 @@ from pathlib import Path
 
 from bench import phones
 from outreach import migrate
-from tests.servers import gunicorn
-from tests.test_database_gone import Cluster, cluster  # noqa: F401 (the fixture)
+from tests.servers import Cluster, gunicorn
 
 
 def _until(condition: Callable[[], bool], what: str) -> None:
@@ -33,8 +32,7 @@ def _until(condition: Callable[[], bool], what: str) -> None:
 
 
 def test_phones_wait_out_a_postgresql_restart_and_every_encounter_is_stored_once(
-    cluster: Cluster,  # noqa: F811 (the fixture imported above)
-    tmp_path: Path,
+    cluster: Cluster, tmp_path: Path
 ) -> None:
     migrate.upgrade(cluster.url)
     psycopg_url = f"postgresql://postgres@127.0.0.1:{cluster.port}/postgres"

@@ -43,12 +43,9 @@ from outreach.services.rollups import MAP_METRICS
 from outreach.services.stats.counters import AMOUNTS, cell_amounts
 from outreach.services.stats.scope import Scope
 from outreach.services.stats.warmup import warm_periods
-from tests.conftest import Account, bearer, login, statements_of
-from tests.payloads import MAX_DEVIATION, STALINGRAD, encounter
+from tests.helpers import Account, bearer, get, login, seed_mixed_day, statements_of, sync
+from tests.payloads import CENTRES, MAX_DEVIATION, STALINGRAD, at, encounter
 from tests.servers import gunicorn, wait_for
-from tests.test_stats import CENTRES, at, get, people, seed_mixed_day, sync
-
-__all__ = ["people"]
 
 
 def last_published_day() -> date:

@@ -15,12 +15,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import text
 
 from outreach import create_app, migrate, read_ahead
 from outreach.extensions import db
-from tests.conftest import _postgres_admin_url, make_settings
+from tests.helpers import make_settings, postgres_admin
 
 
 @pytest.fixture
@@ -29,10 +28,9 @@ def late_database(engine_name: str, tmp_path: Path) -> Iterator[tuple[str, str |
     if engine_name == "sqlite":
         yield f"sqlite:///{tmp_path / 'late.db'}", None
         return
-    base = make_url(_postgres_admin_url())
+    admin = postgres_admin()
     name = f"outreach_late_{uuid.uuid4().hex[:8]}"
-    yield base.set(database=name).render_as_string(hide_password=False), name
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    yield admin.url.set(database=name).render_as_string(hide_password=False), name
     with admin.connect() as connection:
         connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()
@@ -56,7 +54,7 @@ def test_the_read_ahead_tries_again_until_the_database_answers(
         tried.wait(0.05)
     assert tried.is_set(), caplog.text
     if to_create is not None:
-        admin = create_engine(_postgres_admin_url(), isolation_level="AUTOCOMMIT")
+        admin = postgres_admin()
         with admin.connect() as connection:
             connection.execute(text(f'CREATE DATABASE "{to_create}"'))
         admin.dispose()

@@ -13,27 +13,25 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import text
 
 from outreach import create_app, migrate
 from outreach.extensions import db
-from tests.conftest import _postgres_admin_url, make_settings
+from tests.helpers import make_settings, postgres_admin
 
 
 @pytest.fixture
-def empty_database(engine_name: str, tmp_path: Path) -> Iterator[str]:
+def unmigrated_database(engine_name: str, tmp_path: Path) -> Iterator[str]:
     """A reachable database with no table at all."""
     if engine_name == "sqlite":
         yield f"sqlite:///{tmp_path / 'empty.db'}"
         return
-    base = make_url(_postgres_admin_url())
+    admin = postgres_admin()
     name = f"outreach_empty_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
         connection.execute(text(f'CREATE DATABASE "{name}"'))
     try:
-        yield base.set(database=name).render_as_string(hide_password=False)
+        yield admin.url.set(database=name).render_as_string(hide_password=False)
     finally:
         with admin.connect() as connection:
             connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
@@ -41,9 +39,9 @@ def empty_database(engine_name: str, tmp_path: Path) -> Iterator[str]:
 
 
 def test_ready_only_at_the_migrations_head(
-    empty_database: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    unmigrated_database: str, engine_name: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    app = create_app(make_settings(empty_database, tmp_path / "instance"))
+    app = create_app(make_settings(unmigrated_database, tmp_path / "instance"))
     client = app.test_client()
     try:
         caplog.set_level(logging.ERROR)
@@ -60,11 +58,12 @@ def test_ready_only_at_the_migrations_head(
         caplog.clear()
         login = client.post("/api/v1/auth/login", json={"username": "a", "password": "b" * 8})
         assert login.status_code == 503
-        assert "no such table" in caplog.text or "does not exist" in caplog.text, caplog.text
+        missing_table = {"sqlite": "no such table", "postgresql": "does not exist"}[engine_name]
+        assert missing_table in caplog.text, caplog.text
         # Part way up: still not ready.
-        migrate.upgrade(empty_database, "0010")
+        migrate.upgrade(unmigrated_database, "0010")
         assert client.get("/api/v1/readyz").status_code == 503
-        migrate.upgrade(empty_database)
+        migrate.upgrade(unmigrated_database)
         ready = client.get("/api/v1/readyz")
         assert ready.status_code == 200
         assert ready.get_json() == {"status": "ready", "database": "ok"}

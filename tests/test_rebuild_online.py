@@ -31,7 +31,7 @@ from outreach.extensions import db
 from outreach.models import AUDIT_LOCK_KEY, Role
 from outreach.services import rollups, writes
 from outreach.services.context import OPERATOR
-from tests.conftest import bearer, login
+from tests.helpers import bearer, login
 from tests.payloads import encounter
 
 # Locks some backend waits for, other than the test's own advisory lock.
@@ -67,7 +67,7 @@ def _observer(database_url: str) -> Iterator[Connection]:
 
 
 @pytest.fixture
-def worker(client: FlaskClient, make_account: Callable[..., Any]) -> dict[str, str]:
+def worker_headers(client: FlaskClient, make_account: Callable[..., Any]) -> dict[str, str]:
     return bearer(login(client, make_account(Role.WORKER).username)["access_token"])
 
 
@@ -78,15 +78,15 @@ def _sync(app: Flask, headers: dict[str, str], count: int) -> int:
 
 
 def test_a_rebuild_and_syncs_wait_for_each_other_before_any_counter_row(
-    app: Flask, worker: dict[str, str], database_url: str, engine_name: str
+    app: Flask, worker_headers: dict[str, str], database_url: str, engine_name: str
 ) -> None:
     if engine_name != "postgresql":
         pytest.skip("SQLite has one writer at a time; there is nothing to interleave")
-    assert _sync(app, worker, 5) == 200
+    assert _sync(app, worker_headers, 5) == 200
     reading, resume = threading.Event(), threading.Event()
     with _observer(database_url) as observer, ThreadPoolExecutor(max_workers=2) as pool:
         try:
-            _interleave(app, worker, observer, pool, reading, resume)
+            _interleave(app, worker_headers, observer, pool, reading, resume)
         finally:
             # Whatever failed, nothing is left waiting on the test.
             resume.set()
@@ -135,7 +135,7 @@ def test_a_deadlock_is_reported_as_a_deadlock(
 
 def _interleave(
     app: Flask,
-    worker: dict[str, str],
+    worker_headers: dict[str, str],
     observer: Connection,
     pool: ThreadPoolExecutor,
     reading: threading.Event,
@@ -144,7 +144,7 @@ def _interleave(
     # 1. A sync in flight: held at its very end (the audit chain lock), after it
     # wrote its encounters and their counter rows.
     observer.execute(text("SELECT pg_advisory_lock(:key)"), {"key": AUDIT_LOCK_KEY})
-    in_flight = pool.submit(_sync, app, worker, 3)
+    in_flight = pool.submit(_sync, app, worker_headers, 3)
     _until(observer, lambda waits: ("advisory", None, "ExclusiveLock") in waits)
     rebuilt = pool.submit(app.test_cli_runner().invoke, args=["rollups", "rebuild"])
     # The rebuild waits for that sync at its first lock, holding no counter row
@@ -173,7 +173,7 @@ def _interleave(
 
     rebuilding: Future[rollups.RebuildSummary] = pool.submit(paused_rebuild)
     assert reading.wait(30)
-    arriving = pool.submit(_sync, app, worker, 4)
+    arriving = pool.submit(_sync, app, worker_headers, 4)
     _until(observer, lambda waits: ("relation", "encounters", "RowExclusiveLock") in waits)
     resume.set()
     assert rebuilding.result().encounters == 8

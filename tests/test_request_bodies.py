@@ -17,19 +17,13 @@ import orjson
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import func, select
 
-from outreach.extensions import db
 from outreach.models import Encounter, Role
+from tests.helpers import count_rows
 from tests.payloads import encounter
 
 JSON = {"Content-Type": "application/json"}
 LIMIT = 2 * 1024 * 1024
-
-
-def _stored(app: Flask) -> int:
-    with app.app_context():
-        return db.session.scalar(select(func.count()).select_from(Encounter)) or 0
 
 
 def _batch() -> bytes:
@@ -58,7 +52,7 @@ def test_a_body_that_is_not_utf8_json_is_a_400(
     answer = response.get_json()
     assert answer["code"] == 400
     assert "not UTF-8" in str(answer["errors"])
-    assert _stored(app) == 0
+    assert count_rows(app, Encounter) == 0
 
 
 def test_a_patch_that_is_not_utf8_json_is_a_400_and_changes_nothing(
@@ -88,7 +82,7 @@ def test_a_gzip_body_with_its_header_is_accepted(
     )
     assert response.status_code == 200, response.get_json()
     assert response.get_json()["counts"]["created"] == 3
-    assert _stored(app) == 3
+    assert count_rows(app, Encounter) == 3
 
 
 def test_a_gzip_body_over_the_cap_once_decompressed_is_a_413(

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from flask.testing import FlaskClient
 
 from outreach.models import Role
-from tests.conftest import PASSWORD, Account
+from tests.helpers import PASSWORD, Account
 
 LOGIN = "/api/v1/auth/login"
 OFFICE = "10.20.30.40"

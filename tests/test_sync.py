@@ -6,35 +6,18 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pytest
+import h3
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import event, func, select
+from sqlalchemy import event, select
 
 from outreach.extensions import db
 from outreach.models import AuditEvent, Encounter, Role, Shift
 from schemas.sync import SyncResponseSchema
-from tests.conftest import Account, bearer, login
+from tests.helpers import Account, bearer, count_rows, login
 from tests.payloads import CHATELET, STALINGRAD, encounter, group, shift
 
 SYNC = "/api/v1/sync"
-
-
-@pytest.fixture
-def worker(make_account: Callable[..., Account]) -> Account:
-    return make_account(Role.WORKER, "maraude-nord")
-
-
-@pytest.fixture
-def headers(client: FlaskClient, worker: Account) -> dict[str, str]:
-    return bearer(login(client, worker.username)["access_token"])
-
-
-def count(app: Flask, model: type, *where: Any) -> int:
-    with app.app_context():
-        session = db.session
-        with session.begin():
-            return int(session.scalar(select(func.count()).select_from(model).where(*where)) or 0)
 
 
 def statuses(response: Any) -> list[str]:
@@ -62,18 +45,21 @@ def test_created_then_duplicate_then_conflict(
     ]
     resent = client.post(SYNC, json=body, headers=headers)
     assert statuses(resent) == ["duplicate", "duplicate", "duplicate"]
-    # The same place snapped again (a few metres off) is the same content.
-    moved_a_little = {**first, "location": {"lat": STALINGRAD[0] + 0.00001, "lon": STALINGRAD[1]}}
-    assert statuses(client.post(SYNC, json={"encounters": [moved_a_little]}, headers=headers)) in (
-        ["duplicate"],
-        ["conflict"],
+    # The same place snapped again (a metre off, in the same hexagon) is the same content.
+    a_metre_north = (STALINGRAD[0] + 0.00001, STALINGRAD[1])
+    resolution = app.config["OUTREACH_SETTINGS"].h3_resolution
+    assert h3.latlng_to_cell(*a_metre_north, resolution) == h3.latlng_to_cell(
+        *STALINGRAD, resolution
     )
+    moved_a_little = {**first, "location": {"lat": a_metre_north[0], "lon": a_metre_north[1]}}
+    resent_moved = client.post(SYNC, json={"encounters": [moved_a_little]}, headers=headers)
+    assert statuses(resent_moved) == ["duplicate"]
     changed = {**first, "kits": {"kit_base": 5}}
     conflict = client.post(SYNC, json={"encounters": [changed]}, headers=headers)
     assert statuses(conflict) == ["conflict"]
     assert "amend" in conflict.get_json()["results"][0]["errors"]["id"][0]
-    assert count(app, Encounter) == 2
-    assert count(app, Shift) == 1
+    assert count_rows(app, Encounter) == 2
+    assert count_rows(app, Shift) == 1
     stored_kits = client.get(f"/api/v1/encounters/{first['id']}", headers=headers).get_json()[
         "kits"
     ]
@@ -87,7 +73,7 @@ def test_same_id_twice_in_one_batch(
     other = {**item, "setting": "metro"}
     response = client.post(SYNC, json={"encounters": [item, item, other]}, headers=headers)
     assert statuses(response) == ["created", "duplicate", "conflict"]
-    assert count(app, Encounter) == 1
+    assert count_rows(app, Encounter) == 1
 
 
 def _invalid(client: FlaskClient, headers: dict[str, str], item: dict[str, Any]) -> dict[str, Any]:
@@ -161,7 +147,7 @@ def test_a_bad_item_does_not_stop_the_good_ones(
     )
     assert statuses(response) == ["created", "invalid", "invalid", "created"]
     assert response.get_json()["results"][2]["id"] is None
-    assert count(app, Encounter) == 2
+    assert count_rows(app, Encounter) == 2
 
 
 def test_a_sync_takes_one_connection_from_the_pool(
@@ -215,8 +201,8 @@ def test_atomic_stores_nothing_when_any_item_is_invalid(
     envelope = response.get_json()
     assert envelope["message"] == "1 item(s) are invalid; nothing was stored."
     assert "people" in envelope["errors"]["encounters"]["1"]
-    assert count(app, Encounter) == 0
-    assert count(app, Shift) == 0
+    assert count_rows(app, Encounter) == 0
+    assert count_rows(app, Shift) == 0
     body["encounters"].pop()
     assert (
         client.post(SYNC + "?atomic=true", json=body, headers=headers).get_json()["counts"][
@@ -244,7 +230,7 @@ def test_limits(app: Flask, client: FlaskClient, headers: dict[str, str]) -> Non
     oversized = '{"encounters": [' + ",".join(['{"id": "' + "x" * 1000 + '"}'] * 2200) + "]}"
     big = client.post(SYNC, data=oversized, content_type="application/json", headers=headers)
     assert big.status_code == 413
-    assert count(app, Encounter) == 0
+    assert count_rows(app, Encounter) == 0
     exactly = client.post(SYNC, json={"encounters": [group() for _ in range(500)]}, headers=headers)
     assert exactly.get_json()["counts"]["created"] == 500
 

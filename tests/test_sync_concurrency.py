@@ -13,7 +13,7 @@ from outreach.extensions import db
 from outreach.models import Encounter, Role, RollupSector, Shift
 from outreach.services import audit, rollups, writes
 from outreach.services.context import OPERATOR
-from tests.conftest import Account, bearer, login
+from tests.helpers import Account, bearer, login
 from tests.payloads import encounter, group, shift
 
 
