@@ -17,7 +17,7 @@ from outreach.services.readmodel import ReadModel
 from outreach.services.stats.counters import cell_amounts
 from outreach.services.stats.filtered import distinct_people, kept_counters
 from outreach.services.stats.scope import Scope
-from tests.conftest import empty_database
+from tests.helpers import empty_database
 from tests.payloads import STALINGRAD
 
 ORGANISATION = uuid.UUID(int=1)
