@@ -58,8 +58,9 @@ class Settings:
     coverage_target_days: int = 7
     # A hexagon is a hotspot when its last week is this improbable under its baseline.
     hotspot_p_value: float = 0.01
-    # Hexagons (features) of published maps each worker keeps until the counters change.
-    map_cache_features: int = 50_000
+    # Hexagons (features) of published maps each worker keeps until the counters change:
+    # enough for the maps each worker publishes ahead (stats.warm_periods) at national volume.
+    map_cache_features: int = 80_000
     # Hexagon span rows each worker keeps until their span changes (28 bytes a row).
     map_cache_span_rows: int = 1_000_000
     # Sector-counter and person-day rows each worker keeps for filtered stats, each
