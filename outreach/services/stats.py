@@ -470,7 +470,7 @@ def warm_periods(today: date) -> list[periods.Period]:
         periods.parse(str(today.year)),
         periods.parse(str(today.year - 1)),
     ]
-    warm = []
+    warm: list[periods.Period] = []
     for period in candidates:
         end = periods.published_end(period, today)
         if end is not None and period.name not in {kept.name for kept in warm}:
