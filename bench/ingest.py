@@ -204,7 +204,7 @@ SELECT *, 1, now(), now() FROM json_to_recordset(%s::json) AS r(id uuid,
   local_day date, cell text, sector text, setting text, people int, age_band text,
   gender text, first_contact bool, ref_hash text, kits json, services json, referrals json,
   content_hash text, record_key int)
-ON CONFLICT (id) DO NOTHING RETURNING id
+ON CONFLICT (organisation_id, id) DO NOTHING RETURNING id
 """
 
 

@@ -100,7 +100,7 @@ def db_downgrade(revision: str) -> None:
     """Revert migrations down to REVISION (default: one step)."""
     try:
         migrate.downgrade(app_settings().owner_database_url, revision)
-    except migrate.EvidenceWouldBeLost as refused:
+    except migrate.DowngradeRefused as refused:
         raise click.ClickException(str(refused)) from refused
 
 

@@ -10,7 +10,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, text
+from sqlalchemy import Connection, create_engine, text
 from sqlalchemy.engine import make_url
 
 from outreach.models.engine import make_engine
@@ -58,17 +58,37 @@ def current(database_url: str) -> list[str]:
         engine.dispose()
 
 
-class EvidenceWouldBeLost(RuntimeError):
-    """A downgrade would drop audit events or purge checkpoints."""
+class DowngradeRefused(RuntimeError):
+    """A downgrade would lose data: audit events or purge checkpoints, or one of the
+    encounters two associations hold under one id."""
 
 
 # Revisions whose downgrade drops audit evidence, and the table it would drop.
 _EVIDENCE = {"0004": "audit_checkpoints", "0001": "audit_events"}
 
 
+def shared_encounter_ids_refusal(connection: Connection) -> str | None:
+    """Why the downgrade below 0016 (one id space for every association) cannot run,
+    or ``None`` when no encounter id is held by two associations."""
+    shared = connection.execute(
+        text(
+            "SELECT count(*) FROM (SELECT id FROM encounters GROUP BY id"
+            " HAVING count(*) > 1) AS shared"
+        )
+    ).scalar()
+    if not shared:
+        return None
+    return (
+        f"refusing to downgrade below 0016: {shared} encounter id(s) are each held by more"
+        " than one association, and before 0016 an id is unique across associations (one of"
+        " each would have to be merged into the other or dropped). Keep this revision."
+    )
+
+
 def downgrade(database_url: str, revision: str) -> None:
     """Revert migrations down to ``revision``, refusing before anything is undone if that
-    would drop audit events or checkpoints that exist.
+    would drop audit events or checkpoints that exist, or encounters two associations
+    hold under one id.
 
     The revisions' own downgrades refuse too, but SQLite does not undo the steps already
     taken, and a database left half way down serves nothing.
@@ -79,13 +99,17 @@ def downgrade(database_url: str, revision: str) -> None:
         with engine.connect() as connection:
             current = MigrationContext.configure(connection).get_current_revision()
             undone = _revisions_undone(ScriptDirectory.from_config(config), current, revision)
+            if "0016" in undone:
+                refusal = shared_encounter_ids_refusal(connection)
+                if refusal is not None:
+                    raise DowngradeRefused(refusal)
             for step, table in _EVIDENCE.items():
                 if step not in undone:
                     continue
                 # A fixed table name of _EVIDENCE.
                 count = connection.execute(text(f"SELECT count(*) FROM {table}")).scalar()  # noqa: S608
                 if count:
-                    raise EvidenceWouldBeLost(
+                    raise DowngradeRefused(
                         f"refusing to downgrade below {step}: {table} holds {count} row(s) of"
                         " audit evidence that the downgrade would drop (the remaining log would"
                         " no longer verify, and no upgrade brings them back)"

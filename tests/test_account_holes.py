@@ -5,11 +5,14 @@
 - Deactivating an organisation did not revoke its members' logins: after reactivation
   their old access and refresh tokens worked again.
 - A correctly signed token without ``exp`` (or ``iat``) was accepted.
+- Re-sending another association's encounter id was answered ``conflict`` where a new
+  id is ``created``: an existence oracle across associations.
 - Login and refresh each had the per-address rate, twice what the README says.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -17,9 +20,13 @@ import jwt
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import func, select
 
-from outreach.models import Role
+from outreach.extensions import db
+from outreach.models import Encounter, EncounterVersion, Role
+from outreach.services import rollups
 from tests.helpers import PASSWORD, Account, bearer, login
+from tests.payloads import encounter, group
 
 NEW_PASSWORD = "a brand new passphrase"
 
@@ -88,6 +95,125 @@ def test_a_signed_token_without_its_standard_claims_is_refused(
     refresh = _resigned(app, tokens["refresh_token"], *drop)
     response = client.post("/api/v1/auth/refresh", json={"refresh_token": refresh})
     assert response.status_code == 401
+
+
+SYNC = "/api/v1/sync"
+# What differs between two stored encounters whatever their ids: their ids, and the
+# moments of the requests that wrote them.
+OWN = ("id", "created_at", "updated_at")
+
+
+def _association(app: Flask, organisation_id: uuid.UUID) -> dict[str, Any]:
+    """Everything stored for one association: encounter rows, versions, counters."""
+    with app.app_context():
+        session = db.session
+        with session.begin():
+            tables = (Encounter.__table__, EncounterVersion.__table__)
+            rows = {
+                table.name: sorted(
+                    session.execute(
+                        select(table).where(table.c.organisation_id == organisation_id)
+                    ).all(),
+                    key=str,
+                )
+                for table in tables
+            }
+            counters = {
+                name: {key: value for key, value in table.items() if organisation_id in key}
+                for name, table in rollups.snapshot(session).items()
+            }
+    return {**rows, "counters": counters}
+
+
+def _answers(
+    client: FlaskClient, headers: dict[str, str], method: str, ids: list[str], **kw: Any
+) -> tuple[list[int], list[dict[str, Any]]]:
+    """``method`` on ``/encounters/{id}`` for each id: the status codes, and the bodies
+    without what is each encounter's own."""
+    answers = [
+        client.open(f"/api/v1/encounters/{i}", method=method, headers=headers, **kw) for i in ids
+    ]
+    bodies = [
+        {k: v for k, v in (a.get_json(silent=True) or {}).items() if k not in OWN} for a in answers
+    ]
+    return [a.status_code for a in answers], bodies
+
+
+def test_another_associations_encounter_ids_answer_as_new_ids(
+    app: Flask,
+    client: FlaskClient,
+    make_account: Callable[..., Account],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """B sends A's encounter ids (A's content, and other content) beside new ids with the
+    same bodies, then resends, amends, deletes and reads them: each of A's ids answers
+    exactly as its new twin, A's rows and counters never move, B stores each once."""
+    a_worker = make_account(Role.WORKER, "assoc-a")
+    b_admin = make_account(Role.ORG_ADMIN, "assoc-b")
+    a = bearer(login(client, a_worker.username)["access_token"])
+    b = bearer(login(client, b_admin.username)["access_token"])
+    by_a = [encounter(), group(people=3)]
+    sent = client.post(SYNC, json={"encounters": by_a}, headers=a).get_json()
+    assert [r["status"] for r in sent["results"]] == ["created", "created"]
+    a_before = _association(app, a_worker.organisation_id)
+
+    # A's first encounter as A stored it, A's second with other content; each beside a
+    # new id with the same body.
+    other = {**by_a[1], "people": 5}
+    probes = [
+        by_a[0],
+        {**by_a[0], "id": str(uuid.uuid4())},
+        other,
+        {**other, "id": str(uuid.uuid4())},
+    ]
+    ids = [p["id"] for p in probes]
+
+    def sync(items: list[dict[str, Any]]) -> list[tuple[str, Any]]:
+        response = client.post(SYNC, json={"encounters": items}, headers=b)
+        assert response.status_code == 200
+        return [(r["status"], r.get("errors")) for r in response.get_json()["results"]]
+
+    assert sync(probes) == [("created", None)] * 4
+    assert sync(probes) == [("duplicate", None)] * 4
+    changed = [{**p, "kits": {"pipe": 4}} for p in probes]
+    conflicts = sync(changed)
+    assert [status for status, _ in conflicts] == ["conflict"] * 4
+    assert conflicts[::2] == conflicts[1::2]
+
+    codes, bodies = _answers(client, b, "GET", ids)
+    assert codes == [200] * 4
+    assert bodies[::2] == bodies[1::2]
+    codes, bodies = _answers(client, b, "PATCH", ids, json={"setting": "metro"})
+    assert codes == [200] * 4
+    assert bodies[::2] == bodies[1::2]
+    assert {body["version"] for body in bodies} == {2}
+    codes, _ = _answers(client, b, "DELETE", ids[:2], json={"reason": "entered_in_error"})
+    assert codes == [204, 204]
+    codes, bodies = _answers(client, b, "GET", ids)
+    assert codes == [404, 404, 200, 200]
+    assert bodies[::2] == bodies[1::2]
+    # Amended, then deleted: the phone's original is a conflict, never a revival.
+    resent = sync(probes[:2])
+    assert [status for status, _ in resent] == ["conflict"] * 2
+    assert resent[0] == resent[1]
+    listed = client.get("/api/v1/encounters?per_page=100", headers=b).get_json()["items"]
+    assert sorted(item["id"] for item in listed) == sorted(ids[2:])
+
+    assert _association(app, a_worker.organisation_id) == a_before
+    with app.app_context():
+        session = db.session
+        with session.begin():
+            stored = session.execute(
+                select(Encounter.id, func.count())
+                .where(Encounter.organisation_id == b_admin.organisation_id)
+                .group_by(Encounter.id)
+            ).all()
+            assert sorted((str(i), n) for i, n in stored) == sorted((i, 1) for i in ids)
+            # A rebuild reads both associations' rows of a shared id, one batch at a time.
+            monkeypatch.setattr(rollups, "REBUILD_BATCH", 1)
+            incremental = rollups.snapshot(session)
+            rollups.rebuild(session)
+            assert rollups.snapshot(session) == incremental
 
 
 def test_login_and_refresh_share_one_rate_per_address(

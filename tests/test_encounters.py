@@ -214,7 +214,7 @@ def test_delete_is_soft_with_a_reason_and_leaves_the_aggregates(
     with app.app_context():
         session = db.session
         with session.begin():
-            row = session.get_one(Encounter, uuid.UUID(target))
+            row = session.scalars(select(Encounter).where(Encounter.id == uuid.UUID(target))).one()
     assert row.deleted_reason == "entered_in_error"
     assert row.deleted_at is not None
 

@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 import h3
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 from shapely.geometry import shape
-from sqlalchemy import inspect, text
+from sqlalchemy import inspect, select, text
 
 from outreach import migrate
 from outreach.extensions import db
-from outreach.models import Base, Encounter, Role
+from outreach.models import Base, Encounter, EncounterVersion, Role
 from outreach.services import audit, retention
 from outreach.services.context import OPERATOR
 from outreach.services.crypto import record_key
@@ -79,8 +81,9 @@ def test_stored_encounters_get_record_keys_and_their_hexagons_sector(
         client.post("/api/v1/sync", json={"encounters": [sent]}, headers=worker).status_code == 200
     )
     with app.app_context():
-        stored = db.session.get(Encounter, uuid.UUID(sent["id"]))
-        assert stored is not None
+        stored = db.session.scalars(
+            select(Encounter).where(Encounter.id == uuid.UUID(sent["id"]))
+        ).one()
         moved_to, new_hash = stored.sector, stored.content_hash
         as_before = {**stored_row(stored), "id": stored.id, "sector": "stalingrad"}
         old_hash = content_hash(encounter_content(as_before))
@@ -98,8 +101,9 @@ def test_stored_encounters_get_record_keys_and_their_hexagons_sector(
     assert "rebuilding the rollups" in up.output
     assert "Rebuilt from 1 encounters" in up.output
     with app.app_context():
-        stored = db.session.get(Encounter, uuid.UUID(sent["id"]))
-        assert stored is not None
+        stored = db.session.scalars(
+            select(Encounter).where(Encounter.id == uuid.UUID(sent["id"]))
+        ).one()
         assert (stored.sector, stored.content_hash) == (moved_to, new_hash)
         pepper = app.config["OUTREACH_SETTINGS"].pepper
         assert stored.record_key == record_key(pepper, stored.id)
@@ -108,6 +112,75 @@ def test_stored_encounters_get_record_keys_and_their_hexagons_sector(
     assert resent.get_json()["counts"]["duplicate"] == 1
     rebuilt = runner.invoke(args=["rollups", "rebuild"])
     assert "0 differed" in rebuilt.output
+
+
+def _stored(app: Flask) -> dict[str, list[Any]]:
+    with db.engine_for(app).connect() as connection:
+        return {
+            table.name: sorted(connection.execute(select(table)).all(), key=str)
+            for table in (Encounter.__table__, EncounterVersion.__table__)
+        }
+
+
+def test_encounters_and_versions_cross_0016_both_ways(
+    app: Flask, client: FlaskClient, runner: FlaskCliRunner, make_account: Callable[..., Account]
+) -> None:
+    """Down to one id space for every association and back: every encounter and version
+    is kept (SQLite copies ``encounters`` into a new table, which must not cascade to the
+    versions), the key is (organisation, id) again, and a resend is still a duplicate."""
+    admin = bearer(login(client, make_account(Role.ORG_ADMIN).username)["access_token"])
+    sent = [encounter(), encounter()]
+    assert client.post("/api/v1/sync", json={"encounters": sent}, headers=admin).status_code == 200
+    amended = client.patch(
+        f"/api/v1/encounters/{sent[0]['id']}", json={"setting": "metro"}, headers=admin
+    )
+    assert amended.status_code == 200
+    before = _stored(app)
+    assert len(before["encounter_versions"]) == 1
+    down = runner.invoke(args=["db", "downgrade", "0015"])
+    assert down.exit_code == 0, down.output
+    schema = inspect(db.engine_for(app))
+    assert schema.get_pk_constraint("encounters")["constrained_columns"] == ["id"]
+    assert "organisation_id" not in {c["name"] for c in schema.get_columns("encounter_versions")}
+    with db.engine_for(app).connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM encounter_versions")).scalar() == 1
+    up = runner.invoke(args=["db", "upgrade"])
+    assert up.exit_code == 0, up.output
+    assert "rebuilding the rollups" not in up.output
+    assert inspect(db.engine_for(app)).get_pk_constraint("encounters")["constrained_columns"] == [
+        "organisation_id",
+        "id",
+    ]
+    assert _stored(app) == before
+    resent = client.post("/api/v1/sync", json={"encounters": [sent[1]]}, headers=admin)
+    assert resent.get_json()["results"][0]["status"] == "duplicate"
+
+
+def test_a_downgrade_refuses_while_two_associations_hold_one_encounter_id(
+    app: Flask, client: FlaskClient, runner: FlaskCliRunner, make_account: Callable[..., Account]
+) -> None:
+    """Below 0016 an encounter id is unique across associations: with one id held by two,
+    ``flask db downgrade`` and the revision's own downgrade refuse, saying why, and
+    nothing is undone."""
+    item = encounter()
+    for slug in ("assoc-a", "assoc-b"):
+        worker = bearer(login(client, make_account(Role.WORKER, slug).username)["access_token"])
+        sent = client.post("/api/v1/sync", json={"encounters": [item]}, headers=worker)
+        assert sent.get_json()["results"][0]["status"] == "created"
+    before = _stored(app)
+    head = migrate.head()
+    for target in ("0015", "base"):
+        refused = runner.invoke(args=["db", "downgrade", target])
+        assert refused.exit_code == 1
+        assert (
+            "refusing to downgrade below 0016: 1 encounter id(s) are each held by more than one"
+            " association" in refused.output
+        )
+    url = app.config["OUTREACH_SETTINGS"].owner_database_url
+    with pytest.raises(migrate.DowngradeRefused, match="below 0016: 1 encounter id"):
+        command.downgrade(migrate.alembic_config(url), "0015")
+    assert migrate.current(url) == [head]
+    assert _stored(app) == before
 
 
 def test_a_downgrade_that_would_lose_audit_evidence_refuses(

@@ -115,6 +115,37 @@ def test_purge_deletes_old_raw_rows_and_keeps_aggregates(
     assert verified.exit_code == 0, verified.output
 
 
+def test_the_purge_takes_an_old_encounter_not_another_associations_of_the_same_id(
+    app: Flask, runner: FlaskCliRunner, client: FlaskClient, make_account: Callable[..., Account]
+) -> None:
+    """Two associations hold one id: the purge takes the old encounter and its version,
+    the other association's recent one and its version stay."""
+    old = encounter(occurred_at=at(paris_today() - timedelta(days=10)))
+    recent = {**old, "occurred_at": at(paris_today() - timedelta(days=1))}
+    for slug, item in (("assoc-a", old), ("assoc-b", recent)):
+        admin = bearer(login(client, make_account(Role.ORG_ADMIN, slug).username)["access_token"])
+        sent = client.post("/api/v1/sync", json={"encounters": [item]}, headers=admin)
+        assert sent.get_json()["counts"]["created"] == 1
+        amended = client.patch(
+            f"/api/v1/encounters/{item['id']}", json={"setting": "metro"}, headers=admin
+        )
+        assert amended.status_code == 200
+    app.config["OUTREACH_SETTINGS"] = app.config["OUTREACH_SETTINGS"].with_overrides(
+        retention_days=5
+    )
+    done = runner.invoke(args=["retention", "purge"])
+    assert "Deleted 1 encounters" in done.output, done.output
+    with app.app_context():
+        session = db.session
+        with session.begin():
+            kept = session.scalars(select(Encounter)).one()
+            versions = session.scalars(select(EncounterVersion)).one()
+            assert (kept.local_day, versions.organisation_id) == (
+                paris_today() - timedelta(days=1),
+                kept.organisation_id,
+            )
+
+
 def _purge_audit_before(app: Flask, seq: int, **kwargs: object) -> retention.PurgeResult:
     """Purge every audit event older than event ``seq`` (no encounter is old enough)."""
     with app.app_context():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -257,7 +258,9 @@ def test_organisation_and_author_come_from_the_token(
     with app.app_context():
         session = db.session
         with session.begin():
-            stored = session.get_one(Encounter, __import__("uuid").UUID(item["id"]))
+            stored = session.scalars(
+                select(Encounter).where(Encounter.id == uuid.UUID(item["id"]))
+            ).one()
     assert stored.organisation_id == worker.organisation_id
     assert stored.created_by == worker.user_id
 

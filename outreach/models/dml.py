@@ -23,10 +23,9 @@ from sqlalchemy.orm import Session
 from outreach.models.dialect import engine_of
 
 
-def insert_new(
-    session: Session, table: Table, rows: Sequence[Mapping[str, Any]], key: str = "id"
-) -> set[Any]:
-    """Insert ``rows``, skipping any whose ``key`` exists; return the keys inserted.
+def insert_new(session: Session, table: Table, rows: Sequence[Mapping[str, Any]]) -> set[Any]:
+    """Insert ``rows``, skipping any whose primary key exists; return the ``id`` of each
+    row inserted (the rows' ids are distinct: their other key columns are shared).
 
     A row inserted concurrently by another transaction is skipped too (PostgreSQL
     waits for that transaction, then skips), so this never raises on a duplicate.
@@ -34,7 +33,7 @@ def insert_new(
     if not rows:
         return set()
     dialect, names = engine_of(session), _column_names(table, rows)
-    statement = _insert_new_statement(dialect, table, names, key)
+    statement = _insert_new_statement(dialect, table, names)
     return set(session.execute(statement, _parameters(dialect, table, names, rows)).scalars())
 
 
@@ -94,9 +93,10 @@ def upsert_all(session: Session, upserts: Sequence[Upsert]) -> None:
 
 
 @lru_cache(maxsize=64)
-def _insert_new_statement(dialect: str, table: Table, names: tuple[str, ...], key: str) -> Any:
+def _insert_new_statement(dialect: str, table: Table, names: tuple[str, ...]) -> Any:
     statement = _insert(dialect, table, names)
-    return statement.on_conflict_do_nothing(index_elements=[key]).returning(table.c[key])
+    key = list(table.primary_key.columns)
+    return statement.on_conflict_do_nothing(index_elements=key).returning(table.c.id)
 
 
 @lru_cache(maxsize=64)

@@ -10,7 +10,15 @@ import uuid
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, String
+from sqlalchemy import (
+    JSON,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    PrimaryKeyConstraint,
+    String,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from outreach.models.base import Base, UTCDateTime, utcnow
@@ -33,12 +41,18 @@ class Shift(Base):
 
 
 class Encounter(Base):
+    """An encounter is its association's: the key is (organisation, client id), so
+    another association's ids are new ids here, never a conflict or a takeover."""
+
     __tablename__ = "encounters"
-    __table_args__ = (Index("ix_encounters_organisation_day", "organisation_id", "local_day"),)
+    __table_args__ = (
+        PrimaryKeyConstraint("organisation_id", "id"),
+        Index("ix_encounters_organisation_day", "organisation_id", "local_day"),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     organisation_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("organisations.id", ondelete="RESTRICT")
+        ForeignKey("organisations.id", ondelete="RESTRICT"), primary_key=True
     )
     created_by: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("users.id", ondelete="RESTRICT"), index=True
@@ -77,11 +91,18 @@ class EncounterVersion(Base):
     """A stored content an amendment or deletion replaced, kept for the record."""
 
     __tablename__ = "encounter_versions"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["organisation_id", "encounter_id"],
+            ["encounters.organisation_id", "encounters.id"],
+            ondelete="CASCADE",
+        ),
+        Index("ix_encounter_versions_encounter", "organisation_id", "encounter_id"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
-    encounter_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("encounters.id", ondelete="CASCADE"), index=True
-    )
+    organisation_id: Mapped[uuid.UUID]
+    encounter_id: Mapped[uuid.UUID]
     version: Mapped[int]
     content: Mapped[dict[str, Any]] = mapped_column(JSON)
     content_hash: Mapped[str] = mapped_column(String(64))

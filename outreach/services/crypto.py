@@ -29,7 +29,9 @@ def wrap32(value: int) -> int:
 
 def record_key(pepper: str, encounter_id: uuid.UUID) -> int:
     """An encounter's secret 32-bit record key (signed, see ``wrap32``): a keyed hash of
-    its id, so it never changes and nobody without the pepper can compute it."""
+    its id, so it never changes and nobody without the pepper can compute it. Of the id
+    alone, not its association's: the key of one association's record is the same whether
+    or not another holds that id."""
     digest = hmac.new(pepper.encode(), b"record-key\x00" + encounter_id.bytes, hashlib.sha256)
     return int.from_bytes(digest.digest()[:4], "big", signed=True)
 

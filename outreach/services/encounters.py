@@ -88,7 +88,12 @@ def list_encounters(
 
 
 def _find(session: Session, principal: Principal, encounter_id: uuid.UUID) -> Encounter:
-    encounter = session.scalars(_visible(principal).where(Encounter.id == encounter_id)).first()
+    # The whole key: another association's encounter of this id is none of the caller's.
+    encounter = session.scalars(
+        _visible(principal).where(
+            Encounter.organisation_id == principal.organisation_id, Encounter.id == encounter_id
+        )
+    ).first()
     if encounter is None:
         raise NotFound("No such encounter.")
     return encounter
@@ -129,6 +134,7 @@ def _as_input(encounter: Encounter) -> dict[str, Any]:
 
 def _version(encounter: Encounter, change: str, by: uuid.UUID) -> EncounterVersion:
     return EncounterVersion(
+        organisation_id=encounter.organisation_id,
         encounter_id=encounter.id,
         version=encounter.version,
         content=encounter_content(stored_row(encounter)),

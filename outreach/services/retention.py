@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from config import Settings
@@ -169,20 +169,30 @@ def _purge_encounters(session: Session, before: date, batch: int, progress: Prog
     deleted = 0
     while True:
         with session.begin():
-            ids = list(
-                session.scalars(
-                    select(Encounter.id)
+            # Whole keys: another association may hold a recent encounter of the same id.
+            keys = [
+                tuple(key)
+                for key in session.execute(
+                    select(Encounter.organisation_id, Encounter.id)
                     .where(Encounter.local_day < before)
-                    .order_by(Encounter.id)
+                    .order_by(Encounter.organisation_id, Encounter.id)
                     .limit(batch)
                 )
-            )
-            if not ids:
+            ]
+            if not keys:
                 return deleted
-            session.execute(delete(EncounterVersion).where(EncounterVersion.encounter_id.in_(ids)))
-            session.execute(delete(Encounter).where(Encounter.id.in_(ids)))
-        deleted += len(ids)
-        progress("encounters", len(ids))
+            session.execute(
+                delete(EncounterVersion).where(
+                    tuple_(EncounterVersion.organisation_id, EncounterVersion.encounter_id).in_(
+                        keys
+                    )
+                )
+            )
+            session.execute(
+                delete(Encounter).where(tuple_(Encounter.organisation_id, Encounter.id).in_(keys))
+            )
+        deleted += len(keys)
+        progress("encounters", len(keys))
 
 
 def _purge_person_days(session: Session, before: date) -> tuple[int, writes.CountersChange]:

@@ -578,16 +578,22 @@ def live_encounters(session: Session) -> int:
 
 
 def _live_encounters(session: Session) -> Iterable[list[Encounter]]:
-    after: uuid.UUID | None = None
+    # In key order, the whole key: two associations may hold the same id.
+    key = tuple_(Encounter.organisation_id, Encounter.id)
+    after: tuple[uuid.UUID, uuid.UUID] | None = None
     while True:
-        statement = select(Encounter).where(Encounter.deleted_at.is_(None)).order_by(Encounter.id)
+        statement = (
+            select(Encounter)
+            .where(Encounter.deleted_at.is_(None))
+            .order_by(Encounter.organisation_id, Encounter.id)
+        )
         if after is not None:
-            statement = statement.where(Encounter.id > after)
+            statement = statement.where(key > tuple_(*after))
         batch = list(session.scalars(statement.limit(REBUILD_BATCH)))
         if not batch:
             return
         yield batch
-        after = batch[-1].id
+        after = (batch[-1].organisation_id, batch[-1].id)
         session.expunge_all()
 
 

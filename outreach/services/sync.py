@@ -1,8 +1,10 @@
 """Offline-first sync: store each new shift and encounter once, report every item.
 
-An item's identity is its client UUID. Its content hash covers what is stored
-(after anonymisation), so a resend of the same item is a ``duplicate`` and a resend
-with other content a ``conflict``: nothing is overwritten, amendments go through
+An item's identity is its client UUID; an encounter's, its client UUID within the
+sender's association, so another association's encounter ids are new ones here (no
+answer tells they exist). Its content hash covers what is stored (after
+anonymisation), so a resend of the same item is a ``duplicate`` and a resend with
+other content a ``conflict``: nothing is overwritten, amendments go through
 ``PATCH``. Inserts use ON CONFLICT DO NOTHING, never read-then-write, so concurrent
 resends store one row. Every valid item of a batch, its rollup increments and the
 audit event commit together; with ``atomic`` one invalid item stores nothing.
@@ -251,12 +253,16 @@ _STRUCTURE_TYPES = select(_structures.c.code, _structures.c.destination).where(
 _STORED_SHIFTS = select(_shifts.c.id, _shifts.c.organisation_id, _shifts.c.kind).where(
     _shifts.c.id.in_(bindparam("ids", expanding=True))
 )
-# Owner and content hash of the rows a batch resends, per table.
+# Owner and content hash of the rows a batch resends, per table: any association's
+# shift (its id is global), the sender's own encounter.
 _STORED_CONTENT = {
     table.name: select(table.c.id, table.c.organisation_id, table.c.content_hash).where(
-        table.c.id.in_(bindparam("ids", expanding=True))
+        table.c.id.in_(bindparam("ids", expanding=True)), *scope
     )
-    for table in (_shifts, _encounters)
+    for table, scope in (
+        (_shifts, ()),
+        (_encounters, (_encounters.c.organisation_id == bindparam("org"),)),
+    )
 }
 
 
@@ -424,7 +430,9 @@ def _store(
     if others:
         stored = {
             row.id: (row.organisation_id, row.content_hash)
-            for row in session.execute(_STORED_CONTENT[table.name], {"ids": list(others)})
+            for row in session.execute(
+                _STORED_CONTENT[table.name], {"ids": list(others), "org": org}
+            )
         }
     created_ids: set[uuid.UUID] = set()
     for index, row in indexed_rows:
