@@ -156,6 +156,31 @@ def test_encounters_and_versions_cross_0016_both_ways(
     assert resent.get_json()["results"][0]["status"] == "duplicate"
 
 
+def test_versions_survive_down_and_up_across_0013(
+    app: Flask, client: FlaskClient, runner: FlaskCliRunner, make_account: Callable[..., Account]
+) -> None:
+    """0013 changes ``encounters`` (SQLite copies it into a new table and drops the old
+    one, which must not cascade to the versions): an amended encounter keeps its version
+    down to 0012 and back up."""
+    admin = bearer(login(client, make_account(Role.ORG_ADMIN).username)["access_token"])
+    sent = encounter()
+    assert (
+        client.post("/api/v1/sync", json={"encounters": [sent]}, headers=admin).status_code == 200
+    )
+    amended = client.patch(
+        f"/api/v1/encounters/{sent['id']}", json={"setting": "metro"}, headers=admin
+    )
+    assert amended.status_code == 200
+    down = runner.invoke(args=["db", "downgrade", "0012_rollup_fillfactor"])
+    assert down.exit_code == 0, down.output
+    with db.engine_for(app).connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM encounter_versions")).scalar() == 1
+    up = runner.invoke(args=["db", "upgrade"])
+    assert up.exit_code == 0, up.output
+    with db.engine_for(app).connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM encounter_versions")).scalar() == 1
+
+
 def test_a_downgrade_refuses_while_two_associations_hold_one_encounter_id(
     app: Flask, client: FlaskClient, runner: FlaskCliRunner, make_account: Callable[..., Account]
 ) -> None:

@@ -16,7 +16,8 @@ Create Date: 2026-12-04 16:00:00
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import sqlalchemy as sa
 from alembic import context, op
@@ -31,14 +32,30 @@ depends_on: str | Sequence[str] | None = None
 COUNTER_TABLES = ("rollup_sectors", "rollup_cells", "rollup_totals")
 CELL_SPAN_KEYS = ("encounters_key", "kits_key", "referrals_key")
 BATCH = 5_000
+VERSIONS_FK = "fk_encounter_versions_encounter_id_encounters"
+
+
+@contextmanager
+def _versions_unlinked() -> Iterator[None]:
+    """SQLite changes ``encounters`` by copying it into a new table and dropping the old
+    one, and dropping it deletes every version that points at it (``ON DELETE
+    CASCADE``): the versions' link is taken off while ``encounters`` changes."""
+    with op.batch_alter_table("encounter_versions") as batch:
+        batch.drop_constraint(VERSIONS_FK, type_="foreignkey")
+    yield
+    with op.batch_alter_table("encounter_versions") as batch:
+        batch.create_foreign_key(
+            VERSIONS_FK, "encounters", ["encounter_id"], ["id"], ondelete="CASCADE"
+        )
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("encounters") as batch:
-        batch.add_column(sa.Column("record_key", sa.Integer(), nullable=True))
-    _fill_record_keys()
-    with op.batch_alter_table("encounters") as batch:
-        batch.alter_column("record_key", existing_type=sa.Integer(), nullable=False)
+    with _versions_unlinked():
+        with op.batch_alter_table("encounters") as batch:
+            batch.add_column(sa.Column("record_key", sa.Integer(), nullable=True))
+        _fill_record_keys()
+        with op.batch_alter_table("encounters") as batch:
+            batch.alter_column("record_key", existing_type=sa.Integer(), nullable=False)
     for table in COUNTER_TABLES:
         with op.batch_alter_table(table) as batch:
             batch.add_column(sa.Column("ckey", sa.Integer(), nullable=False, server_default="0"))
@@ -58,7 +75,7 @@ def downgrade() -> None:
     for table in COUNTER_TABLES:
         with op.batch_alter_table(table) as batch:
             batch.drop_column("ckey")
-    with op.batch_alter_table("encounters") as batch:
+    with _versions_unlinked(), op.batch_alter_table("encounters") as batch:
         batch.drop_column("record_key")
 
 
