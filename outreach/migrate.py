@@ -60,35 +60,42 @@ def current(database_url: str) -> list[str]:
 
 class DowngradeRefused(RuntimeError):
     """A downgrade would lose data: audit events or purge checkpoints, or one of the
-    encounters two associations hold under one id."""
+    encounters or shifts two associations hold under one id."""
 
 
 # Revisions whose downgrade drops audit evidence, and the table it would drop.
 _EVIDENCE = {"0004": "audit_checkpoints", "0001": "audit_events"}
+# Revisions that gave each association its own id space, and the table whose ids they
+# scoped: below one, an id is unique across associations again.
+_ID_SPACES = {"0017": "shifts", "0016": "encounters"}
 
 
-def shared_encounter_ids_refusal(connection: Connection) -> str | None:
-    """Why the downgrade below 0016 (one id space for every association) cannot run,
-    or ``None`` when no encounter id is held by two associations."""
+def shared_ids_refusal(connection: Connection, revision: str) -> str | None:
+    """Why the downgrade below ``revision`` of ``_ID_SPACES`` (one id space for every
+    association) cannot run, or ``None`` when no id of its table is held by two
+    associations."""
+    table = _ID_SPACES[revision]
     shared = connection.execute(
+        # A fixed table name of _ID_SPACES.
         text(
-            "SELECT count(*) FROM (SELECT id FROM encounters GROUP BY id"
+            f"SELECT count(*) FROM (SELECT id FROM {table} GROUP BY id"  # noqa: S608
             " HAVING count(*) > 1) AS shared"
         )
     ).scalar()
     if not shared:
         return None
+    kind = table.removesuffix("s")
     return (
-        f"refusing to downgrade below 0016: {shared} encounter id(s) are each held by more"
-        " than one association, and before 0016 an id is unique across associations (one of"
-        " each would have to be merged into the other or dropped). Keep this revision."
+        f"refusing to downgrade below {revision}: {shared} {kind} id(s) are each held by more"
+        f" than one association, and before {revision} an id is unique across associations"
+        " (one of each would have to be merged into the other or dropped). Keep this revision."
     )
 
 
 def downgrade(database_url: str, revision: str) -> None:
     """Revert migrations down to ``revision``, refusing before anything is undone if that
-    would drop audit events or checkpoints that exist, or encounters two associations
-    hold under one id.
+    would drop audit events or checkpoints that exist, or encounters or shifts two
+    associations hold under one id.
 
     The revisions' own downgrades refuse too, but SQLite does not undo the steps already
     taken, and a database left half way down serves nothing.
@@ -99,8 +106,8 @@ def downgrade(database_url: str, revision: str) -> None:
         with engine.connect() as connection:
             current = MigrationContext.configure(connection).get_current_revision()
             undone = _revisions_undone(ScriptDirectory.from_config(config), current, revision)
-            if "0016" in undone:
-                refusal = shared_encounter_ids_refusal(connection)
+            for step in _ID_SPACES:
+                refusal = shared_ids_refusal(connection, step) if step in undone else None
                 if refusal is not None:
                     raise DowngradeRefused(refusal)
             for step, table in _EVIDENCE.items():

@@ -23,10 +23,11 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
 from outreach.extensions import db
-from outreach.models import Encounter, EncounterVersion, Role
-from outreach.services import rollups
+from outreach.models import Encounter, EncounterVersion, Role, Shift
+from outreach.services import rollups, writes
+from outreach.services.context import OPERATOR
 from tests.helpers import PASSWORD, Account, bearer, login
-from tests.payloads import encounter, group
+from tests.payloads import encounter, group, shift
 
 NEW_PASSWORD = "a brand new passphrase"
 
@@ -104,11 +105,11 @@ OWN = ("id", "created_at", "updated_at")
 
 
 def _association(app: Flask, organisation_id: uuid.UUID) -> dict[str, Any]:
-    """Everything stored for one association: encounter rows, versions, counters."""
+    """Everything stored for one association: shifts, encounters, versions, counters."""
     with app.app_context():
         session = db.session
         with session.begin():
-            tables = (Encounter.__table__, EncounterVersion.__table__)
+            tables = (Shift.__table__, Encounter.__table__, EncounterVersion.__table__)
             rows = {
                 table.name: sorted(
                     session.execute(
@@ -123,6 +124,21 @@ def _association(app: Flask, organisation_id: uuid.UUID) -> dict[str, Any]:
                 for name, table in rollups.snapshot(session).items()
             }
     return {**rows, "counters": counters}
+
+
+def _beside_new_twins(*items: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each of another association's items (as it stored it, or with other content),
+    followed by a new id with the same body."""
+    return [twin for item in items for twin in (item, {**item, "id": str(uuid.uuid4())})]
+
+
+def _sync_answers(
+    client: FlaskClient, headers: dict[str, str], body: dict[str, Any]
+) -> list[tuple[str, Any]]:
+    """Each item's status and errors, in order, for ``POST /sync`` of ``body``."""
+    response = client.post(SYNC, json=body, headers=headers)
+    assert response.status_code == 200
+    return [(r["status"], r.get("errors")) for r in response.get_json()["results"]]
 
 
 def _answers(
@@ -157,21 +173,11 @@ def test_another_associations_encounter_ids_answer_as_new_ids(
     assert [r["status"] for r in sent["results"]] == ["created", "created"]
     a_before = _association(app, a_worker.organisation_id)
 
-    # A's first encounter as A stored it, A's second with other content; each beside a
-    # new id with the same body.
-    other = {**by_a[1], "people": 5}
-    probes = [
-        by_a[0],
-        {**by_a[0], "id": str(uuid.uuid4())},
-        other,
-        {**other, "id": str(uuid.uuid4())},
-    ]
+    probes = _beside_new_twins(by_a[0], {**by_a[1], "people": 5})
     ids = [p["id"] for p in probes]
 
     def sync(items: list[dict[str, Any]]) -> list[tuple[str, Any]]:
-        response = client.post(SYNC, json={"encounters": items}, headers=b)
-        assert response.status_code == 200
-        return [(r["status"], r.get("errors")) for r in response.get_json()["results"]]
+        return _sync_answers(client, b, {"encounters": items})
 
     assert sync(probes) == [("created", None)] * 4
     assert sync(probes) == [("duplicate", None)] * 4
@@ -212,8 +218,68 @@ def test_another_associations_encounter_ids_answer_as_new_ids(
             # A rebuild reads both associations' rows of a shared id, one batch at a time.
             monkeypatch.setattr(rollups, "REBUILD_BATCH", 1)
             incremental = rollups.snapshot(session)
-            rollups.rebuild(session)
+            writes.record(session, OPERATOR, "rollups.rebuild", rollups.rebuild(session).change)
             assert rollups.snapshot(session) == incremental
+
+
+def test_another_associations_shift_ids_answer_as_new_ids(
+    app: Flask, client: FlaskClient, make_account: Callable[..., Account]
+) -> None:
+    """B names A's shift ids in an encounter, then sends them as shifts (A's content, and
+    other content) beside new ids with the same bodies, resends and changes them: each
+    of A's ids answers exactly as its new twin, A's rows never move, B stores each once
+    and its encounters take B's shift."""
+    a_worker = make_account(Role.WORKER, "assoc-a")
+    b_worker = make_account(Role.WORKER, "assoc-b")
+    a = bearer(login(client, a_worker.username)["access_token"])
+    b = bearer(login(client, b_worker.username)["access_token"])
+    by_a = [shift(), shift(kind="souterraine")]
+    sent = client.post(
+        SYNC, json={"shifts": by_a, "encounters": [encounter(shift_id=by_a[0]["id"])]}, headers=a
+    ).get_json()
+    assert [r["status"] for r in sent["results"]] == ["created"] * 3
+    a_before = _association(app, a_worker.organisation_id)
+
+    probes = _beside_new_twins(by_a[0], {**by_a[1], "kind": "sociale"})
+    ids = [p["id"] for p in probes]
+
+    def sync(body: dict[str, Any]) -> list[tuple[str, Any]]:
+        return _sync_answers(client, b, body)
+
+    def naming(shift_ids: list[str]) -> list[dict[str, Any]]:
+        return [encounter(shift_id=i) for i in shift_ids]
+
+    # Before B holds them, A's ids are unknown shifts to B, as new ids are.
+    unknown = sync({"encounters": naming(ids)})
+    assert [status for status, _ in unknown] == ["invalid"] * 4
+    assert unknown[::2] == unknown[1::2]
+    assert sync({"shifts": probes}) == [("created", None)] * 4
+    assert sync({"shifts": probes}) == [("duplicate", None)] * 4
+    conflicts = sync({"shifts": [{**p, "planned_sectors": ["eole"]} for p in probes]})
+    assert [status for status, _ in conflicts] == ["conflict"] * 4
+    assert conflicts[::2] == conflicts[1::2]
+    assert sync({"encounters": naming(ids)}) == [("created", None)] * 4
+
+    assert _association(app, a_worker.organisation_id) == a_before
+    with app.app_context():
+        session = db.session
+        with session.begin():
+            stored = session.execute(
+                select(Shift.id, Shift.kind)
+                .where(Shift.organisation_id == b_worker.organisation_id)
+                .order_by(Shift.id)
+            ).all()
+            assert sorted((str(i), k) for i, k in stored) == sorted(
+                (p["id"], p["kind"]) for p in probes
+            )
+            kinds = session.execute(
+                select(Encounter.shift_id, Encounter.shift_kind).where(
+                    Encounter.organisation_id == b_worker.organisation_id
+                )
+            ).all()
+            assert sorted((str(i), k) for i, k in kinds) == sorted(
+                (p["id"], p["kind"]) for p in probes
+            )
 
 
 def test_login_and_refresh_share_one_rate_per_address(

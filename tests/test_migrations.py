@@ -18,7 +18,7 @@ from sqlalchemy import inspect, select, text
 
 from outreach import migrate
 from outreach.extensions import db
-from outreach.models import Base, Encounter, EncounterVersion, Role
+from outreach.models import Base, Encounter, EncounterVersion, Role, Shift
 from outreach.services import audit, retention
 from outreach.services.context import OPERATOR
 from outreach.services.crypto import record_key
@@ -27,7 +27,7 @@ from outreach.services.rollups import stored_row
 from outreach.services.sync import content_hash, encounter_content
 from schemas.vocabulary import sector_features
 from tests.helpers import Account, bearer, login
-from tests.payloads import encounter
+from tests.payloads import encounter, shift
 
 
 def test_one_head(database_url: str) -> None:
@@ -118,7 +118,7 @@ def _stored(app: Flask) -> dict[str, list[Any]]:
     with db.engine_for(app).connect() as connection:
         return {
             table.name: sorted(connection.execute(select(table)).all(), key=str)
-            for table in (Encounter.__table__, EncounterVersion.__table__)
+            for table in (Shift.__table__, Encounter.__table__, EncounterVersion.__table__)
         }
 
 
@@ -181,31 +181,83 @@ def test_versions_survive_down_and_up_across_0013(
         assert connection.execute(text("SELECT count(*) FROM encounter_versions")).scalar() == 1
 
 
-def test_a_downgrade_refuses_while_two_associations_hold_one_encounter_id(
+def test_shifts_encounters_and_versions_cross_0017_both_ways(
     app: Flask, client: FlaskClient, runner: FlaskCliRunner, make_account: Callable[..., Account]
 ) -> None:
-    """Below 0016 an encounter id is unique across associations: with one id held by two,
-    ``flask db downgrade`` and the revision's own downgrade refuse, saying why, and
-    nothing is undone."""
-    item = encounter()
+    """Down to one shift id space for every association and back: every shift, encounter
+    and version is kept (SQLite copies ``shifts`` and ``encounters`` into new tables,
+    which must not cascade to, or be refused by, the rows pointing at them), the keys
+    are (organisation, id) again, and resends are still duplicates."""
+    admin = bearer(login(client, make_account(Role.ORG_ADMIN).username)["access_token"])
+    outing = shift()
+    sent = [encounter(shift_id=outing["id"]), encounter()]
+    batch = {"shifts": [outing], "encounters": sent}
+    assert client.post("/api/v1/sync", json=batch, headers=admin).status_code == 200
+    amended = client.patch(
+        f"/api/v1/encounters/{sent[0]['id']}", json={"setting": "metro"}, headers=admin
+    )
+    assert amended.status_code == 200
+    before = _stored(app)
+    assert [len(before[t]) for t in ("shifts", "encounters", "encounter_versions")] == [1, 2, 1]
+    down = runner.invoke(args=["db", "downgrade", "0016"])
+    assert down.exit_code == 0, down.output
+    assert inspect(db.engine_for(app)).get_pk_constraint("shifts")["constrained_columns"] == ["id"]
+    assert _stored(app) == before
+    up = runner.invoke(args=["db", "upgrade"])
+    assert up.exit_code == 0, up.output
+    assert "rebuilding the rollups" not in up.output
+    schema = inspect(db.engine_for(app))
+    assert schema.get_pk_constraint("shifts")["constrained_columns"] == ["organisation_id", "id"]
+    assert [
+        (fk["constrained_columns"], fk["referred_columns"])
+        for fk in schema.get_foreign_keys("encounters")
+        if fk["referred_table"] == "shifts"
+    ] == [(["organisation_id", "shift_id"], ["organisation_id", "id"])]
+    assert _stored(app) == before
+    resent = client.post(
+        "/api/v1/sync", json={"shifts": [outing], "encounters": [sent[1]]}, headers=admin
+    )
+    assert [r["status"] for r in resent.get_json()["results"]] == ["duplicate", "duplicate"]
+
+
+@pytest.mark.parametrize(
+    ("kind", "revision", "below"), [("encounter", "0016", "0015"), ("shift", "0017", "0016")]
+)
+def test_a_downgrade_refuses_while_two_associations_hold_one_id(
+    app: Flask,
+    client: FlaskClient,
+    runner: FlaskCliRunner,
+    make_account: Callable[..., Account],
+    kind: str,
+    revision: str,
+    below: str,
+) -> None:
+    """Below 0016 an encounter id, below 0017 a shift id, is unique across associations:
+    with one id held by two, ``flask db downgrade`` and the revision's own downgrade
+    refuse, saying why, and nothing is undone."""
+    item = encounter() if kind == "encounter" else shift()
     for slug in ("assoc-a", "assoc-b"):
         worker = bearer(login(client, make_account(Role.WORKER, slug).username)["access_token"])
-        sent = client.post("/api/v1/sync", json={"encounters": [item]}, headers=worker)
+        sent = client.post("/api/v1/sync", json={f"{kind}s": [item]}, headers=worker)
         assert sent.get_json()["results"][0]["status"] == "created"
     before = _stored(app)
     head = migrate.head()
-    for target in ("0015", "base"):
+    for target in (below, "base"):
         refused = runner.invoke(args=["db", "downgrade", target])
         assert refused.exit_code == 1
         assert (
-            "refusing to downgrade below 0016: 1 encounter id(s) are each held by more than one"
-            " association" in refused.output
+            f"refusing to downgrade below {revision}: 1 {kind} id(s) are each held by more than"
+            " one association" in refused.output
         )
     url = app.config["OUTREACH_SETTINGS"].owner_database_url
-    with pytest.raises(migrate.DowngradeRefused, match="below 0016: 1 encounter id"):
-        command.downgrade(migrate.alembic_config(url), "0015")
-    assert migrate.current(url) == [head]
+    # The revisions after this one may go: nothing else is shared.
+    migrate.downgrade(url, revision)
+    with pytest.raises(migrate.DowngradeRefused, match=f"below {revision}: 1 {kind} id"):
+        command.downgrade(migrate.alembic_config(url), below)
+    assert migrate.current(url) == [revision]
     assert _stored(app) == before
+    migrate.upgrade(url)
+    assert migrate.current(url) == [head]
 
 
 def test_a_downgrade_that_would_lose_audit_evidence_refuses(

@@ -341,6 +341,11 @@ def test_coverage_by_sector_day_and_slot(
     # Another association's shifts are not counted when filtering on one association.
     filtered = get(client, people["coordinator"], url + "&organisation=assoc-b")
     assert all(not day["covered"] for row in filtered["sectors"] for day in row["days"])
+    # Two associations' shifts under one id are two shifts.
+    sync(client, people["admin_b"], shifts=[night])
+    both = {row["sector"]: row for row in get(client, people["coordinator"], url)["sectors"]}
+    cell = both["stalingrad"]["days"][-1]
+    assert (cell["shifts"], cell["slots"]["night"]) == (2, 2)
     get(client, people["admin_a"], url, 403)
 
 

@@ -265,16 +265,50 @@ def test_organisation_and_author_come_from_the_token(
     assert stored.created_by == worker.user_id
 
 
+def _shifts_of(app: Flask, shift_id: str) -> list[tuple[str, str, Any, Any]]:
+    """Every association's stored shift under ``shift_id``: (created_by, kind, times)."""
+    with app.app_context():
+        session = db.session
+        with session.begin():
+            rows = session.execute(
+                select(Shift.created_by, Shift.kind, Shift.started_at, Shift.ended_at)
+                .where(Shift.id == uuid.UUID(shift_id))
+                .order_by(Shift.kind)
+            ).all()
+    return [(str(by), kind, start, end) for by, kind, start, end in rows]
+
+
 def test_a_shift_of_another_organisation_cannot_be_used(
-    client: FlaskClient, make_account: Callable[..., Account], headers: dict[str, str]
+    app: Flask,
+    client: FlaskClient,
+    make_account: Callable[..., Account],
+    headers: dict[str, str],
+    worker: Account,
 ) -> None:
-    other = bearer(login(client, make_account(Role.WORKER, "rdr-est").username)["access_token"])
+    other_worker = make_account(Role.WORKER, "rdr-est")
+    other = bearer(login(client, other_worker.username)["access_token"])
     outing = shift()
     assert statuses(client.post(SYNC, json={"shifts": [outing]}, headers=other)) == ["created"]
+    theirs = _shifts_of(app, outing["id"])
     errors = _invalid(client, headers, encounter(shift_id=outing["id"]))
     assert "Unknown shift" in errors["shift_id"][0]
-    # Sending the same shift id from this organisation is a conflict, never a takeover.
-    assert statuses(client.post(SYNC, json={"shifts": [outing]}, headers=headers)) == ["conflict"]
+    # The same shift id from this organisation is a new shift of its own, never a
+    # conflict or a takeover: the other's shift is untouched.
+    own = {**outing, "kind": "sociale"}
+    met = encounter(shift_id=outing["id"])
+    sent = client.post(SYNC, json={"shifts": [own], "encounters": [met]}, headers=headers)
+    assert statuses(sent) == ["created", "created"]
+    assert statuses(client.post(SYNC, json={"shifts": [own]}, headers=headers)) == ["duplicate"]
+    stored = _shifts_of(app, outing["id"])
+    assert stored[0] == theirs[0]
+    assert stored[1][:2] == (str(worker.user_id), "sociale")
+    with app.app_context():
+        session = db.session
+        with session.begin():
+            kind = session.scalars(
+                select(Encounter.shift_kind).where(Encounter.id == uuid.UUID(met["id"]))
+            ).one()
+    assert kind == "sociale"
 
 
 def test_roles_that_may_not_sync(

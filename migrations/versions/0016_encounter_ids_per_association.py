@@ -27,7 +27,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from outreach.migrate import DowngradeRefused, shared_encounter_ids_refusal
+from outreach.migrate import DowngradeRefused, shared_ids_refusal
 
 revision: str = "0016"
 down_revision: str | None = "0015"
@@ -77,7 +77,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    refusal = shared_encounter_ids_refusal(op.get_bind())
+    refusal = shared_ids_refusal(op.get_bind(), "0016")
     if refusal is not None:
         raise DowngradeRefused(refusal)
     with op.batch_alter_table("encounter_versions") as batch:

@@ -25,11 +25,15 @@ from outreach.models.base import Base, UTCDateTime, utcnow
 
 
 class Shift(Base):
+    """A shift is its association's: the key is (organisation, client id), so another
+    association's ids are new ids here, never a conflict or a takeover."""
+
     __tablename__ = "shifts"
+    __table_args__ = (PrimaryKeyConstraint("organisation_id", "id"),)
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     organisation_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("organisations.id", ondelete="RESTRICT"), index=True
+        ForeignKey("organisations.id", ondelete="RESTRICT"), primary_key=True, index=True
     )
     created_by: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
     kind: Mapped[str] = mapped_column(String(16))
@@ -42,12 +46,19 @@ class Shift(Base):
 
 class Encounter(Base):
     """An encounter is its association's: the key is (organisation, client id), so
-    another association's ids are new ids here, never a conflict or a takeover."""
+    another association's ids are new ids here, never a conflict or a takeover. Its
+    shift, if any, is one of its own association's."""
 
     __tablename__ = "encounters"
     __table_args__ = (
         PrimaryKeyConstraint("organisation_id", "id"),
+        ForeignKeyConstraint(
+            ["organisation_id", "shift_id"],
+            ["shifts.organisation_id", "shifts.id"],
+            ondelete="RESTRICT",
+        ),
         Index("ix_encounters_organisation_day", "organisation_id", "local_day"),
+        Index("ix_encounters_shift", "organisation_id", "shift_id"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
@@ -57,9 +68,7 @@ class Encounter(Base):
     created_by: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("users.id", ondelete="RESTRICT"), index=True
     )
-    shift_id: Mapped[uuid.UUID | None] = mapped_column(
-        ForeignKey("shifts.id", ondelete="RESTRICT"), index=True
-    )
+    shift_id: Mapped[uuid.UUID | None]
     # Copied from the shift so rollups need no join.
     shift_kind: Mapped[str] = mapped_column(String(16))
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime())

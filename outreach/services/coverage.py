@@ -104,7 +104,11 @@ def slots_overlapped(started_at: datetime, ended_at: datetime) -> list[tuple[dat
     return found
 
 
-def _shifts(session: Session, scope: Scope) -> list[tuple[uuid.UUID, datetime, datetime, set[str]]]:
+# A shift is known by its association and its id: two associations may hold one id.
+ShiftKey = tuple[uuid.UUID, uuid.UUID]
+
+
+def _shifts(session: Session, scope: Scope) -> list[tuple[ShiftKey, datetime, datetime, set[str]]]:
     window_start = datetime.combine(scope.start, time(0), PARIS)
     window_end = datetime.combine(scope.end + timedelta(days=1), time(0), PARIS)
     conditions = [Shift.started_at < window_end, Shift.ended_at > window_start]
@@ -115,9 +119,11 @@ def _shifts(session: Session, scope: Scope) -> list[tuple[uuid.UUID, datetime, d
     # The sectors a shift planned, never where it met someone: coverage says where teams
     # went, and must not tell that a person was met in a sector on a day.
     rows = session.execute(
-        select(Shift.id, Shift.started_at, Shift.ended_at, Shift.planned_sectors).where(*conditions)
+        select(
+            Shift.organisation_id, Shift.id, Shift.started_at, Shift.ended_at, Shift.planned_sectors
+        ).where(*conditions)
     )
-    return [(sid, start, end, set(planned)) for sid, start, end, planned in rows]
+    return [((org, sid), start, end, set(planned)) for org, sid, start, end, planned in rows]
 
 
 def coverage(session: Session, ctx: CallContext, settings: Settings, query: StatsQuery) -> Coverage:
@@ -130,11 +136,11 @@ def coverage(session: Session, ctx: CallContext, settings: Settings, query: Stat
         sectors = [scope.sector] if scope.sector in NAMED_SECTORS else list(NAMED_SECTORS)
         if scope.sector == OUTSIDE_SECTORS:
             sectors = []
-        presence: dict[tuple[str, date, str], set[uuid.UUID]] = defaultdict(set)
-        for shift_id, started_at, ended_at, shift_sectors in _shifts(session, scope):
+        presence: dict[tuple[str, date, str], set[ShiftKey]] = defaultdict(set)
+        for shift, started_at, ended_at, shift_sectors in _shifts(session, scope):
             for day, slot in slots_overlapped(started_at, ended_at):
                 for sector in shift_sectors.intersection(sectors):
-                    presence[(sector, day, slot)].add(shift_id)
+                    presence[(sector, day, slot)].add(shift)
         days = scope.days()
         grid = [
             _sector_row(sector, days, presence, settings.coverage_target_days) for sector in sectors
@@ -166,7 +172,7 @@ def coverage(session: Session, ctx: CallContext, settings: Settings, query: Stat
 def _sector_row(
     sector: str,
     days: list[date],
-    presence: dict[tuple[str, date, str], set[uuid.UUID]],
+    presence: dict[tuple[str, date, str], set[ShiftKey]],
     target: int,
 ) -> SectorCoverage:
     cells: list[DayCoverage] = []

@@ -1,11 +1,11 @@
 """Offline-first sync: store each new shift and encounter once, report every item.
 
-An item's identity is its client UUID; an encounter's, its client UUID within the
-sender's association, so another association's encounter ids are new ones here (no
-answer tells they exist). Its content hash covers what is stored (after
-anonymisation), so a resend of the same item is a ``duplicate`` and a resend with
-other content a ``conflict``: nothing is overwritten, amendments go through
-``PATCH``. Inserts use ON CONFLICT DO NOTHING, never read-then-write, so concurrent
+An item's identity is its client UUID within the sender's association, so another
+association's shift and encounter ids are new ones here (no answer tells they exist),
+and an encounter names a shift of its own association. Its content hash covers what
+is stored (after anonymisation), so a resend of the same item is a ``duplicate`` and
+a resend with other content a ``conflict``: nothing is overwritten, amendments go
+through ``PATCH``. Inserts use ON CONFLICT DO NOTHING, never read-then-write, so concurrent
 resends store one row. Every valid item of a batch, its rollup increments and the
 audit event commit together; with ``atomic`` one invalid item stores nothing.
 """
@@ -131,8 +131,8 @@ class _Checks:
 
     kits: set[str]
     structures: dict[str, str]
-    # Owner and kind of each stored shift the batch names.
-    stored_shifts: dict[uuid.UUID, tuple[uuid.UUID, str]]
+    # Kind of each of the sender's stored shifts the batch names.
+    stored_shifts: dict[uuid.UUID, str]
 
 
 class EncounterBuilder:
@@ -250,19 +250,19 @@ _ACTIVE_KITS = select(_kits.c.code).where(_kits.c.active.is_(True))
 _STRUCTURE_TYPES = select(_structures.c.code, _structures.c.destination).where(
     _structures.c.code.in_(bindparam("codes", expanding=True)), _structures.c.active.is_(True)
 )
-_STORED_SHIFTS = select(_shifts.c.id, _shifts.c.organisation_id, _shifts.c.kind).where(
-    _shifts.c.id.in_(bindparam("ids", expanding=True))
+# Each association has its own id space (the key is (organisation, id)): every lookup
+# reads the sender's own rows only, so another association's id is a new id.
+_STORED_SHIFTS = select(_shifts.c.id, _shifts.c.kind).where(
+    _shifts.c.id.in_(bindparam("ids", expanding=True)),
+    _shifts.c.organisation_id == bindparam("org"),
 )
-# Owner and content hash of the rows a batch resends, per table: any association's
-# shift (its id is global), the sender's own encounter.
+# Content hash of the sender's rows a batch resends, per table.
 _STORED_CONTENT = {
-    table.name: select(table.c.id, table.c.organisation_id, table.c.content_hash).where(
-        table.c.id.in_(bindparam("ids", expanding=True)), *scope
+    table.name: select(table.c.id, table.c.content_hash).where(
+        table.c.id.in_(bindparam("ids", expanding=True)),
+        table.c.organisation_id == bindparam("org"),
     )
-    for table, scope in (
-        (_shifts, ()),
-        (_encounters, (_encounters.c.organisation_id == bindparam("org"),)),
-    )
+    for table in (_shifts, _encounters)
 }
 
 
@@ -279,15 +279,12 @@ def structure_types(session: Session, items: list[dict[str, Any]]) -> dict[str, 
     return dict(rows.all())
 
 
-def _load_checks(session: Session, batch: SyncBatch) -> _Checks:
+def _load_checks(session: Session, batch: SyncBatch, org: uuid.UUID) -> _Checks:
     wanted = {item["id"] for _, item in batch.shifts} | {
         item["shift_id"] for _, item in batch.encounters if item.get("shift_id")
     }
     stored_shifts = (
-        {
-            row.id: (row.organisation_id, row.kind)
-            for row in session.execute(_STORED_SHIFTS, {"ids": list(wanted)})
-        }
+        dict(session.execute(_STORED_SHIFTS, {"ids": list(wanted), "org": org}).all())
         if wanted
         else {}
     )
@@ -310,7 +307,7 @@ def sync(
     outcome: SyncOutcome | None = None
 
     with session.begin():
-        checks = _load_checks(session, batch)
+        checks = _load_checks(session, batch, org)
         shift_rows, shift_kinds = _prepare_shifts(batch, checks, builder, org, user, results)
         encounter_rows = _prepare_encounters(
             batch, checks, builder, org, user, shift_kinds, results
@@ -362,7 +359,7 @@ def _prepare_shifts(
     rows: list[tuple[int, dict[str, Any]]] = []
     # Shift kinds an encounter may refer to: this organisation's stored shifts, then
     # the valid shifts of the batch.
-    kinds = {sid: kind for sid, (owner, kind) in checks.stored_shifts.items() if owner == org}
+    kinds = dict(checks.stored_shifts)
     for index, item in batch.shifts:
         errors: dict[str, Any] = {}
         builder.check_time("started_at", item["started_at"], errors)
@@ -371,8 +368,7 @@ def _prepare_shifts(
             results[("shift", index)] = ItemResult(str(item["id"]), "shift", "invalid", errors)
             continue
         rows.append((index, shift_row(item, org, user)))
-        stored = checks.stored_shifts.get(item["id"])
-        if stored is None:
+        if item["id"] not in checks.stored_shifts:
             kinds.setdefault(item["id"], item["kind"])
     return rows, kinds
 
@@ -426,14 +422,10 @@ def _store(
     unique_rows = [first[key] for key in sorted(first, key=attrgetter("int"))]
     inserted = insert_new(session, table, unique_rows)
     others = set(first) - inserted
-    stored: dict[uuid.UUID, tuple[uuid.UUID, str]] = {}
+    stored: dict[uuid.UUID, str] = {}
     if others:
-        stored = {
-            row.id: (row.organisation_id, row.content_hash)
-            for row in session.execute(
-                _STORED_CONTENT[table.name], {"ids": list(others), "org": org}
-            )
-        }
+        rows = session.execute(_STORED_CONTENT[table.name], {"ids": list(others), "org": org})
+        stored = dict(rows.all())
     created_ids: set[uuid.UUID] = set()
     for index, row in indexed_rows:
         key = row["id"]
@@ -441,8 +433,7 @@ def _store(
             created_ids.add(key)
             results[(kind, index)] = ItemResult(str(key), kind, "created")
             continue
-        owner, existing_hash = stored.get(key, (org, first[key]["content_hash"]))
-        if owner == org and existing_hash == row["content_hash"]:
+        if stored.get(key, first[key]["content_hash"]) == row["content_hash"]:
             results[(kind, index)] = ItemResult(str(key), kind, "duplicate")
         else:
             results[(kind, index)] = ItemResult(
