@@ -24,7 +24,8 @@ from sqlalchemy import func, select
 
 from outreach.extensions import db
 from outreach.models import Encounter, EncounterVersion, Role
-from outreach.services import rollups
+from outreach.services import rollups, writes
+from outreach.services.context import OPERATOR
 from tests.helpers import PASSWORD, Account, bearer, login
 from tests.payloads import encounter, group
 
@@ -212,8 +213,9 @@ def test_another_associations_encounter_ids_answer_as_new_ids(
             # A rebuild reads both associations' rows of a shared id, one batch at a time.
             monkeypatch.setattr(rollups, "REBUILD_BATCH", 1)
             incremental = rollups.snapshot(session)
-            rollups.rebuild(session)
+            summary = rollups.rebuild(session)
             assert rollups.snapshot(session) == incremental
+            writes.record(session, OPERATOR, "rollups.rebuild", summary.change)
 
 
 def test_login_and_refresh_share_one_rate_per_address(
