@@ -17,6 +17,7 @@ raises ``TypeError`` when the loader is built, not when an item arrives.
 
 from __future__ import annotations
 
+import inspect
 import math
 import uuid
 from collections.abc import Callable
@@ -63,9 +64,24 @@ def compile_plain(schema: ma.Schema) -> Callable[[Any], dict[str, Any] | None]:
     return load
 
 
+def _hooks_of(schema_class: type[ma.Schema]) -> dict[str, list[tuple[str, bool, dict[str, Any]]]]:
+    """The hooks a schema class declares, by tag: each as (method name, pass_many,
+    options). Marshmallow's decorators mark each hook method with the public
+    ``MarshmallowHook.__marshmallow_hook__`` attribute, which this reads from the
+    class's own attributes as the schema's metaclass does."""
+    hooks: dict[str, list[tuple[str, bool, dict[str, Any]]]] = {
+        tag: [] for tag in (PRE_LOAD, POST_LOAD, VALIDATES, VALIDATES_SCHEMA)
+    }
+    for name in dir(schema_class):
+        marked = getattr(inspect.getattr_static(schema_class, name), "__marshmallow_hook__", None)
+        for tag, configs in (marked or {}).items():
+            hooks.setdefault(tag, []).extend((name, many, options) for many, options in configs)
+    return hooks
+
+
 def _object(schema: ma.Schema) -> Callable[[Any], dict[str, Any]]:
     name = type(schema).__name__
-    hooks = schema._hooks  # marshmallow keeps the hooks a schema registered here
+    hooks = _hooks_of(type(schema))
     if schema.many or schema.unknown != ma.RAISE or schema.partial:
         raise TypeError(f"{name}: only single, unknown=RAISE, non-partial schemas compile")
     if hooks[PRE_LOAD] or hooks[POST_LOAD] or hooks[VALIDATES]:

@@ -218,8 +218,9 @@ def test_another_associations_encounter_ids_answer_as_new_ids(
             # A rebuild reads both associations' rows of a shared id, one batch at a time.
             monkeypatch.setattr(rollups, "REBUILD_BATCH", 1)
             incremental = rollups.snapshot(session)
-            writes.record(session, OPERATOR, "rollups.rebuild", rollups.rebuild(session).change)
+            summary = rollups.rebuild(session)
             assert rollups.snapshot(session) == incremental
+            writes.record(session, OPERATOR, "rollups.rebuild", summary.change)
 
 
 def test_another_associations_shift_ids_answer_as_new_ids(

@@ -31,6 +31,7 @@ from sqlalchemy import Table, func, insert, select, text
 from sqlalchemy.orm import Session
 
 from outreach.models import AUDIT_LOCK_KEY, AuditCheckpoint, AuditEvent, AuditTimeOrder, utcnow
+from outreach.models.dialect import engine_of
 from outreach.services.context import CallContext
 
 GENESIS_HASH = "0" * 64
@@ -218,7 +219,7 @@ def record(
         "request_id": ctx.request_id,
         "client_hash": ctx.client_hash,
     }
-    if session.get_bind().dialect.name == "postgresql":
+    if engine_of(session) == "postgresql":
         before_at, before_prev_hash, before_seq, after_seq = payload_around_head(fields)
         session.execute(
             _APPEND_ON_POSTGRESQL,
@@ -349,7 +350,7 @@ FROM audit_events WHERE seq > %s ORDER BY seq LIMIT %s
 
 def _events(session: Session, after: int) -> Iterator[_Event]:
     """Every event after ``after`` in order, in batches."""
-    if session.get_bind().dialect.name == "postgresql":
+    if engine_of(session) == "postgresql":
         yield from _postgresql_events(session, after)
         return
     connection = session.connection()

@@ -35,6 +35,7 @@ from sqlalchemy import cast as sql_cast
 from sqlalchemy.orm import Session
 
 from outreach.models import RollupCellSpan, RollupPerson, RollupSector, RollupSpanGeneration
+from outreach.models.dialect import engine_of
 from outreach.services.readmodel.numbering import (
     AREA_SEPARATOR,
     AreaNumbering,
@@ -228,7 +229,7 @@ class SpanRowsCache(Generic[N]):
         stale = [key for key in current if key not in spans]
         # Read after their generation: a change committed in between is in the rows,
         # and only makes them newer than the token they are kept under.
-        postgresql = session.get_bind().dialect.name == "postgresql"
+        postgresql = engine_of(session) == "postgresql"
         read = _aggregated_rows if postgresql else _fetched_rows
         # A few spans a statement: a year's rows read at once as Python objects would
         # take far more memory than the arrays they end as.
