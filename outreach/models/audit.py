@@ -60,9 +60,9 @@ class AuditCheckpoint(Base):
 class AuditTimeOrder(Base):
     """From which event on the chain's times never go backwards (migration 0011).
 
-    Before it, a version read the clock before waiting for the chain lock, so events
-    written at once could be chained a few milliseconds out of time order; the
-    verifier checks the order only after ``ordered_after``. One row, or none (0).
+    Events appended before it may be a few milliseconds out of time order (their
+    time was read before the chain lock was taken); the verifier checks the order
+    only after ``ordered_after``. One row, or none (0).
     """
 
     __tablename__ = "audit_time_order"

@@ -4,8 +4,8 @@ bitwise-or and replacing upserts.
 On PostgreSQL a batch travels as one JSON document that ``json_to_recordset``
 turns back into typed rows: the statement is the same whatever the batch size, so
 it is compiled once, and its one parameter is written by orjson in C. A VALUES
-list cost a parse of thousands of placeholders per batch, and arrays per column
-are quoted in Python by the driver: either was most of a sync's time. SQLite
+list would cost a parse of thousands of placeholders per batch, and arrays per
+column are quoted in Python by the driver. SQLite
 takes the rows as executemany parameters.
 """
 

@@ -44,8 +44,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     # Sessions in UTC: psycopg then hands back datetime.timezone.utc, which is cheap to
     # compare, instead of a ZoneInfo for the server's own zone name. No JIT: the planner
     # compiles any statement it costs above 100,000, which a year's map and a large
-    # batch's upserts are, and the compilation (60 ms for the map at 10 million
-    # encounters) costs more than it saves on statements that run in milliseconds.
+    # batch's upserts are, and the compilation costs more than it saves on statements
+    # that run in milliseconds (bench/RESULTS.md).
     connect_args = {"options": "-c timezone=UTC -c jit=off", **kwargs.pop("connect_args", {})}
     engine = create_engine(
         parsed,

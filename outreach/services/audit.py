@@ -58,7 +58,7 @@ FORBIDDEN_PARAM_KEYS = frozenset(
 MAX_PARAM_TEXT = 200
 VERIFY_BATCH = 20_000
 # The event each purge batch appends in the transaction that cuts the chain; and the
-# one that closes a purge run, which before migration 0011 was the only record.
+# one that closes a purge run, the only record in logs older than migration 0011.
 CHECKPOINT_ACTION = "retention.checkpoint"
 LEGACY_PURGE_ACTION = "retention.purge"
 PURGE_ACTIONS = frozenset({CHECKPOINT_ACTION, LEGACY_PURGE_ACTION})
@@ -338,8 +338,8 @@ def latest_checkpoint(session: Session) -> ChainHead:
 _Event = tuple[dict[str, Any], str]
 _FIELD_NAMES = tuple(column.key for column in _COLUMNS if column.key != "hash")
 
-# PostgreSQL formats the timestamp and the ids itself: parsing them into Python
-# objects only to print them again was most of the verification's cost.
+# PostgreSQL formats the timestamp and the ids itself: the verifier never parses them
+# into Python objects only to print them again.
 _PG_EVENTS = """
 SELECT seq, to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
        actor_user_id::text, actor_org_id::text, actor_role, action, target, params::text,
