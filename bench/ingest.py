@@ -193,7 +193,7 @@ INSERT INTO shifts (id, organisation_id, created_by, kind, started_at, ended_at,
 SELECT * FROM json_to_recordset(%s::json) AS r(id uuid, organisation_id uuid,
   created_by uuid, kind text, started_at timestamptz, ended_at timestamptz,
   planned_sectors json, content_hash text, created_at timestamptz)
-ON CONFLICT (id) DO NOTHING
+ON CONFLICT (organisation_id, id) DO NOTHING
 """
 SQL_ENCOUNTERS = """
 INSERT INTO encounters (id, organisation_id, created_by, shift_id, shift_kind, occurred_at,
