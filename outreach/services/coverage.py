@@ -22,7 +22,7 @@ from outreach.clock import PARIS
 from outreach.models import Shift
 from outreach.services import audit
 from outreach.services.context import CallContext
-from outreach.services.stats.scope import Filters, Scope, StatsQuery, resolve_scope
+from outreach.services.stats.scope import Filters, Scope, StatsQuery, caller, resolve_scope
 from schemas.vocabulary import OUTSIDE_SECTORS, SECTORS
 
 
@@ -127,11 +127,11 @@ def _shifts(session: Session, scope: Scope) -> list[tuple[ShiftKey, datetime, da
 
 
 def coverage(session: Session, ctx: CallContext, settings: Settings, query: StatsQuery) -> Coverage:
-    assert ctx.principal is not None
+    principal = caller(ctx)
     with session.begin():
         # Coverage counts shifts, never people: any days, as for exact figures.
         scope = resolve_scope(
-            session, ctx.principal, query, max_days=MAX_COVERAGE_DAYS, free_dates=True
+            session, principal, query, max_days=MAX_COVERAGE_DAYS, free_dates=True
         )
         sectors = [scope.sector] if scope.sector in NAMED_SECTORS else list(NAMED_SECTORS)
         if scope.sector == OUTSIDE_SECTORS:

@@ -35,6 +35,7 @@ from outreach.services.stats.publication import area_figures
 from outreach.services.stats.scope import (
     DaySpan,
     StatsQuery,
+    caller,
     check_resolution,
     publication_gate,
     query_error,
@@ -96,11 +97,11 @@ def hotspots(
     resolution: int,
 ) -> Hotspots:
     check_resolution(settings, resolution)
-    assert ctx.principal is not None
+    principal = caller(ctx)
     k = settings.small_cell_k
-    gate = publication_gate(settings, ctx.principal)
+    gate = publication_gate(settings, principal)
     with session.begin():
-        recent_period = resolve_scope(session, ctx.principal, query)
+        recent_period = resolve_scope(session, principal, query)
         week = periods.parse(recent_period.period or "")
         if week.kind != "week" or recent_period.end != week.end:
             raise query_error(

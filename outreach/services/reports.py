@@ -32,6 +32,7 @@ from outreach.services.stats.scope import (
     DaySpan,
     Scope,
     StatsQuery,
+    caller,
     publication_gate,
     query_error,
     resolve_scope,
@@ -115,14 +116,14 @@ def activity_report(
     organisation: str | None,
     output: str,
 ) -> ActivityReport:
-    assert ctx.principal is not None
+    principal = caller(ctx)
     if year > paris_today().year:
         raise query_error("year", "That year has not begun.")
     query = StatsQuery(period=str(year), organisation=organisation)
     with session.begin():
-        scope = resolve_scope(session, ctx.principal, query)
+        scope = resolve_scope(session, principal, query)
         data = totals(session, scope, model)
-        gate = publication_gate(settings, ctx.principal)
+        gate = publication_gate(settings, principal)
         published, suppressed = published_figures(gate, summary_sums(data))
         shifts = _shifts(session, scope, year)
         kit_labels = dict(session.execute(select(Kit.code, Kit.label)).all())
