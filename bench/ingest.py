@@ -9,10 +9,15 @@ on a fresh database. The simulated phones of ``bench/phones.py`` are the clients
 each on its own connection, every body drawn before the clock starts; the network
 does not drop here (``phones.py`` proves resends). For each number of clients and
 batch size: encounters per second and batch latency p50/p99. Then 32 phones each
-send encounters one at a time (the shift synced first): p50/p99 of a sync, as fast as
-the answers come (closed loop: the saturation), then at fixed offered rates (open
-loop, ``--single-rates``: the latency a phone sees at that load), and the highest of
-those rates at which the p99 stayed under the 50 ms target.
+send encounters one at a time (their shifts synced first, untimed): p50/p99 of a
+sync, as fast as the answers come (closed loop: the saturation), then at fixed offered
+rates (open loop, ``--single-rates``: the latency a phone sees at that load), and the
+highest of those rates at which the p99 stayed under the 50 ms target.
+
+Every measured phase starts with ``ANALYZE`` of its database, as autovacuum keeps a
+production server's planner statistics (this machine's PostgreSQL runs without it), and
+reports the CPU it cost: the gunicorn workers' and every PostgreSQL process's, per
+encounter for batches and per sync for single encounters (``phones.CpuMeter``).
 
 The limit, the moment each service run ends (the service idle): the very rows the
 service stores (built by the service's own code before the run, untimed) and their
@@ -71,12 +76,35 @@ MEDIAN_FIGURES = (
 )
 
 
+def analyze(database_url: str) -> None:
+    """Planner statistics for every table, as autovacuum would have gathered them."""
+    with psycopg.connect(database_url, autocommit=True) as connection:
+        connection.execute("ANALYZE")
+
+
+def cpu_split(cpu: dict[str, float | int] | None, count: int) -> dict[str, float]:
+    """The service's and PostgreSQL's CPU per item (ms), from a fleet's meter."""
+    assert cpu is not None
+    if cpu["processes_lost"]:
+        phones.log(f"  warning: {cpu['processes_lost']} measured processes ended mid-run")
+    service, database = cpu["service"] * 1000 / count, cpu["postgresql"] * 1000 / count
+    return {
+        "service": round(service, 3),
+        "postgresql": round(database, 3),
+        "total": round(service + database, 3),
+    }
+
+
 def run_load(
-    url: str, plans: dict[str, tuple[list[phones.Batch], int, int]], size: int, seed: str
+    url: str,
+    plans: dict[str, tuple[list[phones.Batch], int, int]],
+    size: int,
+    seed: str,
+    master: int,
 ) -> dict[str, Any]:
     """The phones of ``plans`` syncing their batches of ``size`` items at once."""
     cpu = time.process_time()
-    result = phones.run_fleet(url, plans, drop=0.0, seed=seed)
+    result = phones.run_fleet(url, plans, drop=0.0, seed=seed, meter=phones.CpuMeter(master))
     cpu = time.process_time() - cpu
     problems = [p for report in result.reports for p in report.problems]
     if problems:
@@ -93,6 +121,7 @@ def run_load(
         "batch_p99_ms": round(phones.percentile(latencies, 0.99) * 1000, 1),
         # The phones run on the same two cores: what they take, the service lacks.
         "client_cpu_share": cpu_share(cpu, result.seconds),
+        "cpu_ms_per_encounter": cpu_split(result.cpu, result.encounters),
     }
 
 
@@ -103,6 +132,8 @@ def cpu_share(cpu_seconds: float, seconds: float) -> float:
 
 def run_single(
     url: str,
+    database_url: str,
+    master: int,
     accounts: dict[str, list[str]],
     clients: int,
     per_phone: int,
@@ -110,8 +141,8 @@ def run_single(
     rate: float | None = None,
 ) -> dict[str, Any]:
     """Phones online: each of ``per_phone`` encounters synced alone, the phone's shifts
-    synced first (not counted). Every phone sends as many, so that all ``clients`` are
-    busy to the end and an offered rate holds.
+    synced first (neither timed nor metered). Every phone sends as many, so that all
+    ``clients`` are busy to the end and an offered rate holds.
 
     Closed loop without ``rate`` (each phone sends the next as soon as it has the answer:
     the server's saturation); open loop with it (the fleet sends ``rate`` syncs a second
@@ -124,17 +155,25 @@ def run_single(
         for username, (queue, _, _) in plans.items()
     }
     length = min(per_phone, *(len(queue) for queue in queues.values()))
+    shifts: dict[str, tuple[list[phones.Batch], int, int]] = {}
     singles: dict[str, tuple[list[phones.Batch], int, int]] = {}
-    for username, (queue, _, shifts) in plans.items():
+    for username, (queue, _, count) in plans.items():
         every_shift = [shift for batch in queue for shift in batch.shifts]
-        one_by_one = [phones.Batch([], [item]) for item in queues[username][:length]]
-        singles[username] = ([phones.Batch(every_shift, []), *one_by_one], len(one_by_one), shifts)
-    result = phones.run_fleet(url, singles, drop=0.0, seed=seed, rate=rate)
+        shifts[username] = ([phones.Batch(every_shift, [])], 0, count)
+        singles[username] = (
+            [phones.Batch([], [item]) for item in queues[username][:length]],
+            length,
+            0,
+        )
+    phones.run_fleet(url, shifts, drop=0.0, seed=seed)
+    analyze(database_url)
+    result = phones.run_fleet(
+        url, singles, drop=0.0, seed=seed, rate=rate, meter=phones.CpuMeter(master)
+    )
     problems = [p for report in result.reports for p in report.problems]
     if problems:
         raise SystemExit(f"the single-encounter run failed: {problems[:3]}")
-    # Each phone's first request carried its shifts, not an encounter: not counted.
-    latencies = sorted(x for report in result.reports for x in report.latencies[1:])
+    latencies = result.latencies
     return {
         "clients": clients,
         "loop": f"open, {rate:g} syncs/s offered" if rate else "closed",
@@ -144,6 +183,7 @@ def run_single(
         "syncs_per_second": round(len(latencies) / result.seconds),
         "p50_ms": round(phones.percentile(latencies, 0.5) * 1000, 1),
         "p99_ms": round(phones.percentile(latencies, 0.99) * 1000, 1),
+        "cpu_ms_per_sync": cpu_split(result.cpu, len(latencies)),
     }
 
 
@@ -437,14 +477,17 @@ def main() -> None:
     clients = [int(n) for n in (args.clients or ("8,16,32" if args.full else "8,32")).split(",")]
     sizes = [int(n) for n in (args.batches or ("100,250,500" if args.full else "500")).split(",")]
     days = args.days or (90 if args.full else 10)
-    single_syncs = 150 if args.full else 10
+    single_syncs = 150 if args.full else 60
     single_rates = args.single_rates or ("50,100,150,200" if args.full else "50,100")
     seed = uuid.uuid4().hex[:8]
 
     database = phones.fresh_database(DATABASE)
     instance = ROOT / "instance" / "bench"
     environment = phones.service_environment(database, instance)
-    accounts = phones.create_accounts(environment, associations=4, workers=max(clients) // 4 + 1)
+    # The single-encounter runs take 32 phones whatever the batch runs take.
+    accounts = phones.create_accounts(
+        environment, associations=4, workers=max(*clients, 32) // 4 + 1
+    )
     runs: list[dict[str, Any]] = []
     port = phones.free_port()
     url = f"http://127.0.0.1:{port}"
@@ -460,11 +503,15 @@ def main() -> None:
                     phones.log(
                         f"service: {count} clients, batches of {size} items, {days} days each"
                     )
-                    figures = run_load(url, plans, size, run_seed)
+                    analyze(database)
+                    figures = run_load(url, plans, size, run_seed, server.pid)
+                    split = figures["cpu_ms_per_encounter"]
                     phones.log(
                         f"  {figures['encounters']:,} encounters in {figures['seconds']} s: "
                         f"{figures['encounters_per_second']:,}/s, batch p50 "
                         f"{figures['batch_p50_ms']} ms, p99 {figures['batch_p99_ms']} ms; "
+                        f"CPU per encounter {split['service']:.3f} ms service + "
+                        f"{split['postgresql']:.3f} ms PostgreSQL; "
                         f"the phones took {figures['client_cpu_share']:.0%} of the CPU"
                     )
                     # The limit at once, the service idle: this machine's speed drifts
@@ -476,10 +523,22 @@ def main() -> None:
         for rate in [None, *(float(r) for r in single_rates.split(",") if r)]:
             loop = f"{rate:g} syncs/s offered (open loop)" if rate else "closed loop"
             phones.log(f"service: 32 clients, one encounter per sync, {loop}")
-            single = run_single(url, accounts, 32, single_syncs, f"{seed}-single-{rate}", rate)
+            single = run_single(
+                url,
+                database,
+                server.pid,
+                accounts,
+                32,
+                single_syncs,
+                f"{seed}-single-{rate}",
+                rate,
+            )
+            split = single["cpu_ms_per_sync"]
             phones.log(
                 f"  {single['syncs']:,} syncs: {single['syncs_per_second']:,}/s, "
-                f"p50 {single['p50_ms']} ms, p99 {single['p99_ms']} ms"
+                f"p50 {single['p50_ms']} ms, p99 {single['p99_ms']} ms; CPU per sync "
+                f"{split['service']:.2f} ms service + {split['postgresql']:.2f} ms PostgreSQL"
+                f" = {split['total']:.2f} ms"
             )
             singles.append(single)
         capacity = single_capacity(singles)
@@ -543,6 +602,7 @@ def measure_limit(
     figures: dict[str, Any], limit_database: str, work: dict[str, list[list[tuple[str, bytes]]]]
 ) -> None:
     """The rows the service run stored, written by psycopg alone to their fresh database."""
+    analyze(limit_database)
     seconds, cpu = run_limit(limit_database, work)
     limit = round(figures["encounters"] / seconds)
     figures["limit_encounters_per_second"] = limit

@@ -456,6 +456,75 @@ class Pace:
         return self.start + number * self.interval
 
 
+# CPU spent ---------------------------------------------------------------------------
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User and system CPU seconds of a process, all its threads; ``None`` once it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name may hold spaces: the fields that follow start after its ')'.
+    fields = stat.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def _processes() -> Iterator[tuple[int, int, str]]:
+    """Every process as (pid, parent pid, command name)."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        head, tail = stat.rsplit(")", 1)
+        yield int(entry.name), int(tail.split()[1]), head.split("(", 1)[1]
+
+
+@dataclass
+class CpuMeter:
+    """CPU seconds the service (the gunicorn master and its workers) and PostgreSQL (every
+    ``postgres`` process: backends, writers, checkpointer) spend between ``start`` and
+    ``stop``. A process that ends in between takes its share with it, so ``stop``
+    reports how many were lost: a worker recycled mid-run makes the figure too low."""
+
+    master: int
+    _before: dict[str, dict[int, float]] = field(default_factory=dict)
+
+    def _snapshot(self) -> dict[str, dict[int, float]]:
+        groups: dict[str, dict[int, float]] = {"service": {}, "postgresql": {}}
+        for pid, parent, name in _processes():
+            group = (
+                "service"
+                if self.master in (pid, parent)
+                else "postgresql"
+                if name == "postgres"
+                else None
+            )
+            seconds = cpu_seconds(pid) if group else None
+            if group and seconds is not None:
+                groups[group][pid] = seconds
+        return groups
+
+    def start(self) -> None:
+        self._before = self._snapshot()
+
+    def stop(self) -> dict[str, float | int]:
+        after = self._snapshot()
+        spent: dict[str, float | int] = {}
+        lost = 0
+        for group, before in self._before.items():
+            now = after[group]
+            lost += len(before.keys() - now.keys())
+            spent[group] = sum(now[pid] - before.get(pid, 0.0) for pid in now)
+        spent["processes_lost"] = lost
+        return spent
+
+
 # A whole fleet ----------------------------------------------------------------------
 
 
@@ -466,6 +535,8 @@ class FleetResult:
     shifts: int
     seconds: float
     reports: list[PhoneReport]
+    # CPU seconds by group while the phones synced (logins excluded), given a meter.
+    cpu: dict[str, float | int] | None = None
 
     @property
     def latencies(self) -> list[float]:
@@ -495,10 +566,12 @@ def run_fleet(
     drop: float,
     seed: str,
     rate: float | None = None,
+    meter: CpuMeter | None = None,
 ) -> FleetResult:
     """Every phone logs in and syncs its queue at once, one thread each: as fast as the
     server answers, or, given ``rate``, at that many batches a second for the fleet
-    (each phone its share, phones evenly out of step), latency counted from when due."""
+    (each phone its share, phones evenly out of step), latency counted from when due.
+    Given ``meter``, the CPU spent while the phones sync, after their logins."""
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     reports = {username: PhoneReport() for username in plans}
@@ -513,12 +586,15 @@ def run_fleet(
         start = time.perf_counter() + 0.5  # once every thread is up
         for offset, name in enumerate(plans):
             paces[name] = Pace(start + interval * offset / len(plans), interval)
+    if meter:
+        meter.start()
     seconds = run_threads(
         [
             functools.partial(sync_queue, phones[name], plans[name][0], reports[name], paces[name])
             for name in plans
         ]
     )
+    cpu = meter.stop() if meter else None
     for phone in phones.values():
         phone.close()
     return FleetResult(
@@ -527,6 +603,7 @@ def run_fleet(
         shifts=sum(plan[2] for plan in plans.values()),
         seconds=seconds,
         reports=list(reports.values()),
+        cpu=cpu,
     )
 
 
@@ -563,7 +640,7 @@ def stored(database_url: str, ids: list[str]) -> Stored:
             "JOIN organisations o ON o.id = r.organisation_id "
             "WHERE r.metric = 'encounters' GROUP BY o.slug"
         ).fetchall()
-    found = dict(rows)
+    found: dict[str, str] = {str(key): str(slug) for key, slug in rows}
     return Stored({slug: int(total) for slug, total in totals}, found, len(rows) - len(found))
 
 
