@@ -67,6 +67,7 @@ def register_extensions(app: Flask) -> None:
             lockout_seconds=settings.login_lockout_minutes * 60,
         ),
         pepper=settings.pepper,
+        token_key=settings.jwt_secret,
         access_ttl=app.config["JWT_ACCESS_TOKEN_EXPIRES"],
         refresh_ttl=app.config["JWT_REFRESH_TOKEN_EXPIRES"],
     )

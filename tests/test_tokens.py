@@ -16,11 +16,12 @@ from typing import Any
 
 import jwt
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 
 from config import Settings
 from outreach.models import Role
-from tests.helpers import Account, bearer, login
+from tests.helpers import Account, audit_events, bearer, login
 
 ADMIN_ROUTE = "/api/v1/orgs"  # admin only
 ME = "/api/v1/auth/me"
@@ -107,3 +108,56 @@ def test_a_role_claim_does_not_outrank_the_account(
 def test_an_access_token_cannot_refresh(client: FlaskClient, worker_token: str) -> None:
     response = client.post("/api/v1/auth/refresh", json={"refresh_token": worker_token})
     assert response.status_code == 401
+
+
+@pytest.mark.filterwarnings("ignore:The HMAC key is")
+def test_each_refusal_is_audited_with_the_check_it_failed(
+    app: Flask, client: FlaskClient, worker_token: str, settings: Settings
+) -> None:
+    forged = _forgeries(worker_token, settings.jwt_secret)
+    _header, claims, _signature = _unpack(worker_token)
+    no_family = jwt.encode(
+        {k: v for k, v in claims.items() if k != "fam"}, settings.jwt_secret, "HS256"
+    )
+    sent = {
+        "NoAuthorizationError": {},
+        "InvalidHeaderError": {"Authorization": f"Token {worker_token}"},
+        "ExpiredSignatureError": bearer(forged["expired, right key"]),
+        "InvalidSignatureError": bearer(forged["signed with another key"]),
+        "InvalidAlgorithmError": bearer(forged["alg none"]),
+        "ImmatureSignatureError": bearer(forged["not yet valid, right key"]),
+        "WrongTokenError": bearer(forged["refresh type claimed"]),
+        "MissingRequiredClaimError": bearer(no_family),
+    }
+    for reason, headers in sent.items():
+        before = len(audit_events(app))
+        assert client.get(ME, headers=headers).status_code == 401, reason
+        events = audit_events(app)[before:]
+        assert [(e.action, e.params) for e in events] == [
+            ("auth.unauthorized", {"reason": reason})
+        ], reason
+
+
+def test_a_refresh_token_without_its_jti_is_refused(
+    client: FlaskClient, make_account: Callable[..., Account], settings: Settings
+) -> None:
+    pair = login(client, make_account(Role.WORKER).username)
+    _header, claims, _signature = _unpack(pair["refresh_token"])
+    stripped = jwt.encode(
+        {k: v for k, v in claims.items() if k != "jti"}, settings.jwt_secret, "HS256"
+    )
+    refused = client.post("/api/v1/auth/refresh", json={"refresh_token": stripped})
+    assert refused.status_code == 401, refused.get_json()
+    logout = client.post(
+        "/api/v1/auth/logout",
+        json={"refresh_token": stripped},
+        headers=bearer(pair["access_token"]),
+    )
+    assert logout.status_code == 401, logout.get_json()
+    # The untouched pair still works: the refusals were the missing claim's doing.
+    assert (
+        client.post(
+            "/api/v1/auth/refresh", json={"refresh_token": pair["refresh_token"]}
+        ).status_code
+        == 200
+    )

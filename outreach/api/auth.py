@@ -82,7 +82,7 @@ def refresh(body: dict[str, Any]) -> dict[str, Any]:
 @blp.response(204)
 def logout(body: dict[str, Any]) -> None:
     """End this login: its refresh family and access tokens stop working at once."""
-    auth.logout(db.session, call_context(), body.get("refresh_token"))
+    auth.logout(db.session, call_context(), security(), body.get("refresh_token"))
 
 
 @blp.route("/me", methods=["GET"])

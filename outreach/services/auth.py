@@ -1,9 +1,10 @@
 """Login, refresh-token rotation with reuse detection, logout, password change.
 
-Tokens are signed JWTs (flask-jwt-extended). An access token names its refresh
-family; the family row is the single switch that revokes a login: logout, reuse of
-a spent refresh token, deactivation and password changes all revoke families, and
-``access.load_principal`` refuses tokens of a revoked family at once.
+Tokens are signed JWTs, issued by flask-jwt-extended and verified by ``verified_claims``
+in a single decode. An access token names its refresh family; the family row is the
+single switch that revokes a login: logout, reuse of a spent refresh token,
+deactivation and password changes all revoke families, and ``access.load_principal``
+refuses tokens of a revoked family at once.
 """
 
 from __future__ import annotations
@@ -16,8 +17,7 @@ from datetime import timedelta
 from typing import Any, cast
 
 import jwt as pyjwt
-from flask_jwt_extended import create_access_token, create_refresh_token, decode_token
-from flask_jwt_extended.exceptions import JWTExtendedException
+from flask_jwt_extended import create_access_token, create_refresh_token
 from sqlalchemy import CursorResult, Update, select, update
 from sqlalchemy.orm import Session
 
@@ -39,6 +39,8 @@ class Security:
     passwords: Passwords
     guard: LoginGuard
     pepper: str
+    # The key tokens are signed and verified with (flask-jwt-extended's JWT_SECRET_KEY).
+    token_key: str
     access_ttl: timedelta
     refresh_ttl: timedelta
 
@@ -141,33 +143,58 @@ def _as(ctx: CallContext, principal: Principal) -> CallContext:
     return CallContext(principal=principal, request_id=ctx.request_id, client_hash=ctx.client_hash)
 
 
+# The one algorithm tokens are signed with (config: JWT_ALGORITHM); a token that
+# names another, ``none`` included, is refused.
+ALGORITHM = "HS256"
 # Every token this service issues carries these; a correctly signed token without
 # them (no ``exp``: valid for ever) was not issued here and is refused.
-REQUIRED_CLAIMS = ("exp", "iat", "type", "sub", "fam")
+REQUIRED_CLAIMS: Mapping[str, tuple[str, ...]] = {
+    "access": ("exp", "iat", "type", "sub", "fam"),
+    "refresh": ("exp", "iat", "type", "sub", "fam", "jti"),
+}
 
 
-def check_claims(token: str, claims: Mapping[str, Any], kind: str) -> None:
-    """Refuse a token that lacks a claim every issued token has, or is of another kind.
+INVALID_TOKEN = {
+    "access": "The access token is invalid.",
+    "refresh": "The refresh token is invalid or expired.",
+}
+EXPIRED_TOKEN = {**INVALID_TOKEN, "access": "The access token has expired; refresh it."}
+WRONG_KIND = {"access": "An access token is required.", "refresh": "This is not a refresh token."}
 
-    ``claims`` are the verified ones; flask-jwt-extended fills in a missing ``type``
-    as ``access`` there, so presence is checked on the token as sent (its signature
-    already verified).
+
+class TokenRefused(Unauthorized):
+    """A token that is missing, malformed, wrongly signed, expired or of another kind;
+    ``reason`` names the check it failed, for the audit log."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def verified_claims(
+    security: Security, token: str, kind: str, *, allow_expired: bool = False
+) -> dict[str, Any]:
+    """The claims of ``token`` once its signature, times, claims and kind hold.
+
+    One decode per token: signature, ``exp``/``nbf``/``iat`` and the presence of every
+    claim an issued token has are pyjwt's checks, the kind ours. Raises ``TokenRefused``.
     """
-    sent = pyjwt.decode(token, options={"verify_signature": False})
-    if any(name not in sent for name in REQUIRED_CLAIMS):
-        raise Unauthorized("The token is not an Outreach token.")
-    if claims["type"] != kind:
-        raise Unauthorized(
-            "An access token is required." if kind == "access" else "This is not a refresh token."
-        )
-
-
-def _decode_refresh(token: str, *, allow_expired: bool = False) -> dict[str, Any]:
+    invalid = INVALID_TOKEN[kind]
     try:
-        claims: dict[str, Any] = decode_token(token, allow_expired=allow_expired)
-    except (pyjwt.PyJWTError, JWTExtendedException) as exc:
-        raise Unauthorized("The refresh token is invalid or expired.") from exc
-    check_claims(token, claims, "refresh")
+        claims: dict[str, Any] = pyjwt.decode(
+            token,
+            security.token_key,
+            algorithms=[ALGORITHM],
+            options={"require": list(REQUIRED_CLAIMS[kind]), "verify_exp": not allow_expired},
+        )
+    except pyjwt.ExpiredSignatureError as exc:
+        raise TokenRefused(EXPIRED_TOKEN[kind], type(exc).__name__) from exc
+    except pyjwt.MissingRequiredClaimError as exc:
+        raise TokenRefused("The token is not an Outreach token.", type(exc).__name__) from exc
+    except pyjwt.PyJWTError as exc:
+        raise TokenRefused(invalid, type(exc).__name__) from exc
+    if claims["type"] != kind:
+        raise TokenRefused(WRONG_KIND[kind], "WrongTokenError")
     return claims
 
 
@@ -178,7 +205,7 @@ def refresh(session: Session, ctx: CallContext, security: Security, token: str) 
     copy of the token can explain it (RFC 9700, refresh token rotation).
     """
     try:
-        claims = _decode_refresh(token)
+        claims = verified_claims(security, token, "refresh")
         family_id = uuid.UUID(str(claims["fam"]))
     except (Unauthorized, ValueError):
         with session.begin():
@@ -275,13 +302,15 @@ def revoke_user_tokens(session: Session, user_id: uuid.UUID, reason: str) -> int
     return _revoke(session, RefreshFamily.user_id == user_id, reason)
 
 
-def logout(session: Session, ctx: CallContext, refresh_token: str | None) -> None:
+def logout(
+    session: Session, ctx: CallContext, security: Security, refresh_token: str | None
+) -> None:
     """End the caller's login, and the one of ``refresh_token`` if it is the caller's."""
     principal = ctx.principal
     assert principal is not None
     families = {principal.family_id}
     if refresh_token:
-        claims = _decode_refresh(refresh_token, allow_expired=True)
+        claims = verified_claims(security, refresh_token, "refresh", allow_expired=True)
         if claims.get("sub") != str(principal.user_id):
             raise Unauthorized("This refresh token is not yours.")
         families.add(uuid.UUID(str(claims["fam"])))
