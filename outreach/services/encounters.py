@@ -130,7 +130,7 @@ def _as_input(encounter: Encounter) -> EncounterItem:
         "kits": dict(encounter.kits),
         "services": list(encounter.services),
         "referrals": [
-            {"to": r["to"], "structure": r["structure"], "status": r["status"]}
+            {"to": r["to"], "structure": r.get("structure"), "status": r["status"]}
             for r in encounter.referrals
         ],
     }

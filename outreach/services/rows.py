@@ -63,7 +63,8 @@ class Location(TypedDict, total=False):
 class PersonItem(TypedDict, total=False):
     """``person`` as ``PersonSchema`` loads it (its defaults filled in), or as an
     amendment reads it back from the stored row (``encounters.person_of``), whose
-    columns are nullable; ``ref`` only when the phone sent one."""
+    columns are nullable; ``ref`` only when the phone sent one. Not total: without a
+    person, ``EncounterBuilder.build`` reads an empty one, each field at its default."""
 
     age_band: str | None
     gender: str | None
