@@ -2,7 +2,7 @@
 as stored and as the rollups count them.
 
 The rule: a row that crosses a module boundary on the write side (API to sync, sync to
-encounters, either to rollups) has a ``TypedDict`` here, never ``dict[str, Any]``, so
+encounters, either to rollups) has a ``TypedDict`` here, never a dict of ``Any``, so
 strict mypy checks every key read and written. A key is ``NotRequired`` only when the
 row really comes without it; a row that gains keys as it is built is two types, the
 fields and the fields with what is derived from them (``EncounterFields`` and
