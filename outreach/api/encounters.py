@@ -11,6 +11,7 @@ from outreach.api.pages import PageResponse, page_body
 from outreach.extensions import db
 from outreach.models import Encounter, Role
 from outreach.services import encounters
+from outreach.services.rows import EncounterChanges
 from schemas.encounters import (
     EncounterAmendSchema,
     EncounterDeleteSchema,
@@ -26,8 +27,7 @@ blp = Blueprint(
 
 def _out(encounter: Encounter) -> dict[str, Any]:
     person = encounters.person_of(encounter)
-    if person is not None:
-        person["ref_known"] = encounter.ref_hash is not None
+    shown = None if person is None else {**person, "ref_known": encounter.ref_hash is not None}
     return {
         "id": encounter.id,
         "occurred_at": encounter.occurred_at,
@@ -38,7 +38,7 @@ def _out(encounter: Encounter) -> dict[str, Any]:
         "sector": encounter.sector,
         "setting": encounter.setting,
         "people": encounter.people,
-        "person": person,
+        "person": shown,
         "kits": encounter.kits,
         "services": encounter.services,
         "referrals": encounter.referrals,
@@ -79,7 +79,7 @@ def get_encounter(encounter_id: uuid.UUID) -> dict[str, Any]:
 @requires(Role.ORG_ADMIN)
 @blp.arguments(EncounterAmendSchema(partial=True))
 @blp.response(200, StoredEncounterSchema)
-def amend_encounter(changes: dict[str, Any], encounter_id: uuid.UUID) -> dict[str, Any]:
+def amend_encounter(changes: EncounterChanges, encounter_id: uuid.UUID) -> dict[str, Any]:
     """Correct an encounter; the replaced content is kept as a version."""
     encounter = encounters.amend_encounter(
         db.session,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from flask import Response, jsonify
 from marshmallow import ValidationError
@@ -13,6 +13,7 @@ from outreach.api.blueprint import Blueprint
 from outreach.extensions import db
 from outreach.models import Role
 from outreach.services import sync as sync_service
+from outreach.services.rows import EncounterItem, ShiftItem
 from outreach.services.sync import ItemResult, SyncBatch
 from schemas.fastload import fast_loader
 from schemas.sync import (
@@ -31,11 +32,20 @@ blp = Blueprint("sync", __name__, url_prefix="/api/v1", description="Offline-fir
 _LOADERS = {"shift": fast_loader(ShiftSchema()), "encounter": fast_loader(EncounterSchema())}
 
 
-def _load(batch: SyncBatch, kind: str, raw_items: list[Any]) -> None:
-    loaded, load = (batch.shifts if kind == "shift" else batch.encounters), _LOADERS[kind]
+ItemT = TypeVar("ItemT", bound=ShiftItem | EncounterItem)
+
+
+def _load(
+    batch: SyncBatch, loaded: list[tuple[int, ItemT]], kind: str, raw_items: list[Any]
+) -> None:
+    """Load each of ``raw_items`` with the schema of ``kind`` into ``loaded`` (the
+    batch's items of that kind), or reject it."""
+    load = _LOADERS[kind]
     for index, raw in enumerate(raw_items):
         try:
-            loaded.append((index, load(raw)))
+            # Safe: ``ShiftItem`` and ``EncounterItem`` are what ``ShiftSchema`` and
+            # ``EncounterSchema`` load, and ``loaded`` holds the items of ``kind``.
+            loaded.append((index, cast(ItemT, load(raw))))
         except ValidationError as error:
             batch.rejected[(kind, index)] = ItemResult(
                 sync_service.item_id(raw), kind, "invalid", _as_dict(error.messages)
@@ -71,8 +81,8 @@ def sync(query: dict[str, Any], body: dict[str, Any]) -> Response:
     if total > MAX_ITEMS:
         raise RequestEntityTooLarge(f"At most {MAX_ITEMS} items a request; this one has {total}.")
     batch = SyncBatch()
-    _load(batch, "shift", body["shifts"])
-    _load(batch, "encounter", body["encounters"])
+    _load(batch, batch.shifts, "shift", body["shifts"])
+    _load(batch, batch.encounters, "encounter", body["encounters"])
     outcome = sync_service.sync(
         db.session,
         call_context(),

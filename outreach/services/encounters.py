@@ -23,6 +23,7 @@ from outreach.services.context import CallContext, Principal
 from outreach.services.errors import Invalid, NotFound
 from outreach.services.pagination import Page, paginate
 from outreach.services.rollups import STORED_FIELDS, Deltas, stored_row
+from outreach.services.rows import EncounterChanges, EncounterItem, PersonItem
 from outreach.services.sync import (
     EncounterBuilder,
     active_kits,
@@ -106,7 +107,7 @@ def get_encounter(session: Session, ctx: CallContext, encounter_id: uuid.UUID) -
     return encounter
 
 
-def person_of(encounter: Encounter) -> dict[str, Any] | None:
+def person_of(encounter: Encounter) -> PersonItem | None:
     """The person details of a one-person contact (never the ref), ``None`` for a group."""
     if encounter.people != 1:
         return None
@@ -117,7 +118,7 @@ def person_of(encounter: Encounter) -> dict[str, Any] | None:
     }
 
 
-def _as_input(encounter: Encounter) -> dict[str, Any]:
+def _as_input(encounter: Encounter) -> EncounterItem:
     """The stored encounter in the shape the sync schema loads (without location or ref)."""
     return {
         "id": encounter.id,
@@ -128,7 +129,10 @@ def _as_input(encounter: Encounter) -> dict[str, Any]:
         "person": person_of(encounter),
         "kits": dict(encounter.kits),
         "services": list(encounter.services),
-        "referrals": [dict(r) for r in encounter.referrals],
+        "referrals": [
+            {"to": r["to"], "structure": r.get("structure"), "status": r["status"]}
+            for r in encounter.referrals
+        ],
     }
 
 
@@ -149,13 +153,13 @@ def amend_encounter(
     ctx: CallContext,
     settings: Settings,
     encounter_id: uuid.UUID,
-    changes: dict[str, Any],
+    changes: EncounterChanges,
 ) -> Encounter:
     """Apply ``changes`` (fields of the sync schema); the old content becomes a version."""
     principal = _caller(ctx)
     with session.begin():
         encounter = _find(session, principal, encounter_id)
-        item = _as_input(encounter) | changes
+        item: EncounterItem = {**_as_input(encounter), **changes}
         if item["people"] != 1:
             if changes.get("person") is not None:
                 raise Invalid(

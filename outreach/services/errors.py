@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeAlias
+
+# Field errors as marshmallow reports them: per field, its messages, or per sub-field
+# or list index, the same again.
+FieldErrors: TypeAlias = dict[str, "list[str] | FieldErrors"]
 
 
 class ServiceError(Exception):

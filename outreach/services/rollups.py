@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from typing import Any, cast
+from typing import Any, cast, get_args
 
 from sqlalchemy import Table, bindparam, delete, func, select, tuple_, update
 from sqlalchemy.orm import Session
@@ -37,6 +37,7 @@ from outreach.models.dml import Upsert, upsert_all
 from outreach.models.rollups import DAY_WORDS, DAYS_PER_WORD
 from outreach.services import writes
 from outreach.services.crypto import person_key, wrap32
+from outreach.services.rows import StoredEncounter, StoredField
 from outreach.services.writes import GENERATION_ROW, ChangedSpan, CountersChange
 
 SECTOR_KEY = ("day", "organisation_id", "sector", "shift_kind")
@@ -88,7 +89,7 @@ _SPAN_SLOTS = {
 REBUILD_BATCH = 5_000
 
 
-def metrics(row: Mapping[str, Any]) -> dict[str, int]:
+def metrics(row: StoredEncounter) -> dict[str, int]:
     """The counters one encounter adds to, by metric name, with the amount it adds.
 
     Each counter's basis grows by one for every encounter that adds to it.
@@ -141,7 +142,7 @@ class Deltas:
     by_cell: dict[tuple[tuple[Any, ...], str], dict[str, list[int]]] = field(default_factory=dict)
     people: Counter[tuple[Any, ...]] = field(default_factory=Counter)
 
-    def add(self, row: Mapping[str, Any], sign: int = 1) -> None:
+    def add(self, row: StoredEncounter, sign: int = 1) -> None:
         grain = (row["local_day"], row["organisation_id"], row["sector"], row["shift_kind"])
         in_sector = self.by_grain.get(grain)
         if in_sector is None:
@@ -488,32 +489,19 @@ def _clear_days(session: Session, days: Iterable[PersonDay]) -> None:
 
 
 # What an encounter write decides; an amendment replaces exactly these columns.
-STORED_FIELDS = (
-    "shift_id",
-    "shift_kind",
-    "occurred_at",
-    "local_day",
-    "cell",
-    "sector",
-    "setting",
-    "people",
-    "age_band",
-    "gender",
-    "first_contact",
-    "ref_hash",
-    "kits",
-    "services",
-    "referrals",
-    "content_hash",
-)
+STORED_FIELDS: tuple[StoredField, ...] = get_args(StoredField)
 
 
-def stored_row(encounter: Encounter) -> dict[str, Any]:
+def stored_row(encounter: Encounter) -> StoredEncounter:
     """A stored encounter as the plain row rollups and content hashes read."""
-    row = {name: getattr(encounter, name) for name in STORED_FIELDS}
+    row: dict[str, Any] = {name: getattr(encounter, name) for name in STORED_FIELDS}
     row["organisation_id"] = encounter.organisation_id
     row["record_key"] = encounter.record_key
-    return row
+    # Safe: the keys are exactly ``StoredEncounter``'s (``rows`` checks ``STORED_FIELDS``
+    # against ``StoredFields``), each value the model's column of that name, of the type
+    # the row declares; ``referrals``, a JSON column, holds the ``Referral`` dicts
+    # ``EncounterBuilder.build`` made.
+    return cast(StoredEncounter, row)
 
 
 @dataclass(frozen=True)

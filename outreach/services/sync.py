@@ -17,7 +17,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from operator import attrgetter
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import orjson
 from sqlalchemy import Table, bindparam, select
@@ -30,12 +30,25 @@ from outreach.models.dml import insert_new
 from outreach.services import audit, writes
 from outreach.services.context import CallContext
 from outreach.services.crypto import keyed_hash, record_key
-from outreach.services.errors import Invalid
+from outreach.services.errors import FieldErrors, Invalid
 from outreach.services.geo import InvalidCell, OutsideServiceArea, Snapped, geography
 from outreach.services.rollups import Deltas
+from outreach.services.rows import (
+    EncounterContent,
+    EncounterFields,
+    EncounterItem,
+    EncounterRow,
+    KeptFields,
+    PersonItem,
+    ShiftContent,
+    ShiftItem,
+    ShiftRow,
+)
 
 CLOCK_SKEW = timedelta(minutes=5)
 STATUSES = ("created", "duplicate", "conflict", "invalid")
+# ``_store`` stores shifts and encounters alike: it reads their ``id`` and ``content_hash``.
+RowT = TypeVar("RowT", bound=ShiftRow | EncounterRow)
 
 
 @dataclass(frozen=True)
@@ -43,7 +56,7 @@ class ItemResult:
     id: str | None
     kind: str
     status: str
-    errors: dict[str, Any] | None = None
+    errors: FieldErrors | None = None
 
 
 @dataclass(frozen=True)
@@ -62,8 +75,8 @@ class SyncOutcome:
 class SyncBatch:
     """Items as the schemas loaded them, by position; ``rejected`` failed the schemas."""
 
-    shifts: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
-    encounters: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    shifts: list[tuple[int, ShiftItem]] = field(default_factory=list)
+    encounters: list[tuple[int, EncounterItem]] = field(default_factory=list)
     rejected: dict[tuple[str, int], ItemResult] = field(default_factory=dict)
 
 
@@ -71,7 +84,7 @@ class SyncRejected(Invalid):
     """``atomic`` was asked and some item is invalid: nothing was stored."""
 
 
-def content_hash(content: dict[str, Any]) -> str:
+def content_hash(content: ShiftContent | EncounterContent) -> str:
     """SHA-256 of the canonical JSON (sorted keys) of what is stored."""
     return hashlib.sha256(orjson.dumps(content, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
@@ -80,7 +93,7 @@ def _iso(moment: datetime) -> str:
     return moment.astimezone(PARIS).isoformat()
 
 
-def shift_content(item: dict[str, Any]) -> dict[str, Any]:
+def shift_content(item: ShiftItem) -> ShiftContent:
     return {
         "kind": item["kind"],
         "started_at": _iso(item["started_at"]),
@@ -89,7 +102,7 @@ def shift_content(item: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def shift_row(item: dict[str, Any], organisation_id: Any, user_id: Any) -> dict[str, Any]:
+def shift_row(item: ShiftItem, organisation_id: uuid.UUID, user_id: uuid.UUID) -> ShiftRow:
     """A validated shift as the row stored for ``organisation_id``, sent by ``user_id``."""
     content = shift_content(item)
     return {
@@ -106,7 +119,7 @@ def shift_row(item: dict[str, Any], organisation_id: Any, user_id: Any) -> dict[
     }
 
 
-def encounter_content(row: dict[str, Any]) -> dict[str, Any]:
+def encounter_content(row: EncounterFields) -> EncounterContent:
     """The part of a stored encounter its hash covers (what a phone decides)."""
     return {
         "occurred_at": _iso(row["occurred_at"]),
@@ -144,7 +157,7 @@ class EncounterBuilder:
         self._earliest = now - timedelta(days=settings.retention_days)
         self._latest = now + CLOCK_SKEW
 
-    def check_time(self, field_name: str, moment: datetime, errors: dict[str, Any]) -> None:
+    def check_time(self, field_name: str, moment: datetime, errors: FieldErrors) -> None:
         if moment > self._latest:
             errors[field_name] = ["This time is in the future; check the phone's clock."]
         elif moment < self._earliest:
@@ -152,20 +165,20 @@ class EncounterBuilder:
 
     def build(
         self,
-        item: dict[str, Any],
+        item: EncounterItem,
         organisation_id: uuid.UUID,
         user_id: uuid.UUID,
         shift_kind: str,
         kits: set[str],
         structures: dict[str, str],
-        kept: dict[str, Any] | None = None,
-    ) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+        kept: KeptFields | None = None,
+    ) -> tuple[EncounterRow | None, FieldErrors]:
         """The stored row, or ``None`` and the field errors.
 
         ``kept`` holds what an amendment without a new location or ref keeps from the
         stored row (``cell``, ``sector``, ``ref_hash``).
         """
-        errors: dict[str, Any] = {}
+        errors: FieldErrors = {}
         if kept is None or item["occurred_at"] != kept["occurred_at"]:
             self.check_time("occurred_at", item["occurred_at"], errors)
         location = item.pop("location", None)
@@ -185,7 +198,7 @@ class EncounterBuilder:
         unknown_kits = sorted(set(item["kits"]) - kits)
         if unknown_kits:
             errors["kits"] = {code: ["Unknown kit code."] for code in unknown_kits}
-        referral_errors = {}
+        referral_errors: FieldErrors = {}
         for index, referral in enumerate(item["referrals"]):
             code = referral.get("structure")
             if code is not None and structures.get(code) != referral["to"]:
@@ -197,14 +210,11 @@ class EncounterBuilder:
         if errors:
             return None, errors
 
-        person = item.get("person") or {}
+        person: PersonItem = item.get("person") or {}
         alone = item["people"] == 1
         # In UTC, like a shift's times (``shift_row``).
-        occurred_at: datetime = item["occurred_at"].astimezone(UTC)
-        row: dict[str, Any] = {
-            "id": item["id"],
-            "organisation_id": organisation_id,
-            "created_by": user_id,
+        occurred_at = item["occurred_at"].astimezone(UTC)
+        fields: EncounterFields = {
             "shift_id": item.get("shift_id"),
             "shift_kind": shift_kind,
             "occurred_at": occurred_at,
@@ -227,13 +237,18 @@ class EncounterBuilder:
                 key=lambda r: (r["to"], r["structure"] or "", r["status"]),
             ),
         }
-        row["content_hash"] = content_hash(encounter_content(row))
-        row["record_key"] = record_key(self._pepper, item["id"])
+        # Keys in the table's column order.
+        row: EncounterRow = {
+            "id": item["id"],
+            "organisation_id": organisation_id,
+            "created_by": user_id,
+            **fields,
+            "content_hash": content_hash(encounter_content(fields)),
+            "record_key": record_key(self._pepper, item["id"]),
+        }
         return row, {}
 
-    def _ref_hash(
-        self, person: dict[str, Any], alone: bool, kept: dict[str, Any] | None
-    ) -> str | None:
+    def _ref_hash(self, person: PersonItem, alone: bool, kept: KeptFields | None) -> str | None:
         if not alone:
             return None
         if person.get("ref"):
@@ -270,7 +285,7 @@ def active_kits(session: Session) -> set[str]:
     return set(session.scalars(_ACTIVE_KITS))
 
 
-def structure_types(session: Session, items: list[dict[str, Any]]) -> dict[str, str]:
+def structure_types(session: Session, items: list[EncounterItem]) -> dict[str, str]:
     """Destination type of each active structure the items' referrals name."""
     codes = {r["structure"] for item in items for r in item["referrals"] if r.get("structure")}
     if not codes:
@@ -341,7 +356,7 @@ def sync(
                 records=outcome.counts["created"],
             )
     if outcome is None:
-        errors: dict[str, Any] = {}
+        errors: dict[str, dict[str, FieldErrors | None]] = {}
         for kind, index in invalid:
             errors.setdefault(f"{kind}s", {})[str(index)] = results[(kind, index)].errors
         raise SyncRejected(f"{len(invalid)} item(s) are invalid; nothing was stored.", errors)
@@ -355,13 +370,13 @@ def _prepare_shifts(
     org: uuid.UUID,
     user: uuid.UUID,
     results: dict[tuple[str, int], ItemResult],
-) -> tuple[list[tuple[int, dict[str, Any]]], dict[uuid.UUID, str]]:
-    rows: list[tuple[int, dict[str, Any]]] = []
+) -> tuple[list[tuple[int, ShiftRow]], dict[uuid.UUID, str]]:
+    rows: list[tuple[int, ShiftRow]] = []
     # Shift kinds an encounter may refer to: this organisation's stored shifts, then
     # the valid shifts of the batch.
     kinds = dict(checks.stored_shifts)
     for index, item in batch.shifts:
-        errors: dict[str, Any] = {}
+        errors: FieldErrors = {}
         builder.check_time("started_at", item["started_at"], errors)
         builder.check_time("ended_at", item["ended_at"], errors)
         if errors:
@@ -381,12 +396,12 @@ def _prepare_encounters(
     user: uuid.UUID,
     shift_kinds: dict[uuid.UUID, str],
     results: dict[tuple[str, int], ItemResult],
-) -> list[tuple[int, dict[str, Any]]]:
+) -> list[tuple[int, EncounterRow]]:
     rows = []
     for index, item in batch.encounters:
         shift_id = item.get("shift_id")
         shift_kind = NO_SHIFT
-        errors: dict[str, Any] = {}
+        errors: FieldErrors = {}
         if shift_id is not None:
             if shift_id in shift_kinds:
                 shift_kind = shift_kinds[shift_id]
@@ -408,13 +423,13 @@ def _prepare_encounters(
 def _store(
     session: Session,
     table: Table,
-    indexed_rows: list[tuple[int, dict[str, Any]]],
+    indexed_rows: list[tuple[int, RowT]],
     kind: str,
     org: uuid.UUID,
     results: dict[tuple[str, int], ItemResult],
-) -> list[dict[str, Any]]:
+) -> list[RowT]:
     """Insert the new rows; classify the rest as duplicates or conflicts."""
-    first: dict[uuid.UUID, dict[str, Any]] = {}
+    first: dict[uuid.UUID, RowT] = {}
     for _, row in indexed_rows:
         first.setdefault(row["id"], row)
     # Sorted ids: concurrent batches take row locks in one order and cannot deadlock.
