@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import select
+import time
 from pathlib import Path
 from typing import Any
 
 import orjson
+import psycopg
 from psycopg.types.json import set_json_loads
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import DisconnectionError
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# A pooled connection idle this long is pinged before use even if its socket is quiet:
+# a firewall or a NAT may have dropped it without a word.
+PING_AFTER_IDLE_SECONDS = 30.0
+_IDLE_SINCE = "outreach.idle_since"
 
 
 def normalise_url(url: str) -> URL:
@@ -48,15 +56,42 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     # that run in milliseconds (bench/RESULTS.md).
     connect_args = {"options": "-c timezone=UTC -c jit=off", **kwargs.pop("connect_args", {})}
     engine = create_engine(
-        parsed,
-        pool_pre_ping=True,
-        pool_size=5,
-        max_overflow=5,
-        connect_args=connect_args,
-        **kwargs,
+        parsed, connect_args=connect_args, **{"pool_size": 5, "max_overflow": 5, **kwargs}
     )
     _decode_json_with_orjson(engine)
+    _check_pooled_connections(engine)
     return engine
+
+
+def _check_pooled_connections(engine: Engine) -> None:
+    """Hand out no pooled connection the server has closed, at no round trip's cost.
+
+    An idle connection has nothing to read: the server speaks first only when it ends
+    the connection (a restart, a crash, ``pg_terminate_backend``), and its socket then
+    turns readable. So a connection is pinged (``SELECT 1``) before use only when its
+    socket is readable or it has been idle over ``PING_AFTER_IDLE_SECONDS``; a failed
+    ping makes the pool connect afresh (SQLAlchemy's custom pessimistic ping). A
+    connection the server loses while it is checked out fails its request with a 503
+    either way, and SQLAlchemy then replaces the whole pool.
+    """
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info[_IDLE_SINCE] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.pop(_IDLE_SINCE, None)
+        if idle_since is None:  # just connected
+            return
+        try:
+            socket = select.poll()
+            socket.register(dbapi_connection.fileno(), select.POLLIN)
+            if socket.poll(0) or time.monotonic() - idle_since >= PING_AFTER_IDLE_SECONDS:
+                dbapi_connection.execute("SELECT 1")
+                dbapi_connection.rollback()
+        except psycopg.Error as exc:
+            raise DisconnectionError("the pooled connection is gone") from exc
 
 
 def _decode_json_with_orjson(engine: Engine) -> None:
