@@ -13,7 +13,7 @@ from outreach.extensions import db
 from outreach.models import Encounter, Role, RollupSector, Shift
 from outreach.services import audit, rollups, writes
 from outreach.services.context import OPERATOR
-from tests.helpers import Account, bearer, login
+from tests.helpers import Account, headers_for
 from tests.payloads import encounter, group, shift
 
 
@@ -39,7 +39,7 @@ def test_same_batch_from_twenty_threads_is_stored_once(
     app: Flask, client: Any, make_account: Callable[..., Account]
 ) -> None:
     worker = make_account(Role.WORKER)
-    headers = bearer(login(client, worker.username)["access_token"])
+    headers = headers_for(client, worker)
     outing = shift()
     batch = {
         "shifts": [outing],
@@ -66,7 +66,7 @@ def test_changed_resend_races_report_conflicts(
     app: Flask, client: Any, make_account: Callable[..., Account]
 ) -> None:
     worker = make_account(Role.WORKER)
-    headers = bearer(login(client, worker.username)["access_token"])
+    headers = headers_for(client, worker)
     original = group()
     variants = [{"encounters": [{**original, "people": 2 + (n % 2)}]} for n in range(20)]
     results = _post_many(app, headers, variants, threads=20)
@@ -88,7 +88,7 @@ def test_eight_writers_hundred_batches_exact_counts(
     app: Flask, client: Any, make_account: Callable[..., Account], engine_name: str
 ) -> None:
     worker = make_account(Role.WORKER)
-    headers = bearer(login(client, worker.username)["access_token"])
+    headers = headers_for(client, worker)
     batches = [{"encounters": [group(people=2) for _ in range(3)]} for _ in range(100)]
     results = _post_many(app, headers, batches, threads=8)
     assert [status for status, _ in results] == [200] * 100, {s for s, _ in results}
