@@ -131,10 +131,8 @@ def test_incremental_equals_rebuilt(
 
 
 def test_rollups_rebuild_command(
-    app: Flask, runner: FlaskCliRunner, client: FlaskClient, make_account: Callable[..., Account]
+    app: Flask, runner: FlaskCliRunner, client: FlaskClient, headers: dict[str, str]
 ) -> None:
-    worker = make_account(Role.WORKER)
-    headers = headers_for(client, worker)
     client.post(
         "/api/v1/sync", json={"encounters": [encounter() for _ in range(5)]}, headers=headers
     )
