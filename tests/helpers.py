@@ -150,9 +150,14 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def headers_for(client: FlaskClient, account: Account) -> dict[str, str]:
-    """Headers with a fresh access token of ``account``."""
-    return bearer(login(client, account.username)["access_token"])
+def headers_for(
+    client: FlaskClient, who: Account | str, password: str = PASSWORD
+) -> dict[str, str]:
+    """Headers with a fresh access token of ``who``, an account or a username, which
+    must log in with ``password``: by default the one ``create_account`` gives; the
+    demo accounts' is ``DEMO_PASSWORD``. The one way tests get a user's headers."""
+    username = who.username if isinstance(who, Account) else who
+    return bearer(login(client, username, password)["access_token"])
 
 
 def free_port() -> int:

@@ -16,7 +16,7 @@ from flask.testing import FlaskClient
 
 from outreach.api.access import PUBLIC, access_of
 from outreach.models import Role
-from tests.helpers import POLICY, Account, bearer, login
+from tests.helpers import POLICY, Account, headers_for
 
 
 def _routes(app: Flask) -> Iterator[tuple[str, str, frozenset[Role] | str | None]]:
@@ -53,9 +53,11 @@ def test_each_role_gets_exactly_what_the_policy_allows(
         assert anonymous.status_code == 401, f"{method} {rule} without a token"
         for role, account in accounts.items():
             # A fresh login each time: some calls (logout, password) end the login.
-            token = login(client, account.username)["access_token"]
             response = client.open(
-                path, method=method, headers=bearer(token), json={} if method != "GET" else None
+                path,
+                method=method,
+                headers=headers_for(client, account),
+                json={} if method != "GET" else None,
             )
             if role in allowed:
                 assert response.status_code not in (401, 403), f"{role} refused {method} {rule}"

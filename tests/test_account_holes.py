@@ -26,7 +26,7 @@ from outreach.extensions import db
 from outreach.models import Encounter, EncounterVersion, Role, Shift
 from outreach.services import rollups, writes
 from outreach.services.context import OPERATOR
-from tests.helpers import PASSWORD, Account, bearer, login
+from tests.helpers import PASSWORD, Account, bearer, headers_for, login
 from tests.payloads import encounter, group, shift
 
 NEW_PASSWORD = "a brand new passphrase"
@@ -37,7 +37,7 @@ def test_ones_own_password_changes_only_through_auth_password(
     client: FlaskClient, make_account: Callable[..., Account], role: Role
 ) -> None:
     me = make_account(role)
-    headers = bearer(login(client, me.username)["access_token"])
+    headers = headers_for(client, me)
     response = client.patch(
         f"/api/v1/users/{me.user_id}", json={"password": NEW_PASSWORD}, headers=headers
     )
@@ -52,7 +52,7 @@ def test_ones_own_password_changes_only_through_auth_password(
     changed = client.post(
         "/api/v1/auth/password",
         json={"current_password": PASSWORD, "new_password": NEW_PASSWORD},
-        headers=bearer(login(client, me.username)["access_token"]),
+        headers=headers_for(client, me),
     )
     assert changed.status_code == 204
     login(client, me.username, NEW_PASSWORD)
@@ -63,7 +63,7 @@ def test_deactivating_an_organisation_ends_its_logins_for_good(
 ) -> None:
     worker = make_account(Role.WORKER, "assoc-a")
     tokens = login(client, worker.username)
-    admin = bearer(login(client, make_account(Role.ADMIN).username)["access_token"])
+    admin = headers_for(client, make_account(Role.ADMIN))
     url = f"/api/v1/orgs/{worker.organisation_id}"
     for active in (False, True):
         response = client.patch(url, json={"active": active}, headers=admin)
@@ -166,8 +166,8 @@ def test_another_associations_encounter_ids_answer_as_new_ids(
     exactly as its new twin, A's rows and counters never move, B stores each once."""
     a_worker = make_account(Role.WORKER, "assoc-a")
     b_admin = make_account(Role.ORG_ADMIN, "assoc-b")
-    a = bearer(login(client, a_worker.username)["access_token"])
-    b = bearer(login(client, b_admin.username)["access_token"])
+    a = headers_for(client, a_worker)
+    b = headers_for(client, b_admin)
     by_a = [encounter(), group(people=3)]
     sent = client.post(SYNC, json={"encounters": by_a}, headers=a).get_json()
     assert [r["status"] for r in sent["results"]] == ["created", "created"]
@@ -232,8 +232,8 @@ def test_another_associations_shift_ids_answer_as_new_ids(
     and its encounters take B's shift."""
     a_worker = make_account(Role.WORKER, "assoc-a")
     b_worker = make_account(Role.WORKER, "assoc-b")
-    a = bearer(login(client, a_worker.username)["access_token"])
-    b = bearer(login(client, b_worker.username)["access_token"])
+    a = headers_for(client, a_worker)
+    b = headers_for(client, b_worker)
     by_a = [shift(), shift(kind="souterraine")]
     sent = client.post(
         SYNC, json={"shifts": by_a, "encounters": [encounter(shift_id=by_a[0]["id"])]}, headers=a

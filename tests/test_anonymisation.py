@@ -12,7 +12,7 @@ from sqlalchemy import inspect, select, text
 from outreach.extensions import db
 from outreach.models import Encounter, Role
 from outreach.services.crypto import keyed_hash
-from tests.helpers import Account, bearer, login
+from tests.helpers import Account, headers_for
 from tests.payloads import encounter
 
 
@@ -32,7 +32,7 @@ def test_no_coordinate_and_no_raw_ref_is_stored(
     app: Flask, client: FlaskClient, make_account: Callable[..., Account]
 ) -> None:
     worker = make_account(Role.WORKER)
-    headers = bearer(login(client, worker.username)["access_token"])
+    headers = headers_for(client, worker)
     rng = random.Random(7)
     items, coordinates, refs = [], [], []
     for _ in range(20):
@@ -53,7 +53,7 @@ def test_no_coordinate_and_no_raw_ref_is_stored(
 
     # An amendment with a new position and ref must not keep them either.
     org_admin = make_account(Role.ORG_ADMIN, worker.organisation_slug)
-    admin_headers = bearer(login(client, org_admin.username)["access_token"])
+    admin_headers = headers_for(client, org_admin)
     new_lat, new_lon = 48.884512, 2.368765
     coordinates += [new_lat, new_lon]
     amended = client.patch(

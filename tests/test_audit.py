@@ -18,7 +18,16 @@ from sqlalchemy import delete, update
 from outreach.extensions import db
 from outreach.models import AuditEvent, Role
 from outreach.services import audit
-from tests.helpers import PASSWORD, Account, audit_events, bearer, login, tamper, verify_chain
+from tests.helpers import (
+    PASSWORD,
+    Account,
+    audit_events,
+    bearer,
+    headers_for,
+    login,
+    tamper,
+    verify_chain,
+)
 
 
 def _scenario(client: FlaskClient, make_account: Callable[..., Account]) -> dict[str, Any]:
@@ -31,7 +40,7 @@ def _scenario(client: FlaskClient, make_account: Callable[..., Account]) -> dict
     tokens = login(client, worker.username)
     refreshed = client.post("/api/v1/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
     client.post("/api/v1/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
-    admin_headers = bearer(login(client, admin.username)["access_token"])
+    admin_headers = headers_for(client, admin)
     client.get("/api/v1/orgs", headers=bearer(refreshed.get_json()["access_token"]))
     client.patch(
         f"/api/v1/users/{worker.user_id}",
@@ -183,8 +192,7 @@ def test_chain_stays_valid_under_concurrent_writers(
         client = app.test_client()
         statuses = []
         for _ in range(3):
-            tokens = login(client, account.username)
-            me = client.get("/api/v1/auth/me", headers=bearer(tokens["access_token"]))
+            me = client.get("/api/v1/auth/me", headers=headers_for(client, account))
             statuses.append(me.status_code)
         # One failure each: below the per-client lock-out, which would otherwise answer 429.
         wrong = {"username": account.username, "password": "not it at all"}

@@ -22,16 +22,15 @@ from outreach.extensions import db
 from outreach.models import AuditCheckpoint, AuditEvent, AuditTimeOrder, Role, utcnow
 from outreach.services import audit, retention
 from outreach.services.context import OPERATOR
-from tests.helpers import Account, bearer, login, verify_chain
+from tests.helpers import Account, headers_for, verify_chain
 
 
 def _activity(client: FlaskClient, make_account: Callable[..., Account]) -> dict[str, str]:
     """A dozen events: logins and reads of a worker, an auditor's token."""
     worker = make_account(Role.WORKER, "assoc-a")
     for _ in range(4):
-        tokens = login(client, worker.username)
-        client.get("/api/v1/auth/me", headers=bearer(tokens["access_token"]))
-    return bearer(login(client, make_account(Role.AUDITOR).username)["access_token"])
+        client.get("/api/v1/auth/me", headers=headers_for(client, worker))
+    return headers_for(client, make_account(Role.AUDITOR))
 
 
 def _event(app: Flask, seq: int) -> AuditEvent:

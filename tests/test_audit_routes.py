@@ -23,13 +23,13 @@ from outreach.clock import paris_today
 from outreach.extensions import db
 from outreach.models import AuditEvent, Role
 from outreach.services import audit
-from tests.helpers import Account, bearer, login, tamper
+from tests.helpers import Account, headers_for, tamper
 from tests.payloads import encounter
 
 
 @pytest.fixture
 def auditor(client: FlaskClient, make_account: Callable[..., Account]) -> dict[str, str]:
-    return bearer(login(client, make_account(Role.AUDITOR).username)["access_token"])
+    return headers_for(client, make_account(Role.AUDITOR))
 
 
 def _activity(client: FlaskClient, make_account: Callable[..., Account]) -> dict[str, Any]:
@@ -37,9 +37,9 @@ def _activity(client: FlaskClient, make_account: Callable[..., Account]) -> dict
     worker = make_account(Role.WORKER, "assoc-a")
     admin = make_account(Role.ORG_ADMIN, "assoc-a")
     coordinator = make_account(Role.COORDINATOR)
-    worker_headers = bearer(login(client, worker.username)["access_token"])
-    admin_headers = bearer(login(client, admin.username)["access_token"])
-    coordinator_headers = bearer(login(client, coordinator.username)["access_token"])
+    worker_headers = headers_for(client, worker)
+    admin_headers = headers_for(client, admin)
+    coordinator_headers = headers_for(client, coordinator)
     client.post(
         "/api/v1/sync", json={"encounters": [encounter() for _ in range(3)]}, headers=worker_headers
     )
@@ -248,7 +248,7 @@ def test_the_database_refuses_to_rewrite_the_log(
     _activity(client, make_account)
     if engine_name != "postgresql":
         # SQLite has no such guard; the register must not claim one.
-        headers = bearer(login(client, make_account(Role.AUDITOR).username)["access_token"])
+        headers = headers_for(client, make_account(Role.AUDITOR))
         register = client.get("/api/v1/governance/register", headers=headers).get_json()
         assert "need PostgreSQL" in register["security_measures"]["audit_log"]
         return
@@ -280,24 +280,24 @@ def test_chain_holds_with_syncs_and_reads_at_once(
 ) -> None:
     workers = [make_account(Role.WORKER, "assoc-a") for _ in range(4)]
     coordinators = [make_account(Role.COORDINATOR) for _ in range(4)]
-    tokens = [login(client, a.username)["access_token"] for a in workers + coordinators]
+    callers = [headers_for(client, a) for a in workers + coordinators]
     failures: list[str] = []
 
-    def work(index: int, token: str) -> None:
+    def work(index: int, headers: dict[str, str]) -> None:
         local = app.test_client()
         for _ in range(5):
             if index < len(workers):
                 response = local.post(
                     "/api/v1/sync",
                     json={"encounters": [encounter() for _ in range(5)]},
-                    headers=bearer(token),
+                    headers=headers,
                 )
             else:
-                response = local.get("/api/v1/stats/summary", headers=bearer(token))
+                response = local.get("/api/v1/stats/summary", headers=headers)
             if response.status_code != 200:
                 failures.append(response.get_data(as_text=True))
 
-    threads = [threading.Thread(target=work, args=(i, t)) for i, t in enumerate(tokens)]
+    threads = [threading.Thread(target=work, args=(i, h)) for i, h in enumerate(callers)]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -346,7 +346,7 @@ def test_register_follows_the_running_configuration(
         small_cell_k=7, retention_days=400, controller="Ville de Paris (DSOL)"
     )
     for role in (Role.AUDITOR, Role.ADMIN):
-        headers = bearer(login(client, make_account(role).username)["access_token"])
+        headers = headers_for(client, make_account(role))
         body = client.get("/api/v1/governance/register", headers=headers).get_json()
         assert body["small_cell_threshold"] == 7
         assert body["retention"]["raw_encounters_days"] == 400

@@ -20,7 +20,7 @@ from outreach.api.access import PUBLIC, access_of
 from outreach.clock import paris_today
 from outreach.extensions import db
 from outreach.models import AuditEvent, Role
-from tests.helpers import PASSWORD, POLICY, Account, bearer, login
+from tests.helpers import PASSWORD, POLICY, Account, headers_for
 from tests.payloads import encounter
 
 # Reference data read by every phone at start-up: nothing about people or use.
@@ -38,11 +38,11 @@ CALLER_PREFERENCE = (Role.ORG_ADMIN, Role.COORDINATOR, Role.AUDITOR, Role.ADMIN,
 def _world(client: FlaskClient, make_account: Callable[..., Account]) -> dict[str, Any]:
     accounts = {role: make_account(role) for role in Role}
     worker = accounts[Role.WORKER]
-    headers = bearer(login(client, worker.username)["access_token"])
+    headers = headers_for(client, worker)
     stored = encounter()
     response = client.post("/api/v1/sync", json={"encounters": [stored]}, headers=headers)
     assert response.get_json()["counts"]["created"] == 1
-    coordinator = bearer(login(client, accounts[Role.COORDINATOR].username)["access_token"])
+    coordinator = headers_for(client, accounts[Role.COORDINATOR])
     structure = client.post(
         "/api/v1/structures",
         json={"code": "walk_test", "name": "Walk test", "destination": "caarud"},
@@ -115,7 +115,7 @@ def test_every_data_route_writes_an_audit_event(
             # A fresh caller each time: logout and password changes end their login.
             caller = make_account(role, world["accounts"][role].organisation_slug)
             path, body = _call((method, rule.rule), world)
-            headers = bearer(login(client, caller.username)["access_token"])
+            headers = headers_for(client, caller)
             response = client.open(path, method=method, json=body, headers=headers)
             assert response.status_code < 400, (method, rule.rule, response.get_json())
             request_id = response.headers["X-Request-ID"]
@@ -151,7 +151,7 @@ def test_failed_requests_leave_a_trace(
     status: int,
 ) -> None:
     admin = make_account(Role.ORG_ADMIN)
-    headers = bearer(login(client, admin.username)["access_token"])
+    headers = headers_for(client, admin)
     response = client.open(path, method=method, json=body, headers=headers)
     assert response.status_code == status
     with app.app_context():
@@ -169,7 +169,7 @@ def test_a_read_whose_event_cannot_be_written_fails(
 ) -> None:
     """No event, no data: with the audit table gone, a stats read answers an error."""
     coordinator = make_account(Role.COORDINATOR)
-    headers = bearer(login(client, coordinator.username)["access_token"])
+    headers = headers_for(client, coordinator)
     assert client.get("/api/v1/stats/summary", headers=headers).status_code == 200
     # Answer the failure as in production instead of raising it into the test.
     app.config["PROPAGATE_EXCEPTIONS"] = False

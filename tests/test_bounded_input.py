@@ -19,7 +19,7 @@ from sqlalchemy import select
 from outreach.api.access import requires
 from outreach.extensions import db
 from outreach.models import AuditEvent, Role
-from tests.helpers import bearer, login
+from tests.helpers import Account, headers_for
 
 FAR_DAYS = ("9999-12-31", "0001-01-05", "1999-12-31", "2101-01-01")
 
@@ -87,7 +87,7 @@ def _failed_events(app: Flask) -> list[AuditEvent]:
 
 
 def test_a_500_still_writes_its_request_failed_event(
-    app: Flask, make_account: Callable[..., object]
+    app: Flask, make_account: Callable[..., Account]
 ) -> None:
     @requires(Role.COORDINATOR)
     def explode() -> None:
@@ -101,8 +101,8 @@ def test_a_500_still_writes_its_request_failed_event(
     app.config["PROPAGATE_EXCEPTIONS"] = False
     client = app.test_client()
     account = make_account(Role.COORDINATOR)
-    token = login(client, account.username)["access_token"]  # type: ignore[attr-defined]
-    assert client.get("/api/v1/test-explode", headers=bearer(token)).status_code == 500
+    headers = headers_for(client, account)
+    assert client.get("/api/v1/test-explode", headers=headers).status_code == 500
     assert client.get("/api/v1/test-explode-anonymous").status_code == 500
     events = _failed_events(app)
     assert [(e.target, e.params, e.outcome, e.actor_role) for e in events] == [

@@ -20,14 +20,7 @@ from outreach import create_app
 from outreach.extensions import db
 from outreach.models import Encounter, Role
 from outreach.services.geo import geography, sector_of_cell
-from tests.helpers import (
-    Account,
-    bearer,
-    create_account,
-    empty_database,
-    login,
-    make_settings,
-)
+from tests.helpers import Account, create_account, empty_database, headers_for, make_settings
 from tests.payloads import CHATELET, STALINGRAD, encounter
 
 SYNC = "/api/v1/sync"
@@ -127,7 +120,7 @@ def test_the_configured_resolution_is_the_one_accepted(database_url: str, tmp_pa
     try:
         client = app.test_client()
         account = create_account(app, Role.WORKER, "maraude-nord")
-        headers = bearer(login(client, account.username)["access_token"])
+        headers = headers_for(client, account)
         res8, res9 = (h3.latlng_to_cell(*STALINGRAD, r) for r in (8, 9))
         body = {"encounters": [at_cell(res8), at_cell(res9)]}
         results = client.post(SYNC, json=body, headers=headers).get_json()["results"]
@@ -142,7 +135,7 @@ def test_an_amendment_may_move_an_encounter_to_a_cell(
     app: Flask, client: FlaskClient, make_account: Callable[..., Account]
 ) -> None:
     admin = make_account(Role.ORG_ADMIN, "maraude-nord")
-    headers = bearer(login(client, admin.username)["access_token"])
+    headers = headers_for(client, admin)
     item = encounter()
     client.post(SYNC, json={"encounters": [item]}, headers=headers)
     cell = h3.latlng_to_cell(*CHATELET, 9)

@@ -28,7 +28,7 @@ from outreach.extensions import db
 from outreach.services import demo, directory, periods
 from outreach.services.context import OPERATOR
 from tests.accessibility import grave_violations
-from tests.helpers import DEMO_PASSWORD, bearer, empty_database, login, make_settings
+from tests.helpers import DEMO_PASSWORD, empty_database, headers_for, make_settings
 from tests.payloads import CHATELET, at, encounter
 
 CHROMIUM = "/usr/bin/chromium"
@@ -64,7 +64,7 @@ def _seed(app: Flask) -> None:
         directory.seed_structures(session, OPERATOR)
         demo.seed_demo_activity(session, settings, days=21)
     client = app.test_client()
-    headers = bearer(login(client, "demo-worker", DEMO_PASSWORD)["access_token"])
+    headers = headers_for(client, "demo-worker", DEMO_PASSWORD)
     week = periods.last_whole_week(paris_today())
     scene = [
         encounter(CHATELET, occurred_at=at(week.start + timedelta(days=d), 13 + i))

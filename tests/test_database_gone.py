@@ -20,7 +20,7 @@ from werkzeug.test import TestResponse
 
 from outreach import create_app, migrate
 from outreach.models import Role
-from tests.helpers import PASSWORD, bearer, create_account, login, make_settings
+from tests.helpers import PASSWORD, create_account, headers_for, make_settings
 from tests.payloads import encounter
 from tests.servers import Cluster
 
@@ -30,7 +30,7 @@ def test_database_stopped_under_load_then_back(cluster: Cluster, tmp_path: Path)
     app = create_app(make_settings(cluster.url, tmp_path / "instance"))
     client = app.test_client()
     worker = create_account(app, Role.WORKER)
-    headers = bearer(login(client, worker.username)["access_token"])
+    headers = headers_for(client, worker)
 
     answers = Answers()
     stop_calling = threading.Event()

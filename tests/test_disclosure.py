@@ -35,7 +35,7 @@ from outreach.extensions import db
 from outreach.models import Encounter
 from outreach.services import demo, periods
 from schemas.vocabulary import OUTSIDE_SECTORS, SECTORS, SHIFT_KINDS
-from tests.helpers import DEMO_PASSWORD, bearer, login
+from tests.helpers import DEMO_PASSWORD, headers_for
 
 K = 11
 # No family may recover more masked counts exactly than this share of its targets.
@@ -63,8 +63,8 @@ def world(app: Flask, client: FlaskClient) -> dict[str, Any]:
         demo.seed_demo_accounts(session, passwords, DEMO_PASSWORD)
         demo.seed_demo_activity(session, settings, days=49)
     return {
-        "coordinator": bearer(login(client, "demo-coordinator", DEMO_PASSWORD)["access_token"]),
-        "auditor": bearer(login(client, "demo-auditor", DEMO_PASSWORD)["access_token"]),
+        "coordinator": headers_for(client, "demo-coordinator", DEMO_PASSWORD),
+        "auditor": headers_for(client, "demo-auditor", DEMO_PASSWORD),
     }
 
 
@@ -300,7 +300,7 @@ def test_exact_figures_stay_the_associations_own(
     from outreach.models import Role
 
     admin = make_account(Role.ORG_ADMIN, "maraude-nord")
-    headers = bearer(login(client, admin.username)["access_token"])
+    headers = headers_for(client, admin)
     week = periods.last_whole_week(paris_today())
     own = client.get(f"/api/v1/stats/summary?period={week.name}", headers=headers).get_json()
     assert own["protection"]["method"] == "exact"

@@ -32,7 +32,7 @@ from outreach.services import demo, directory
 from outreach.services.context import OPERATOR
 from outreach.services.geo import sector_of_cell
 from tests.accessibility import grave_violations
-from tests.helpers import DEMO_PASSWORD, count_rows, empty_database, make_settings
+from tests.helpers import DEMO_PASSWORD, count_rows, empty_database, headers_for, make_settings
 from tests.payloads import encounter
 
 CHROMIUM = "/usr/bin/chromium"
@@ -484,13 +484,9 @@ def test_a_conflict_is_shown_and_can_be_discarded(phone: Phone, server: Server) 
     (queued,) = phone.outbox_ids()
     # Meanwhile the same id reached the server with other content (another client's bug).
     client = server.app.test_client()
-    token = client.post(
-        "/api/v1/auth/login", json={"username": "demo-worker", "password": DEMO_PASSWORD}
-    ).get_json()["access_token"]
+    headers = headers_for(client, "demo-worker", DEMO_PASSWORD)
     other = encounter(id=queued, kits={"pipe": 3})
-    stored = client.post(
-        "/api/v1/sync", json={"encounters": [other]}, headers={"Authorization": f"Bearer {token}"}
-    )
+    stored = client.post("/api/v1/sync", json={"encounters": [other]}, headers=headers)
     assert stored.get_json()["counts"]["created"] == 1
 
     phone.context.set_offline(False)

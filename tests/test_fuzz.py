@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode, checks
 
 from outreach.models import Role
-from tests.helpers import Account, bearer, login
+from tests.helpers import Account, headers_for
 
 OPENAPI = "/api/openapi.json"
 # Examples per operation and mode; each is sent six times (five roles and no token).
@@ -50,7 +50,7 @@ def identities(
     headers: dict[str, dict[str, str]] = {"anonymous": {}}
     for role in Role:
         account = make_account(role)
-        headers[role.value] = bearer(login(client, account.username)["access_token"])
+        headers[role.value] = headers_for(client, account)
     return headers
 
 

@@ -20,7 +20,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from outreach.models import Role
-from tests.helpers import POLICY, Account, bearer, login, row_counts
+from tests.helpers import POLICY, Account, headers_for, row_counts
 from tests.payloads import encounter, shift
 
 SERVER_OWNED = (
@@ -73,9 +73,7 @@ def test_no_body_sets_a_server_owned_field(
     operations = _body_operations(client)
     assert len(operations) >= 10, operations  # the document was read, not an empty list
     roles = {_allowed_role(method, path) for method, path, _declared in operations}
-    tokens = {
-        role: bearer(login(client, make_account(role).username)["access_token"]) for role in roles
-    }
+    tokens = {role: headers_for(client, make_account(role)) for role in roles}
     before = row_counts(app)
     tried = 0
     for method, path, declared in operations:

@@ -26,7 +26,7 @@ from outreach.services.geo import sector_of_cell
 from outreach.services.rollups import stored_row
 from outreach.services.sync import content_hash, encounter_content
 from schemas.vocabulary import sector_features
-from tests.helpers import Account, bearer, login
+from tests.helpers import Account, headers_for
 from tests.payloads import encounter, shift
 
 
@@ -75,7 +75,7 @@ def test_stored_encounters_get_record_keys_and_their_hexagons_sector(
     and a hash of that) come out of ``flask db upgrade`` with their key, their hexagon's
     sector and that content's hash, so a phone's resend is still a duplicate; and the
     upgrade rebuilds the rollups from them."""
-    worker = bearer(login(client, make_account(Role.WORKER).username)["access_token"])
+    worker = headers_for(client, make_account(Role.WORKER))
     sent = encounter(_inside_a_sector_whose_hexagon_is_not())
     assert (
         client.post("/api/v1/sync", json={"encounters": [sent]}, headers=worker).status_code == 200
@@ -128,7 +128,7 @@ def test_encounters_and_versions_cross_0016_both_ways(
     """Down to one id space for every association and back: every encounter and version
     is kept (SQLite copies ``encounters`` into a new table, which must not cascade to the
     versions), the key is (organisation, id) again, and a resend is still a duplicate."""
-    admin = bearer(login(client, make_account(Role.ORG_ADMIN).username)["access_token"])
+    admin = headers_for(client, make_account(Role.ORG_ADMIN))
     sent = [encounter(), encounter()]
     assert client.post("/api/v1/sync", json={"encounters": sent}, headers=admin).status_code == 200
     amended = client.patch(
@@ -162,7 +162,7 @@ def test_versions_survive_down_and_up_across_0013(
     """0013 changes ``encounters`` (SQLite copies it into a new table and drops the old
     one, which must not cascade to the versions): an amended encounter keeps its version
     down to 0012 and back up."""
-    admin = bearer(login(client, make_account(Role.ORG_ADMIN).username)["access_token"])
+    admin = headers_for(client, make_account(Role.ORG_ADMIN))
     sent = encounter()
     assert (
         client.post("/api/v1/sync", json={"encounters": [sent]}, headers=admin).status_code == 200
@@ -188,7 +188,7 @@ def test_shifts_encounters_and_versions_cross_0017_both_ways(
     and version is kept (SQLite copies ``shifts`` and ``encounters`` into new tables,
     which must not cascade to, or be refused by, the rows pointing at them), the keys
     are (organisation, id) again, and resends are still duplicates."""
-    admin = bearer(login(client, make_account(Role.ORG_ADMIN).username)["access_token"])
+    admin = headers_for(client, make_account(Role.ORG_ADMIN))
     outing = shift()
     sent = [encounter(shift_id=outing["id"]), encounter()]
     batch = {"shifts": [outing], "encounters": sent}
@@ -237,7 +237,7 @@ def test_a_downgrade_refuses_while_two_associations_hold_one_id(
     refuse, saying why, and nothing is undone."""
     item = encounter() if kind == "encounter" else shift()
     for slug in ("assoc-a", "assoc-b"):
-        worker = bearer(login(client, make_account(Role.WORKER, slug).username)["access_token"])
+        worker = headers_for(client, make_account(Role.WORKER, slug))
         sent = client.post("/api/v1/sync", json={f"{kind}s": [item]}, headers=worker)
         assert sent.get_json()["results"][0]["status"] == "created"
     before = _stored(app)

@@ -18,7 +18,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from outreach.models import Role
-from tests.helpers import Account, bearer, login, row_counts
+from tests.helpers import Account, headers_for, login, row_counts
 from tests.payloads import encounter
 
 # Scoped routes: the role of the stranger who tries, the body sent, the object named.
@@ -64,13 +64,13 @@ def test_every_id_route_is_closed_to_other_associations(
     assert _id_routes(app) == set(SCOPED) | SHARED
     owner = make_account(Role.WORKER, "asso-a")
     make_account(Role.ORG_ADMIN, "asso-a")
-    owner_headers = bearer(login(client, owner.username)["access_token"])
+    owner_headers = headers_for(client, owner)
     item = encounter()
     synced = client.post("/api/v1/sync", json={"encounters": [item]}, headers=owner_headers)
     assert synced.get_json()["counts"]["created"] == 1
     objects = {"user": str(owner.user_id), "encounter": item["id"]}
     strangers = {
-        role: bearer(login(client, make_account(role, "asso-b").username)["access_token"])
+        role: headers_for(client, make_account(role, "asso-b"))
         for role in (Role.WORKER, Role.ORG_ADMIN)
     }
     before_rows = row_counts(app)
@@ -96,7 +96,7 @@ def test_list_filters_naming_another_association_return_nothing_of_it(
 ) -> None:
     theirs = make_account(Role.WORKER, "asso-a")
     stranger = make_account(Role.ORG_ADMIN, "asso-b")
-    headers = bearer(login(client, stranger.username)["access_token"])
+    headers = headers_for(client, stranger)
     answer = client.get(f"/api/v1/users?organisation_id={theirs.organisation_id}", headers=headers)
     # The caller's own scope and the filter combine: an empty page, not the other's users.
     assert answer.status_code == 200

@@ -43,7 +43,7 @@ from outreach.services.rollups import MAP_METRICS
 from outreach.services.stats.counters import AMOUNTS, cell_amounts
 from outreach.services.stats.scope import Scope
 from outreach.services.stats.warmup import warm_periods
-from tests.helpers import Account, bearer, get, login, seed_mixed_day, statements_of, sync
+from tests.helpers import Account, get, headers_for, seed_mixed_day, statements_of, sync
 from tests.payloads import CENTRES, MAX_DEVIATION, STALINGRAD, at, encounter
 from tests.servers import gunicorn, wait_for
 
@@ -287,7 +287,7 @@ def seed_two_associations(
 ) -> date:
     """``seed_mixed_day`` by the worker of assoc-a on each of ``days_ago`` and by one of
     assoc-b ``other_days_ago``; today."""
-    worker_b = bearer(login(client, make_account(Role.WORKER, "assoc-b").username)["access_token"])
+    worker_b = headers_for(client, make_account(Role.WORKER, "assoc-b"))
     today = paris_today()
     for days in days_ago:
         seed_mixed_day(client, people["worker"], today - timedelta(days=days))

@@ -31,7 +31,7 @@ from outreach.extensions import db
 from outreach.models import AUDIT_LOCK_KEY, Role
 from outreach.services import rollups, writes
 from outreach.services.context import OPERATOR
-from tests.helpers import bearer, login
+from tests.helpers import headers_for
 from tests.payloads import encounter
 
 # Locks some backend waits for, other than the test's own advisory lock.
@@ -68,7 +68,7 @@ def _observer(database_url: str) -> Iterator[Connection]:
 
 @pytest.fixture
 def worker_headers(client: FlaskClient, make_account: Callable[..., Any]) -> dict[str, str]:
-    return bearer(login(client, make_account(Role.WORKER).username)["access_token"])
+    return headers_for(client, make_account(Role.WORKER))
 
 
 def _sync(app: Flask, headers: dict[str, str], count: int) -> int:

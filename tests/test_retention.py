@@ -24,7 +24,7 @@ from outreach.models import (
 )
 from outreach.services import audit, retention
 from outreach.services.context import OPERATOR
-from tests.helpers import Account, bearer, count_rows, login, tamper, verify_chain
+from tests.helpers import Account, count_rows, headers_for, tamper, verify_chain
 from tests.payloads import at, encounter
 from tests.servers import in_terminal
 
@@ -33,7 +33,7 @@ def _seed(client: FlaskClient, make_account: Callable[..., Account]) -> dict[str
     """12 encounters 10 days ago (one amended), 12 yesterday; with person refs."""
     worker = make_account(Role.WORKER, "assoc-a")
     admin = make_account(Role.ORG_ADMIN, "assoc-a")
-    headers = bearer(login(client, worker.username)["access_token"])
+    headers = headers_for(client, worker)
     old_day = paris_today() - timedelta(days=10)
     old = [
         encounter(
@@ -50,7 +50,7 @@ def _seed(client: FlaskClient, make_account: Callable[..., Account]) -> dict[str
     recent = [encounter(occurred_at=at(paris_today() - timedelta(days=1))) for _ in range(12)]
     response = client.post("/api/v1/sync", json={"encounters": old + recent}, headers=headers)
     assert response.get_json()["counts"]["created"] == 24
-    admin_headers = bearer(login(client, admin.username)["access_token"])
+    admin_headers = headers_for(client, admin)
     amended = client.patch(
         f"/api/v1/encounters/{old[0]['id']}", json={"setting": "metro"}, headers=admin_headers
     )
@@ -70,7 +70,7 @@ def test_purge_deletes_old_raw_rows_and_keeps_aggregates(
         retention_days=5
     )
     # The association's own org_admin reads exact figures, of any days.
-    reader = bearer(login(client, make_account(Role.ORG_ADMIN, "assoc-a").username)["access_token"])
+    reader = headers_for(client, make_account(Role.ORG_ADMIN, "assoc-a"))
     url = f"/api/v1/stats/summary?from={old_day}&to={old_day}"
     before = client.get(url, headers=reader).get_json()["counts"]
     assert before["encounters"] == 12
@@ -123,7 +123,7 @@ def test_the_purge_takes_an_old_encounter_not_another_associations_of_the_same_i
     old = encounter(occurred_at=at(paris_today() - timedelta(days=10)))
     recent = {**old, "occurred_at": at(paris_today() - timedelta(days=1))}
     for slug, item in (("assoc-a", old), ("assoc-b", recent)):
-        admin = bearer(login(client, make_account(Role.ORG_ADMIN, slug).username)["access_token"])
+        admin = headers_for(client, make_account(Role.ORG_ADMIN, slug))
         sent = client.post("/api/v1/sync", json={"encounters": [item]}, headers=admin)
         assert sent.get_json()["counts"]["created"] == 1
         amended = client.patch(

@@ -33,7 +33,7 @@ from outreach.services.stats.counters import (
 from outreach.services.stats.filtered import distinct_people, kept_counters
 from outreach.services.stats.scope import Scope, bucket_start, period_spans
 from outreach.services.stats.series import BUCKET_UNITS, SERIES_MEASURES
-from tests.helpers import Account, bearer, empty_database, login
+from tests.helpers import Account, empty_database, headers_for
 from tests.payloads import encounter
 
 POSITIONS = [(48.8841, 2.3690), (48.8878, 2.3625), (48.8588, 2.3472), (48.8967, 2.3735)]
@@ -92,7 +92,7 @@ def test_incremental_equals_rebuilt(
     empty_database(app)
     client: FlaskClient = app.test_client()
     org_admin = make_account(Role.ORG_ADMIN, "maraude-nord")
-    headers = bearer(login(client, org_admin.username)["access_token"])
+    headers = headers_for(client, org_admin)
     stored: list[str] = []
     for op in operations:
         if op[0] == "sync":
@@ -131,10 +131,8 @@ def test_incremental_equals_rebuilt(
 
 
 def test_rollups_rebuild_command(
-    app: Flask, runner: FlaskCliRunner, client: FlaskClient, make_account: Callable[..., Account]
+    app: Flask, runner: FlaskCliRunner, client: FlaskClient, headers: dict[str, str]
 ) -> None:
-    worker = make_account(Role.WORKER)
-    headers = bearer(login(client, worker.username)["access_token"])
     client.post(
         "/api/v1/sync", json={"encounters": [encounter() for _ in range(5)]}, headers=headers
     )

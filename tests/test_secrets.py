@@ -23,7 +23,7 @@ from config import Settings
 from config.logs import formatter
 from outreach.extensions import db
 from outreach.models import AuditEvent, Role
-from tests.helpers import PASSWORD, Account, bearer, login
+from tests.helpers import PASSWORD, Account, bearer, headers_for, login
 from tests.payloads import STALINGRAD, encounter
 
 RAW_REF = "phone-derived-ref-7f3a9c21"
@@ -66,7 +66,7 @@ def test_a_full_scenario_leaks_nothing(
     refreshed = client.post("/api/v1/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
     assert refreshed.status_code == 200
     renewed = refreshed.get_json()
-    coordinator_headers = bearer(login(client, coordinator.username)["access_token"])
+    coordinator_headers = headers_for(client, coordinator)
     assert client.get("/api/v1/stats/summary", headers=coordinator_headers).status_code == 200
     changed = client.post(
         "/api/v1/auth/password",
@@ -80,7 +80,7 @@ def test_a_full_scenario_leaks_nothing(
         json={"refresh_token": final["refresh_token"]},
         headers=bearer(final["access_token"]),
     )
-    auditor_headers = bearer(login(client, auditor.username)["access_token"])
+    auditor_headers = headers_for(client, auditor)
     assert client.get("/api/v1/audit/events", headers=auditor_headers).status_code == 200
 
     secrets = {

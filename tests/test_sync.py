@@ -15,7 +15,7 @@ from sqlalchemy import event, select
 from outreach.extensions import db
 from outreach.models import AuditEvent, Encounter, Role, Shift
 from schemas.sync import SyncResponseSchema
-from tests.helpers import Account, bearer, count_rows, login
+from tests.helpers import Account, count_rows, headers_for
 from tests.payloads import CHATELET, STALINGRAD, encounter, group, shift
 
 SYNC = "/api/v1/sync"
@@ -286,7 +286,7 @@ def test_a_shift_of_another_organisation_cannot_be_used(
     worker: Account,
 ) -> None:
     other_worker = make_account(Role.WORKER, "rdr-est")
-    other = bearer(login(client, other_worker.username)["access_token"])
+    other = headers_for(client, other_worker)
     outing = shift()
     assert statuses(client.post(SYNC, json={"shifts": [outing]}, headers=other)) == ["created"]
     theirs = _shifts_of(app, outing["id"])

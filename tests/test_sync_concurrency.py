@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -10,10 +9,9 @@ from flask import Flask
 from sqlalchemy import func, select
 
 from outreach.extensions import db
-from outreach.models import Encounter, Role, RollupSector, Shift
+from outreach.models import Encounter, RollupSector, Shift
 from outreach.services import audit, rollups, writes
 from outreach.services.context import OPERATOR
-from tests.helpers import Account, bearer, login
 from tests.payloads import encounter, group, shift
 
 
@@ -35,11 +33,7 @@ def _scalar(app: Flask, statement: Any) -> Any:
             return session.scalar(statement)
 
 
-def test_same_batch_from_twenty_threads_is_stored_once(
-    app: Flask, client: Any, make_account: Callable[..., Account]
-) -> None:
-    worker = make_account(Role.WORKER)
-    headers = bearer(login(client, worker.username)["access_token"])
+def test_same_batch_from_twenty_threads_is_stored_once(app: Flask, headers: dict[str, str]) -> None:
     outing = shift()
     batch = {
         "shifts": [outing],
@@ -62,11 +56,7 @@ def test_same_batch_from_twenty_threads_is_stored_once(
     assert encounters_counted == 50
 
 
-def test_changed_resend_races_report_conflicts(
-    app: Flask, client: Any, make_account: Callable[..., Account]
-) -> None:
-    worker = make_account(Role.WORKER)
-    headers = bearer(login(client, worker.username)["access_token"])
+def test_changed_resend_races_report_conflicts(app: Flask, headers: dict[str, str]) -> None:
     original = group()
     variants = [{"encounters": [{**original, "people": 2 + (n % 2)}]} for n in range(20)]
     results = _post_many(app, headers, variants, threads=20)
@@ -85,10 +75,8 @@ def test_changed_resend_races_report_conflicts(
 
 
 def test_eight_writers_hundred_batches_exact_counts(
-    app: Flask, client: Any, make_account: Callable[..., Account], engine_name: str
+    app: Flask, headers: dict[str, str], engine_name: str
 ) -> None:
-    worker = make_account(Role.WORKER)
-    headers = bearer(login(client, worker.username)["access_token"])
     batches = [{"encounters": [group(people=2) for _ in range(3)]} for _ in range(100)]
     results = _post_many(app, headers, batches, threads=8)
     assert [status for status, _ in results] == [200] * 100, {s for s, _ in results}
