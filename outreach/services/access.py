@@ -16,6 +16,7 @@ from sqlalchemy import ColumnElement, Select, Table, bindparam, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from outreach.models import Organisation, OrgKind, RefreshFamily, Role, User, utcnow
+from outreach.models.dialect import read_first
 from outreach.services import audit
 from outreach.services.context import CallContext, Principal
 from outreach.services.errors import Forbidden, Unauthorized
@@ -70,8 +71,7 @@ def load_principal(session: Session, claims: Mapping[str, Any]) -> Principal:
         family_id = uuid.UUID(str(claims["fam"]))
     except (KeyError, ValueError) as exc:
         raise Unauthorized("The token is not an Outreach access token.") from exc
-    with session.begin():
-        row = session.execute(_PRINCIPAL_ROW, {"user_id": user_id, "family_id": family_id}).first()
+    row = read_first(session, _PRINCIPAL_ROW, {"user_id": user_id, "family_id": family_id})
     if row is None:
         raise Unauthorized("The token has been revoked.")
     username, role, user_active, org_id, slug, kind, org_active, revoked_at, expires_at = row
