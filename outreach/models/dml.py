@@ -5,8 +5,8 @@ On PostgreSQL a batch travels as one JSON document that ``json_to_recordset``
 turns back into typed rows: the statement is the same whatever the batch size, so
 it is compiled once, and its one parameter is written by orjson in C. A VALUES
 list would cost a parse of thousands of placeholders per batch, and arrays per
-column are quoted in Python by the driver. SQLite
-takes the rows as executemany parameters.
+column are quoted in Python by the driver. The statements go to psycopg itself
+(``driver``). SQLite takes the rows as executemany parameters.
 """
 
 from __future__ import annotations
@@ -16,10 +16,12 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+import orjson
 from sqlalchemy import JSON, BigInteger, Table, bindparam, cast, column, func, literal, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from outreach.models import driver
 from outreach.models.dialect import engine_of
 
 
@@ -34,7 +36,10 @@ def insert_new(session: Session, table: Table, rows: Sequence[Mapping[str, Any]]
         return set()
     dialect, names = engine_of(session), _column_names(table, rows)
     statement = _insert_new_statement(dialect, table, names)
-    return set(session.execute(statement, _parameters(dialect, table, names, rows)).scalars())
+    if dialect == "sqlite":
+        return set(session.execute(statement, list(rows)).scalars())
+    inserted = driver.rows(session, statement, {"rows": _json(table, names, rows)})
+    return {key for (key,) in inserted}
 
 
 @dataclass(frozen=True)
@@ -79,10 +84,11 @@ def upsert_all(session: Session, upserts: Sequence[Upsert]) -> None:
             session.execute(_upsert_statement(dialect, *upsert.shape()), list(upsert.rows))
         return
     shapes = tuple(upsert.shape() for upsert in pending)
-    session.execute(
+    driver.execute(
+        session,
         _combined_statement(shapes),
         {
-            f"rows_{index}": _with_defaults(upsert.table, names, upsert.rows)
+            f"rows_{index}": _json(upsert.table, names, upsert.rows)
             for index, (upsert, (_t, names, *_rest)) in enumerate(zip(pending, shapes, strict=True))
         },
     )
@@ -157,12 +163,9 @@ def _insert(dialect: str, table: Table, names: tuple[str, ...], parameter: str =
     return postgresql.insert(table).from_select(list(names), records.select())
 
 
-def _parameters(
-    dialect: str, table: Table, names: tuple[str, ...], rows: Sequence[Mapping[str, Any]]
-) -> Any:
-    if dialect == "sqlite":
-        return list(rows)
-    return {"rows": _with_defaults(table, names, rows)}
+def _json(table: Table, names: tuple[str, ...], rows: Sequence[Mapping[str, Any]]) -> str:
+    """The rows, with their defaults, as the JSON document ``json_to_recordset`` reads."""
+    return orjson.dumps(_with_defaults(table, names, rows)).decode()
 
 
 def _column_names(table: Table, rows: Sequence[Mapping[str, Any]]) -> tuple[str, ...]:

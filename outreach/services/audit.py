@@ -30,7 +30,14 @@ import orjson
 from sqlalchemy import Table, func, insert, select, text
 from sqlalchemy.orm import Session
 
-from outreach.models import AUDIT_LOCK_KEY, AuditCheckpoint, AuditEvent, AuditTimeOrder, utcnow
+from outreach.models import (
+    AUDIT_LOCK_KEY,
+    AuditCheckpoint,
+    AuditEvent,
+    AuditTimeOrder,
+    driver,
+    utcnow,
+)
 from outreach.models.dialect import engine_of
 from outreach.services.context import CallContext
 
@@ -221,7 +228,8 @@ def record(
     }
     if engine_of(session) == "postgresql":
         before_at, before_prev_hash, before_seq, after_seq = payload_around_head(fields)
-        session.execute(
+        driver.execute(
+            session,
             _APPEND_ON_POSTGRESQL,
             {
                 **fields,

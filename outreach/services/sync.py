@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from config import Settings
 from outreach.clock import PARIS
-from outreach.models import NO_SHIFT, Encounter, Kit, Shift, Structure, utcnow
+from outreach.models import NO_SHIFT, Encounter, Kit, Shift, Structure, driver, utcnow
 from outreach.models.dml import insert_new
 from outreach.services import audit, writes
 from outreach.services.context import CallContext
@@ -282,7 +282,7 @@ _STORED_CONTENT = {
 
 
 def active_kits(session: Session) -> set[str]:
-    return set(session.scalars(_ACTIVE_KITS))
+    return {code for (code,) in driver.rows(session, _ACTIVE_KITS, {})}
 
 
 def structure_types(session: Session, items: list[EncounterItem]) -> dict[str, str]:

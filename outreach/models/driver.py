@@ -1,0 +1,81 @@
+"""The write path's statements on PostgreSQL, run by psycopg itself on the session's connection.
+
+Through SQLAlchemy's execution layer a statement costs tens of microseconds around the
+database's own work (an execution context, parameter processing, a result object), and
+a single-encounter sync runs half a dozen. The statements sent here are built once (the
+callers keep them), rendered once per statement, and sent prepared, their parameters
+already in the driver's types (JSON as text; uuids, dates and numbers as psycopg adapts
+them). What comes back is psycopg's rows: only statements whose columns need no
+SQLAlchemy result processing (no enums, no JSON) belong here.
+
+On SQLite the statement goes through the session as any other. Errors come back as
+SQLAlchemy's, and a connection lost on the way is invalidated, as SQLAlchemy does for
+its own statements: callers and error handlers cannot tell the two paths apart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from functools import lru_cache
+from typing import Any
+
+import psycopg
+from sqlalchemy import Insert, Select, TextClause
+from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
+
+from outreach.models.dialect import engine_of
+
+Statement = Select[Any] | Insert | TextClause
+
+
+def rows(
+    session: Session, statement: Statement, parameters: Mapping[str, Any]
+) -> Sequence[tuple[Any, ...]]:
+    """Every row ``statement`` returns, as tuples."""
+    if engine_of(session) != "postgresql":
+        return [tuple(row) for row in session.execute(statement, parameters)]
+    return _run(session, statement, parameters).fetchall()
+
+
+def execute(session: Session, statement: Statement, parameters: Mapping[str, Any]) -> None:
+    """Run ``statement``, whose rows, if any, nobody reads."""
+    if engine_of(session) != "postgresql":
+        session.execute(statement, parameters)
+        return
+    _run(session, statement, parameters)
+
+
+def _run(
+    session: Session, statement: Statement, parameters: Mapping[str, Any]
+) -> psycopg.Cursor[tuple[Any, ...]]:
+    connection = session.connection()
+    sql, constants = _rendered(statement, connection.dialect)
+    values = {**constants, **parameters}
+    driver = connection.connection.driver_connection
+    assert isinstance(driver, psycopg.Connection)
+    try:
+        return driver.execute(sql, values, prepare=True)
+    except psycopg.Error as exc:
+        # SQLAlchemy types the driver's errors and connections as its DBAPI protocols.
+        lost = connection.dialect.is_disconnect(exc, driver, None)  # type: ignore[arg-type]
+        if lost:
+            connection.invalidate(exc)
+        raise DBAPIError.instance(
+            sql,
+            values,
+            exc,
+            psycopg.Error,
+            hide_parameters=True,
+            connection_invalidated=lost,
+            dialect=connection.dialect,
+        ) from exc
+
+
+@lru_cache(maxsize=256)
+def _rendered(statement: Statement, dialect: Dialect) -> tuple[str, Mapping[str, Any]]:
+    """The statement's SQL for psycopg and the values of its constants (``literal(1)``,
+    the modulus of a wrapped sum), which SQLAlchemy sends as parameters too."""
+    compiled = statement.compile(dialect=dialect)
+    return str(compiled), dict(compiled.params)
