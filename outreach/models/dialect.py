@@ -9,10 +9,10 @@ held there. PostgreSQL alone enforces the audit log's append-only triggers (migr
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any, Literal, TypeVarTuple, cast, get_args
+from collections.abc import Sequence
+from typing import Literal, cast, get_args
 
-from sqlalchemy import Row, Select, text
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 Engine = Literal["postgresql", "sqlite"]
@@ -25,25 +25,6 @@ def engine_of(session: Session) -> Engine:
     if name in _ENGINES:
         return cast(Engine, name)
     raise NotImplementedError(f"Outreach runs on PostgreSQL or SQLite, not {name}")
-
-
-Columns = TypeVarTuple("Columns")
-
-
-def read_first(
-    session: Session, statement: Select[*Columns], parameters: Mapping[str, Any]
-) -> Row[*Columns] | None:
-    """The first row of one statement that reads and needs no transaction around it.
-
-    On PostgreSQL it runs in autocommit, a statement being its own snapshot: no BEGIN
-    and COMMIT round trips. SQLite's transactions cost no round trip, and its
-    connections begin theirs ``IMMEDIATE`` (``engine.py``): the statement runs in one.
-    """
-    with session.begin():
-        if engine_of(session) == "postgresql":
-            connection = session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-            return connection.execute(statement, parameters).first()
-        return session.execute(statement, parameters).first()
 
 
 def hold_off_writers(session: Session, tables: Sequence[str]) -> None:

@@ -39,6 +39,24 @@ def rows(
     return _run(session, statement, parameters).fetchall()
 
 
+def first_alone(
+    session: Session, statement: Statement, parameters: Mapping[str, Any]
+) -> tuple[Any, ...] | None:
+    """The first row of one statement that reads and needs no transaction around it.
+
+    On PostgreSQL it runs in autocommit, a statement being its own snapshot: no BEGIN
+    and COMMIT round trips. SQLite's transactions cost no round trip, and its
+    connections begin theirs ``IMMEDIATE`` (``engine.py``): the statement runs in one.
+    """
+    with session.begin():
+        if engine_of(session) != "postgresql":
+            row = session.execute(statement, parameters).first()
+            return None if row is None else tuple(row)
+        session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        found: tuple[Any, ...] | None = _run(session, statement, parameters).fetchone()
+        return found
+
+
 def execute(session: Session, statement: Statement, parameters: Mapping[str, Any]) -> None:
     """Run ``statement``, whose rows, if any, nobody reads."""
     if engine_of(session) != "postgresql":

@@ -16,7 +16,7 @@ from sqlalchemy import ColumnElement, Select, Table, bindparam, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from outreach.models import Organisation, OrgKind, RefreshFamily, Role, User, utcnow
-from outreach.models.dialect import read_first
+from outreach.models.driver import first_alone
 from outreach.services import audit
 from outreach.services.context import CallContext, Principal
 from outreach.services.errors import Forbidden, Unauthorized
@@ -71,7 +71,7 @@ def load_principal(session: Session, claims: Mapping[str, Any]) -> Principal:
         family_id = uuid.UUID(str(claims["fam"]))
     except (KeyError, ValueError) as exc:
         raise Unauthorized("The token is not an Outreach access token.") from exc
-    row = read_first(session, _PRINCIPAL_ROW, {"user_id": user_id, "family_id": family_id})
+    row = first_alone(session, _PRINCIPAL_ROW, {"user_id": user_id, "family_id": family_id})
     if row is None:
         raise Unauthorized("The token has been revoked.")
     username, role, user_active, org_id, slug, kind, org_active, revoked_at, expires_at = row
@@ -82,10 +82,10 @@ def load_principal(session: Session, claims: Mapping[str, Any]) -> Principal:
     return Principal(
         user_id=user_id,
         username=username,
-        role=role,
+        role=Role(role),
         organisation_id=org_id,
         organisation_slug=slug,
-        organisation_kind=kind,
+        organisation_kind=OrgKind(kind),
         family_id=family_id,
     )
 
