@@ -79,7 +79,9 @@ def _geometry_field() -> fields.Raw:
 def typed(collection: type[ma.Schema]) -> type[ma.Schema]:
     """``collection`` (a FeatureCollection schema of ``schemas.stats``) with its
     feature's geometry and both ``type`` members typed; same component names."""
-    features = collection._declared_fields["features"]
+    # ``declared_fields``: an instance's own copies of its class's fields (public API).
+    declared = collection().declared_fields
+    features = declared["features"]
     assert isinstance(features, fields.List)
     assert isinstance(features.inner, fields.Nested)
     feature = features.inner.nested
@@ -87,7 +89,7 @@ def typed(collection: type[ma.Schema]) -> type[ma.Schema]:
     assert issubclass(feature, ma.Schema)
     typed_feature = ma.Schema.from_dict(
         {
-            **feature._declared_fields,
+            **feature().declared_fields,
             "type": _member_type("Feature"),
             "geometry": _geometry_field(),
         },
@@ -95,7 +97,7 @@ def typed(collection: type[ma.Schema]) -> type[ma.Schema]:
     )
     return ma.Schema.from_dict(
         {
-            **collection._declared_fields,
+            **declared,
             "type": _member_type("FeatureCollection"),
             "features": fields.List(fields.Nested(typed_feature), required=True),
         },
