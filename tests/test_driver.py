@@ -61,3 +61,20 @@ def test_a_connection_lost_mid_transaction_is_invalidated(app: Flask, engine_nam
 def _admin_url(app: Flask) -> str:
     url = db.engine.url.set(drivername="postgresql")
     return url.render_as_string(hide_password=False)
+
+
+def test_the_transaction_after_a_read_alone_is_one(app: Flask) -> None:
+    # The read runs in autocommit on PostgreSQL; what the session does next must still
+    # be all or nothing.
+    with app.app_context():
+        session = db.session
+        assert driver.first_alone(session, COUNT_PIPES, {}) == (1,)
+        transaction = session.begin()
+        driver.execute(session, ADD_KIT, {"code": "new-kit", "at": utcnow()})
+        with pytest.raises(IntegrityError):
+            driver.execute(session, ADD_KIT, {"code": "pipe", "at": utcnow()})
+        transaction.rollback()
+        with session.begin():
+            assert (
+                driver.rows(session, text("SELECT code FROM kits WHERE code = 'new-kit'"), {}) == []
+            )

@@ -45,15 +45,23 @@ def first_alone(
     """The first row of one statement that reads and needs no transaction around it.
 
     On PostgreSQL it runs in autocommit, a statement being its own snapshot: no BEGIN
-    and COMMIT round trips. SQLite's transactions cost no round trip, and its
-    connections begin theirs ``IMMEDIATE`` (``engine.py``): the statement runs in one.
+    and COMMIT round trips. The connection leaves autocommit before it goes back, so
+    the next transaction on it is one (SQLAlchemy's isolation-level execution option
+    would outlive this read on a session's next transaction). SQLite's transactions
+    cost no round trip, and its connections begin theirs ``IMMEDIATE`` (``engine.py``):
+    the statement runs in one.
     """
     with session.begin():
         if engine_of(session) != "postgresql":
             row = session.execute(statement, parameters).first()
             return None if row is None else tuple(row)
-        session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-        found: tuple[Any, ...] | None = _run(session, statement, parameters).fetchone()
+        raw = _driver_connection(session)
+        raw.autocommit = True
+        try:
+            found: tuple[Any, ...] | None = _run(session, statement, parameters).fetchone()
+        finally:
+            if not raw.closed:
+                raw.autocommit = False
         return found
 
 
@@ -71,8 +79,7 @@ def _run(
     connection = session.connection()
     sql, constants = _rendered(statement, connection.dialect)
     values = {**constants, **parameters}
-    driver = connection.connection.driver_connection
-    assert isinstance(driver, psycopg.Connection)
+    driver = _driver_connection(session)
     try:
         return driver.execute(sql, values, prepare=True)
     except psycopg.Error as exc:
@@ -89,6 +96,13 @@ def _run(
             connection_invalidated=lost,
             dialect=connection.dialect,
         ) from exc
+
+
+def _driver_connection(session: Session) -> psycopg.Connection[tuple[Any, ...]]:
+    """The psycopg connection under the session's connection of this transaction."""
+    driver = session.connection().connection.driver_connection
+    assert isinstance(driver, psycopg.Connection)
+    return driver
 
 
 @lru_cache(maxsize=256)
