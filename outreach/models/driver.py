@@ -1,4 +1,4 @@
-"""The write path's statements on PostgreSQL, run by psycopg itself on the session's connection.
+"""The hot path's statements on PostgreSQL, run by psycopg itself on the session's connection.
 
 Through SQLAlchemy's execution layer a statement costs tens of microseconds around the
 database's own work (an execution context, parameter processing, a result object), and

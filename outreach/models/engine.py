@@ -72,7 +72,8 @@ def _check_pooled_connections(engine: Engine) -> None:
     socket is readable or it has been idle over ``PING_AFTER_IDLE_SECONDS``; a failed
     ping makes the pool connect afresh (SQLAlchemy's custom pessimistic ping). A
     connection the server loses while it is checked out fails its request with a 503
-    either way, and SQLAlchemy then replaces the whole pool.
+    either way and is not handed out again; the pool's other connections are checked
+    at their own next checkout.
     """
 
     @event.listens_for(engine, "checkin")
