@@ -212,16 +212,15 @@ def _first(accounts: dict[str, list[str]], count: int) -> dict[str, list[str]]:
 def worker_peak_rss(master: int) -> list[int]:
     """VmHWM of each gunicorn worker, in MiB."""
     peaks = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
+    for pid, parent, _name in phones.processes():
+        if parent != master:
             continue
         try:
-            status = (entry / "status").read_text()
+            status = Path(f"/proc/{pid}/status").read_text()
         except OSError:
             continue
         fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
-        if fields.get("PPid", "").strip() == str(master):
-            peaks.append(int(fields["VmHWM"].split()[0]) // 1024)
+        peaks.append(int(fields["VmHWM"].split()[0]) // 1024)
     return sorted(peaks)
 
 

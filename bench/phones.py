@@ -472,7 +472,7 @@ def cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
-def _processes() -> Iterator[tuple[int, int, str]]:
+def processes() -> Iterator[tuple[int, int, str]]:
     """Every process as (pid, parent pid, command name)."""
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -497,7 +497,7 @@ class CpuMeter:
 
     def _snapshot(self) -> dict[str, dict[int, float]]:
         groups: dict[str, dict[int, float]] = {"service": {}, "postgresql": {}}
-        for pid, parent, name in _processes():
+        for pid, parent, name in processes():
             group = (
                 "service"
                 if self.master in (pid, parent)

@@ -21,7 +21,7 @@ from typing import Any
 
 import psycopg
 from sqlalchemy import Insert, Select, TextClause
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -55,7 +55,7 @@ def first_alone(
         if engine_of(session) != "postgresql":
             row = session.execute(statement, parameters).first()
             return None if row is None else tuple(row)
-        raw = _driver_connection(session)
+        raw = _driver_connection(session.connection())
         raw.autocommit = True
         try:
             found: tuple[Any, ...] | None = _run(session, statement, parameters).fetchone()
@@ -79,7 +79,7 @@ def _run(
     connection = session.connection()
     sql, constants = _rendered(statement, connection.dialect)
     values = {**constants, **parameters}
-    driver = _driver_connection(session)
+    driver = _driver_connection(connection)
     try:
         return driver.execute(sql, values, prepare=True)
     except psycopg.Error as exc:
@@ -98,9 +98,9 @@ def _run(
         ) from exc
 
 
-def _driver_connection(session: Session) -> psycopg.Connection[tuple[Any, ...]]:
-    """The psycopg connection under the session's connection of this transaction."""
-    driver = session.connection().connection.driver_connection
+def _driver_connection(connection: Connection) -> psycopg.Connection[tuple[Any, ...]]:
+    """The psycopg connection under a session's connection."""
+    driver = connection.connection.driver_connection
     assert isinstance(driver, psycopg.Connection)
     return driver
 

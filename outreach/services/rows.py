@@ -129,13 +129,9 @@ class KeptFields(TypedDict):
     ref_hash: str | None
 
 
-class EncounterFields(TypedDict):
-    """What an encounter write decides, but its content hash (which covers these)."""
+class _Observed(TypedDict):
+    """What a phone observed of an encounter, the same in a stored row and its content."""
 
-    shift_id: uuid.UUID | None
-    shift_kind: str
-    occurred_at: datetime
-    local_day: date
     cell: str
     sector: str
     setting: str
@@ -147,6 +143,15 @@ class EncounterFields(TypedDict):
     kits: dict[str, int]
     services: list[str]
     referrals: list[Referral]
+
+
+class EncounterFields(_Observed):
+    """What an encounter write decides, but its content hash (which covers these)."""
+
+    shift_id: uuid.UUID | None
+    shift_kind: str
+    occurred_at: datetime
+    local_day: date
 
 
 class StoredFields(EncounterFields):
@@ -170,23 +175,12 @@ class EncounterRow(StoredEncounter):
     created_by: uuid.UUID
 
 
-class EncounterContent(TypedDict):
+class EncounterContent(_Observed):
     """The part of a stored encounter its content hash covers (what a phone decides),
     the time as a Paris ISO string and the shift id as a string."""
 
     occurred_at: str
     shift_id: str | None
-    cell: str
-    sector: str
-    setting: str
-    people: int
-    age_band: str | None
-    gender: str | None
-    first_contact: bool | None
-    ref_hash: str | None
-    kits: dict[str, int]
-    services: list[str]
-    referrals: list[Referral]
 
 
 # The stored fields' names, the one list of them (``rollups.STORED_FIELDS``), in column order.
